@@ -1,0 +1,167 @@
+"""Wiring: settings → database, workflows, model backend, workers and triggers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daemon.domain import Run, RunStatus, TriggerKind
+from daemon.engine.intake import Intake
+from daemon.engine.outage import OutageGate
+from daemon.engine.pool import WorkerPool
+from daemon.engine.runner import Limits, Runner
+from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
+from daemon.llm.base import ModelBackend
+from daemon.llm.ollama_backend import OllamaBackend
+from daemon.netguard import check_url
+from daemon.settings import Settings
+from daemon.store import RunStore
+from daemon.store.db import make_engine
+from daemon.store.migrate import upgrade
+from daemon.triggers.watch import Watcher
+from daemon.workflow import Workflow, load_workflows
+
+log = logging.getLogger("gristmill")
+
+POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
+
+
+@dataclass
+class OnceReport:
+    """What `run --once` did."""
+
+    counts: dict[RunStatus, int]
+    left_queued: int
+    reason: str | None
+
+
+class App:
+    """One gristmill instance: the store, the loaded workflows and the machinery around them."""
+
+    def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        upgrade(self.engine)
+        self.store = RunStore(self.engine)
+        self.workflows: dict[str, Workflow] = {}
+        self.errors: list[WorkflowError] = []
+        self.reload()
+        if backend is None:
+            check_url(
+                settings.ollama_url, allowed=settings.allow_remote_model,
+                what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
+            )
+            backend = OllamaBackend(
+                settings.ollama_url, timeout=settings.model_timeout, connect_timeout=settings.connect_timeout
+            )
+        self.backend = backend
+        self.gate = OutageGate(cap=settings.backoff_max_seconds)
+        self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
+        self.runner = Runner(
+            workflows=lambda: self.workflows,
+            store=self.store,
+            backend=backend,
+            intake=self.intake,
+            default_model=settings.model,
+            limits=Limits(settings.max_file_bytes, settings.max_chars),
+            post=self._post,
+        )
+        self.pool = WorkerPool(
+            self.store, self.runner, size=settings.concurrency, gate=self.gate,
+            workflows=lambda: list(self.workflows),
+        )
+        self.watcher = Watcher(self.submit_file)
+
+    def reload(self) -> None:
+        """Load the workflow folder; each broken file is logged and left out."""
+        self.workflows, self.errors = load_workflows(self.settings.workflows)
+        for error in self.errors:
+            log.error("%s", error)
+
+    def submit_file(self, workflow: Workflow, path: Path) -> None:
+        """Queue a file for a workflow; a file that cannot be read is logged, not raised."""
+        try:
+            self.intake.file(workflow, path)
+        except GristmillError as exc:
+            log.warning("not queued for %s: %s", workflow.name, exc)
+
+    def trigger(self, name: str, file: Path | None, *, dry_run: bool = False) -> Run:
+        """Run a workflow now, on this thread, and return the run as recorded."""
+        workflow = self.workflows.get(name)
+        if workflow is None:
+            raise UsageError(f"no workflow named '{name}' is loaded; list them with: gristmill workflows")
+        if workflow.trigger.watch is not None:
+            if file is None:
+                raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")
+            run, _ = self.intake.file(workflow, file, trigger=TriggerKind.MANUAL)
+        else:
+            run, _ = self.intake.tick(workflow, None)
+        self.pool.execute_now(run.id, dry_run=dry_run)
+        return self.store.get(run.id)
+
+    def _wake(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.wake()
+
+    def _post(self, url: str, body: dict[str, Any]) -> None:
+        try:
+            httpx.post(url, json=body, timeout=self.settings.connect_timeout * 2).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ModelError(f"the webhook {url} failed: {exc}") from exc
+
+    # -- modes ------------------------------------------------------------------------------
+    def run_once(self) -> OnceReport:
+        """Queue what is in the watched folders, process everything due, and return."""
+        self.store.requeue_expired()
+        self.watcher.configure(list(self.workflows.values()))
+        self.watcher.scan()
+        before = self.store.counts()
+        self.pool.start()
+        try:
+            while not self._drained():
+                time.sleep(POLL)
+        finally:
+            self.pool.stop(self.settings.stop_timeout)
+        after = self.store.counts()
+        done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
+        return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
+
+    def _drained(self) -> bool:
+        if self.gate.is_down and self.pool.in_flight == 0:
+            return True
+        if not self.pool.is_idle():
+            return False
+        due = self.store.next_due()
+        return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
+
+    def serve(self, stop: threading.Event) -> None:
+        """The daemon: recover, scan, watch and work until `stop` is set."""
+        recovered = self.store.requeue_expired()
+        if recovered:
+            log.info("returned %d interrupted runs to the queue", len(recovered))
+        self.watcher.configure(list(self.workflows.values()))
+        self.watcher.start()
+        queued = self.watcher.scan()
+        self.pool.start()
+        log.info(
+            "gristmill ready: %d workflows, %d files found at start, model server %s",
+            len(self.workflows), queued, self.settings.ollama_url,
+        )
+        stop.wait()
+        log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
+        self.watcher.stop()
+        left = self.pool.stop(self.settings.stop_timeout)
+        for run_id in left:
+            self.store.release(run_id, self.pool.owner, not_before=None, error="daemon stopped during this run", refund_attempt=True)
+        log.info("stopped")
+
+    def close(self) -> None:
+        self.engine.dispose()

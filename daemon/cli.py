@@ -1,0 +1,202 @@
+"""The `gristmill` command: a thin layer over the app, the store and the views."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from daemon.domain import RunStatus
+from daemon.errors import GristmillError, UsageError
+from daemon.logs import setup_logging
+from daemon.settings import Settings, load_settings
+
+console = Console()
+
+
+class _Group(click.Group):
+    """Turns every GristmillError into one sentence on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GristmillError as exc:
+            click.echo(f"gristmill: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(settings.log_format)
+    return settings
+
+
+def _app(settings: Settings | None = None):
+    from daemon.app import App  # the heavy imports wait until a command needs them
+
+    return App(settings or _settings())
+
+
+def _store(settings: Settings):
+    from daemon.store import RunStore
+    from daemon.store.db import make_engine
+    from daemon.store.migrate import upgrade
+
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    return RunStore(engine)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gristmill")
+def main() -> None:
+    """gristmill: watched folders and schedules, a local model, every call recorded."""
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Process the backlog and due ticks, then exit.")
+def run(once: bool) -> None:
+    """Run the daemon in the foreground."""
+    app = _app()
+    if once:
+        report = app.run_once()
+        counts = ", ".join(f"{n} {s.value}" for s, n in report.counts.items() if n) or "nothing to do"
+        click.echo(f"processed: {counts}")
+        if report.left_queued:
+            why = f" because {report.reason}" if report.reason else ""
+            click.echo(f"{report.left_queued} runs are still queued{why}; they run on the next start", err=True)
+        app.close()
+        sys.exit(1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0)
+    stop = threading.Event()
+    _on_signals(stop)
+    app.serve(stop)
+    app.close()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            os._exit(1)  # a second signal: the user wants out now
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@main.command()
+def check() -> None:
+    """Validate settings and workflows, reach the model server, list missing models."""
+    from daemon.commands.check import run_check
+
+    settings = load_settings()
+    sys.exit(run_check(settings, click.echo))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def workflows(as_json: bool) -> None:
+    """List each workflow, its trigger and next fire time."""
+    from daemon.commands.listing import workflow_rows
+
+    settings = load_settings()
+    rows, errors = workflow_rows(settings)
+    if as_json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            click.echo(f"{row['name']:<24} {row['trigger']:<40} next: {row['next'] or '—'}")
+    for error in errors:
+        click.echo(f"gristmill: {error}", err=True)
+    sys.exit(2 if errors else 0)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Ask the model but move and write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Run a workflow now (on FILE for a watch workflow) and print the run."""
+    from daemon.views import print_run, run_json
+
+    app = _app()
+    run = app.trigger(name, file, dry_run=dry_run)
+    if as_json:
+        _print_json(run_json(run))
+    else:
+        print_run(console, run, app.store.calls(run.id))
+    app.close()
+    sys.exit(0 if run.status is not RunStatus.FAILED and run.status is not RunStatus.QUEUED else 1)
+
+
+@main.command()
+@click.option("--workflow", "-w", help="Only this workflow.")
+@click.option("--status", "-s", type=click.Choice([s.value for s in RunStatus]), help="Only this status.")
+@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Run history, newest first."""
+    from daemon.views import run_json, runs_table
+
+    store = _store(load_settings())
+    found = store.list(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
+    if as_json:
+        _print_json([run_json(r) for r in found])
+    else:
+        console.print(runs_table(found))
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(run_id: int, as_json: bool) -> None:
+    """One run: each step's model, prompt, answer, tokens, durations and output."""
+    from daemon.views import call_json, print_run, run_json
+
+    store = _store(load_settings())
+    run, calls = store.get(run_id), store.calls(run_id)
+    if as_json:
+        _print_json({**run_json(run), "calls": [call_json(c) for c in calls]})
+    else:
+        print_run(console, run, calls)
+
+
+@main.command()
+@click.argument("run_ids", metavar="RUN…", nargs=-1, type=int)
+@click.option("--failed", is_flag=True, help="Queue every failed run again.")
+@click.option("--workflow", "-w", help="With --failed: only this workflow.")
+def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
+    """Queue runs again; the daemon (or `run --once`) picks them up."""
+    if bool(run_ids) == failed:
+        raise UsageError("give run ids or --failed, not both and not neither")
+    store = _store(load_settings())
+    queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
+    click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations up to the newest schema."""
+    from daemon.store.db import make_engine
+    from daemon.store.migrate import current, upgrade
+
+    settings = load_settings()
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    click.echo(f"database at revision {current(engine)}: {settings.db_url}")

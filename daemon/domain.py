@@ -1,0 +1,89 @@
+"""Typed values that cross module boundaries: run statuses, runs, model calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
+
+
+class TriggerKind(StrEnum):
+    FILE = "file"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What a trigger asks the store to queue."""
+
+    workflow: str
+    trigger: TriggerKind
+    input_path: str | None = None
+    sha256: str | None = None
+    # Unique per workflow: sha256 for files, the tick for schedules; None = never deduplicated.
+    dedupe_key: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as stored."""
+
+    id: int
+    workflow: str
+    status: RunStatus
+    trigger: TriggerKind
+    input_path: str | None
+    sha256: str | None
+    dedupe_key: str | None
+    context: dict[str, Any]
+    outputs: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    not_before: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass
+class ModelCall:
+    """One request to the model and what came back; every field is recorded."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    options: dict[str, Any] = field(default_factory=dict)
+    format: Any = None
+    step_id: str | None = None
+    started_at: datetime | None = None
+    answer: str | None = None
+    thinking: str | None = None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_duration_ns: int | None = None
+    load_duration_ns: int | None = None
+    prompt_eval_duration_ns: int | None = None
+    eval_duration_ns: int | None = None
+    wall_ms: float | None = None
+    # Set by the store when the call is recorded / read back.
+    id: int | None = None
+    attempt: int | None = None

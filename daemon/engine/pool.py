@@ -1,0 +1,179 @@
+"""A bounded pool of workers that claim queued runs, execute them and record how they ended."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from daemon.domain import Run, RunStatus
+from daemon.engine.outage import OutageGate
+from daemon.engine.runner import Runner
+from daemon.errors import GristmillError, ModelError, ModelUnavailable, SkipRun
+from daemon.store import RunStore
+
+log = logging.getLogger("gristmill")
+
+IDLE_WAIT = 30.0  # seconds a worker sleeps with nothing due, unless woken by new work
+
+
+class WorkerPool:
+    """`size` threads, each running one run at a time; leases renewed by one heartbeat thread."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        runner: Runner,
+        *,
+        size: int,
+        gate: OutageGate,
+        lease_seconds: float = 60.0,
+        retry_base: float = 1.0,
+        workflows: Callable[[], object] | None = None,
+        on_finished: Callable[[Run, RunStatus, str | None], None] = lambda run, status, error: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store, self.runner, self.size, self.gate = store, runner, size, gate
+        self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
+        self.workflow_names = workflows or (lambda: None)
+        self.on_finished = on_finished
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._wake = threading.Condition()
+        self._idle: set[int] = set()
+        self._in_flight: dict[int, Run] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and the heartbeat."""
+        for n in range(self.size):
+            thread = threading.Thread(target=self._work, args=(n,), name=f"worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def stop(self, timeout: float) -> list[int]:
+        """Take no new runs; wait up to `timeout` for running ones; return those still running."""
+        self._stop.set()
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.name != "heartbeat":
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._done.set()
+        with self._wake:
+            return list(self._in_flight)
+
+    def wake(self) -> None:
+        """New work may be due: every idle worker looks again."""
+        with self._wake:
+            self._idle.clear()
+            self._wake.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def is_idle(self) -> bool:
+        """No run in flight and every worker found nothing to claim since the last wake."""
+        with self._wake:
+            return not self._in_flight and len(self._idle) == self.size
+
+    def execute_now(self, run_id: int, *, dry_run: bool = False) -> None:
+        """Claim one given queued run and execute it on the calling thread."""
+        run = self.store.claim(self.owner, self.lease_seconds, run_id=run_id)
+        if run is not None:
+            self._execute(run, dry_run=dry_run)
+
+    # -- workers ----------------------------------------------------------------------------
+    def _work(self, n: int) -> None:
+        while not self._stop.is_set():
+            allowed, wait = self.gate.may_call()
+            if not allowed:
+                self._sleep(n, wait, idle=False)
+                continue
+            run = self.store.claim(self.owner, self.lease_seconds, workflows=self.workflow_names())
+            if run is None:
+                self.gate.end_probe()
+                self._sleep(n, self._idle_wait(), idle=True)
+                continue
+            with self._wake:
+                self._in_flight[run.id] = run
+            try:
+                self._execute(run)
+            finally:
+                with self._wake:
+                    self._in_flight.pop(run.id, None)
+
+    def _sleep(self, n: int, seconds: float, *, idle: bool) -> None:
+        with self._wake:
+            if idle:
+                self._idle.add(n)
+            if not self._stop.is_set():
+                self._wake.wait(seconds)
+
+    def _idle_wait(self) -> float:
+        due = self.store.next_due()
+        if due is None:
+            return IDLE_WAIT
+        return min(IDLE_WAIT, max(0.01, (due - self.clock()).total_seconds()))
+
+    def _execute(self, run: Run, *, dry_run: bool = False) -> None:
+        started = time.monotonic()
+        try:
+            outputs = self.runner.execute(run, self.owner, dry_run=dry_run)
+        except SkipRun as exc:
+            self.gate.end_probe()
+            self._finish(run, RunStatus.SKIPPED, started, error=exc.message)
+        except ModelUnavailable as exc:
+            delay = self.gate.down(exc.message)
+            not_before = self.clock() + timedelta(seconds=delay)
+            self.store.release(run.id, self.owner, not_before=not_before, error=exc.message, refund_attempt=True)
+        except GristmillError as exc:
+            if isinstance(exc, ModelError):
+                self.gate.up()
+            else:
+                self.gate.end_probe()
+            self._fail_or_retry(run, exc.message, started)
+        except Exception as exc:  # a bug of ours: keep the daemon alive, keep the traceback
+            self.gate.end_probe()
+            log.exception("run %d (%s) hit an internal error", run.id, run.workflow)
+            self._fail_or_retry(run, f"internal error: {type(exc).__name__}: {exc}", started)
+        else:
+            self.gate.up()
+            self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+
+    def _fail_or_retry(self, run: Run, error: str, started: float) -> None:
+        if run.attempts >= run.max_attempts:
+            self._finish(run, RunStatus.FAILED, started, error=error)
+            return
+        delay = self.retry_base * 2 ** (run.attempts - 1)
+        not_before = self.clock() + timedelta(seconds=delay)
+        self.store.release(run.id, self.owner, not_before=not_before, error=error)
+        log.info("run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error)
+
+    def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
+        if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
+            log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
+            return
+        took = time.monotonic() - started
+        what = run.input_path or "scheduled"
+        suffix = f": {error}" if error else ""
+        level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
+        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
+        self.on_finished(run, status, error)
+
+    def _heartbeat(self) -> None:
+        # Runs until stop() has waited for the workers, so runs finishing late keep their leases.
+        while not self._done.wait(self.lease_seconds / 3):
+            with self._wake:
+                running = list(self._in_flight)
+            for run_id in running:
+                self.store.renew(run_id, self.owner, self.lease_seconds)

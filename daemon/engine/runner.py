@@ -1,0 +1,138 @@
+"""Where a run becomes model calls: load the input, execute the steps in order, keep outputs."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.domain import ModelCall, Run, TriggerKind
+from daemon.engine.actions import Actions
+from daemon.engine.intake import Intake, sha256_of
+from daemon.engine.steps import RUNNERS, StepContext
+from daemon.errors import InputError, SkipRun
+from daemon.files.extract import extract
+from daemon.llm.ask import Asker
+from daemon.llm.base import ModelBackend
+from daemon.store import RunStore
+from daemon.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits, from the settings."""
+
+    max_file_bytes: int
+    max_chars: int
+
+
+class Runner:
+    """Executes one claimed run; raises to say how it ended when it did not succeed."""
+
+    def __init__(
+        self,
+        *,
+        workflows: Callable[[], Mapping[str, Workflow]],
+        store: RunStore,
+        backend: ModelBackend,
+        intake: Intake,
+        default_model: str,
+        limits: Limits,
+        post: Callable[[str, dict[str, Any]], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
+        self.default_model, self.limits, self.post, self.clock = default_model, limits, post, clock
+
+    def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Run every step not already done by an earlier attempt; return all outputs."""
+        workflow = self.workflows().get(run.workflow)
+        if workflow is None:
+            raise SkipRun(f"workflow '{run.workflow}' is no longer loaded")
+        outputs = dict(run.outputs)
+        file_path = _current_path(run, workflow, outputs)
+        scope: dict[str, Any] = {
+            "run": {"id": run.id, "workflow": run.workflow, "started_at": self.clock().isoformat()},
+            "now": self.clock(),
+            "items": run.context.get("items", []),
+        }
+        document = None
+        if file_path is not None:
+            scope["file"], document = self._load(run, file_path, fresh=not outputs)
+        ctx = StepContext(
+            workflow=workflow,
+            scope=scope,
+            document=document,
+            asker=lambda step_id: self._asker(workflow, run, step_id),
+            actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post),
+            file_path=file_path,
+        )
+        for step in workflow.steps:
+            if step.step_id not in outputs:
+                outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
+                self.store.save_outputs(run.id, owner, outputs)
+            scope[step.step_id] = outputs[step.step_id]
+        return outputs
+
+    def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str]:
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError as exc:
+            raise SkipRun(f"{path} was removed before its run started") from exc
+        if stat.S_ISLNK(info.st_mode):
+            raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
+        if info.st_size > self.limits.max_file_bytes:
+            raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.limits.max_file_bytes}")
+        digest = sha256_of(path)
+        if fresh and run.trigger is TriggerKind.FILE and run.sha256 and digest != run.sha256:
+            self._requeue_changed(run, path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+        extracted = extract(path, data, max_chars=self.limits.max_chars)
+        file = {
+            "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
+            "size": info.st_size, "sha256": digest, "text": extracted.text, "kind": extracted.kind,
+            "meta": extracted.meta, "truncated": extracted.truncated,
+            "subfolder": run.context.get("subfolder", ""),
+        }
+        return file, extracted.text
+
+    def _requeue_changed(self, run: Run, path: Path) -> None:
+        workflow = self.workflows()[run.workflow]
+        again, created = self.intake.file(workflow, path)
+        where = f"queued again as run {again.id}" if created else f"run {again.id} has that content"
+        raise SkipRun(f"{path.name} changed after it was queued; {where}")
+
+    def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
+        def record(call: ModelCall) -> None:
+            self.store.record_call(run.id, call, attempt=run.attempts)
+
+        return Asker(
+            backend=self.backend,
+            record=record,
+            model=workflow.model or self.default_model,
+            options=dict(workflow.options),
+            step_id=step_id,
+        )
+
+    def _chain(self, name: str, path: Path) -> int | None:
+        run, created = self.intake.file(self.workflows()[name], path)
+        return run.id if created else None
+
+
+def _current_path(run: Run, workflow: Workflow, outputs: dict[str, Any]) -> Path | None:
+    """Where the run's file is now: an earlier attempt may already have moved it."""
+    if run.input_path is None:
+        return None
+    current = Path(run.input_path)
+    for step_id in workflow.step_ids:
+        out = outputs.get(step_id)
+        if isinstance(out, dict) and out.get("action") == "move_to" and out.get("destination"):
+            current = Path(out["destination"])
+    return current

@@ -1,0 +1,115 @@
+"""The one exception root and its data-carrying subclasses.
+
+Every error a user can cause or meet is a `GristmillError`; its `str()` is one sentence that names
+what went wrong and how to fix it. The CLI maps `exit_code` to the process exit status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GristmillError(Exception):
+    """Root of every error gristmill raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GristmillError):
+    """Bad command-line usage or an invalid setting."""
+
+    exit_code = 2
+
+
+class SettingsError(UsageError):
+    """The settings (environment or TOML file) are invalid."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class WorkflowError(UsageError):
+    """A workflow file is invalid; names the file, the line and the key."""
+
+    def __init__(self, path: Path, problem: str, line: int | None = None, key: str | None = None):
+        self.path, self.problem, self.line, self.key = path, problem, line, key
+        where = f"{path}" + (f", line {line}" if line else "")
+        at = f", key '{key}'" if key else ""
+        super().__init__(f"{where}{at}: {problem}")
+
+
+class TemplateError(GristmillError):
+    """A template failed to render at run time (undefined name, sandbox violation, ...)."""
+
+
+class UnsafePathError(GristmillError):
+    """A rendered or given path would leave its declared folder, or is otherwise unusable."""
+
+    def __init__(self, message: str, path: str, base: Path | None = None) -> None:
+        super().__init__(message)
+        self.path, self.base = path, base
+
+
+class ModelError(GristmillError):
+    """Anything that went wrong talking to the model."""
+
+
+class ModelUnavailable(ModelError):
+    """The model server could not be reached or is overloaded; retry later, no attempt used."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ModelMissing(ModelError):
+    """The server is up but does not have the model; the user must pull it."""
+
+    def __init__(self, model: str, url: str = "") -> None:
+        super().__init__(f"model '{model}' is not on the server at {url}; run: ollama pull {model}")
+        self.model, self.url = model, url
+
+
+class BadAnswer(ModelError):
+    """The model answered, but not in a usable way, even after one re-ask; counts as an attempt."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class InputError(GristmillError):
+    """The run's input cannot be used (vanished, unreadable, too large, not text)."""
+
+
+class SkipRun(GristmillError):
+    """The run should end as `skipped` with this reason rather than fail."""
+
+
+class StoreError(GristmillError):
+    """The run store failed (database locked beyond its timeout, disk full, ...)."""
+
+
+class RunNotFound(UsageError):
+    """No run has the given id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no run with id {run_id}; list runs with: gristmill runs")
+        self.run_id = run_id
+
+
+class InvalidTransition(GristmillError):
+    """A run cannot move from its current status to the requested one."""
+
+    def __init__(self, old: str, new: str, retry: bool = False) -> None:
+        how = "by retry" if retry else "directly"
+        super().__init__(f"a {old} run cannot become {new} {how}")
+        self.old, self.new, self.retry = old, new, retry

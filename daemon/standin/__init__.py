@@ -1,0 +1,6 @@
+"""An Ollama-compatible stand-in server with a deterministic "model", for tests and benchmarks."""
+
+from daemon.standin.config import StandinConfig
+from daemon.standin.server import StandinServer
+
+__all__ = ["StandinConfig", "StandinServer"]

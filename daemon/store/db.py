@@ -1,0 +1,122 @@
+"""The engine: one per process, shared by threads; SQLite tuned for a daemon with many writers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
+
+from daemon.errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a writer waits for SQLite's lock before giving up."""
+
+# Execution option naming the BEGIN a SQLite transaction starts with.
+BEGIN_OPTION = "gristmill_begin"
+
+_PRAGMAS = (
+    # After busy_timeout: switching to WAL needs the lock another process may hold.
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+
+_SQLITE_PROBLEMS = (
+    ("database is locked", "the database stayed locked by another process for too long; try again"),
+    ("database or disk is full", "the disk holding the database is full; free some space"),
+    ("disk i/o error", "the disk holding the database failed to read or write; check it"),
+    ("readonly database", "the database file is read-only; check its owner and permissions"),
+    ("unable to open database", "the database file cannot be opened; check its folder and permissions"),
+    ("no such table", "the database has no gristmill tables yet; run: gristmill db upgrade"),
+)
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+    """Create the process's engine; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_engine(url, **kwargs)
+    else:
+        path = _sqlite_file(url)
+        if path is not None:
+            _prepare_file(path)
+        engine = create_engine(url, **kwargs)
+        _tune_sqlite(engine, busy_timeout_ms)
+    event.listen(engine, "handle_error", _translate_error)
+    return engine
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """Whether the engine or connection talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite a deferred BEGIN, so it never waits for writers."""
+    with engine.connect() as conn:
+        conn.execution_options(**{BEGIN_OPTION: "BEGIN"})
+        yield conn
+        conn.rollback()
+
+
+def store_error(exc: OperationalError) -> StoreError:
+    """One sentence for a database failure the user can act on."""
+    detail = (str(exc.orig if exc.orig is not None else exc).strip().splitlines() or [""])[0]
+    for needle, sentence in _SQLITE_PROBLEMS:
+        if needle in detail.lower():
+            return StoreError(sentence)
+    return StoreError(f"the run database failed ({detail}); check that it is reachable and healthy")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("uri") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database).expanduser().absolute()
+
+
+def _prepare_file(path: Path) -> None:
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        # An empty file is a valid SQLite database; creating it here fixes its mode, and SQLite
+        # gives the -wal and -shm files the same one.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
+    os.close(fd)
+
+
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from pysqlite; our "begin" hook below emits it instead.
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        for pragma in _PRAGMAS:
+            dbapi_connection.execute(pragma)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that later writes gets SQLITE_BUSY at once in WAL mode,
+        # ignoring busy_timeout; IMMEDIATE takes the write lock up front and waits for it.
+        conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE"))
+
+
+def _translate_error(context: ExceptionContext) -> StoreError | None:
+    exc = context.sqlalchemy_exception
+    if isinstance(exc, OperationalError):
+        return store_error(exc)
+    return None

@@ -1,0 +1,357 @@
+"""RunStore: queue, lease and record runs with one short transaction per operation."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement, Connection, Engine, Row, Text, case, cast, func, literal, select, update,
+)  # fmt: skip
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from daemon.domain import ModelCall, NewRun, Run, RunStatus, TriggerKind
+from daemon.errors import InvalidTransition, RunNotFound, StoreError
+from daemon.runstate import check_transition, sources
+from daemon.store.db import reading
+from daemon.store.tables import meta, model_calls, runs
+
+QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
+_CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
+_CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
+
+REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
+_GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
+
+_NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+_FRESH: dict[str, Any] = {
+    "status": QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
+    "started_at": None, "finished_at": None, **_NO_LEASE,
+}  # fmt: skip
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+@cache
+def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tuple[str, ...]:
+    allowed = sources(target, retry=retry)
+    if via is not None:
+        check_transition(via, target, retry=retry)
+        allowed &= {via}
+    return tuple(sorted(status.value for status in allowed))
+
+
+def _moving_to(
+    target: RunStatus, *, via: RunStatus | None = None, retry: bool = False
+) -> ColumnElement[bool]:
+    """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
+    allowed = _allowed_from(target, via, retry)
+    if not allowed:
+        raise InvalidTransition(str(via), str(target), retry)
+    return runs.c.status == allowed[0] if len(allowed) == 1 else runs.c.status.in_(allowed)
+
+
+def _to_run(row: Row[Any]) -> Run:
+    values = dict(row._mapping)
+    values["status"] = RunStatus(values["status"])
+    values["trigger"] = TriggerKind(values["trigger"])
+    return Run(**values)
+
+
+class RunStore:
+    """Every run and model call; safe to share between threads (one connection per call)."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        if engine.dialect.name not in _INSERTS:
+            raise StoreError(f"the run store supports SQLite and PostgreSQL, not {engine.dialect.name}")
+        self._engine = engine
+        self._clock = clock
+        self._insert = _INSERTS[engine.dialect.name]
+
+    # -- queueing -------------------------------------------------------------------------
+
+    def enqueue(self, new: NewRun) -> tuple[Run, bool]:
+        """Queue a run; returns (run, created). Same content under another name is recorded skipped."""
+        now = self._clock()
+        values = {
+            "workflow": new.workflow, "status": QUEUED.value, "trigger": TriggerKind(new.trigger).value,
+            "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
+            "context": dict(new.context), "outputs": {}, "attempts": 0,
+            "max_attempts": new.max_attempts, "created_at": now,
+        }  # fmt: skip
+        with self._engine.begin() as conn:
+            run, created = self._insert_once(conn, values)
+            if created or run.input_path == new.input_path:
+                return run, created
+            duplicate = values | {
+                "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
+                "error": f"duplicate of run {run.id} (same content)", "finished_at": now,
+            }  # fmt: skip
+            return self._insert_once(conn, duplicate)
+
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        workflows: Collection[str] | None = None,
+        run_id: int | None = None,
+    ) -> Run | None:
+        """Lease the oldest due queued run (or queued `run_id`, due or not) to `owner`, or None."""
+        if workflows is not None and not workflows:
+            return None
+        now = self._clock()
+        if run_id is not None:
+            which = runs.c.id == run_id
+        else:
+            oldest = select(runs.c.id).where(_moving_to(RUNNING), self._due(now))
+            if workflows is not None:
+                oldest = oldest.where(runs.c.workflow.in_(builtins.list(workflows)))
+            # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
+            oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
+            which = runs.c.id == oldest.scalar_subquery()
+        stmt = (
+            update(runs)
+            .where(which, _moving_to(RUNNING))
+            .values(
+                status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=now,
+                lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
+            )  # fmt: skip
+            .returning(*_RUN_COLUMNS)
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
+    def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease; False when the run is no longer theirs."""
+        expires = self._clock() + timedelta(seconds=lease_seconds)
+        return self._fenced(run_id, owner, None, {"lease_expires_at": expires})
+
+    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
+        """Store the outputs so far of a running run; False when the run is no longer theirs."""
+        return self._fenced(run_id, owner, None, {"outputs": outputs})
+
+    def finish(
+        self,
+        run_id: int,
+        owner: str,
+        status: RunStatus,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End `owner`'s run as `status`; False when the run is no longer theirs."""
+        if not RunStatus(status).finished:
+            raise InvalidTransition(RUNNING.value, str(status))
+        values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
+        values["finished_at"] = self._clock()
+        if outputs is not None:
+            values["outputs"] = outputs
+        return self._fenced(run_id, owner, RunStatus(status), values)
+
+    def release(
+        self,
+        run_id: int,
+        owner: str,
+        *,
+        not_before: datetime | None,
+        error: str | None = None,
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Put `owner`'s run back in the queue, due at `not_before`; False when not theirs."""
+        values: dict[str, Any] = {"status": QUEUED.value, "not_before": not_before, **_NO_LEASE}
+        if error is not None:
+            values["error"] = error
+        if refund_attempt:
+            values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
+        return self._fenced(run_id, owner, QUEUED, values)
+
+    def skip(self, run_id: int, reason: str) -> bool:
+        """Mark a queued run skipped with `reason`; False when it is not queued."""
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
+            .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def requeue_expired(self) -> builtins.list[int]:
+        """Requeue running runs whose lease lapsed, or fail those out of attempts; their ids."""
+        now = self._clock()
+        lapsed = runs.c.lease_expires_at < now
+        gave_up = literal(_GAVE_UP[0], Text) + cast(runs.c.attempts, Text) + literal(_GAVE_UP[1], Text)
+        fail = (
+            update(runs)
+            .where(_moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
+            .values(status=FAILED.value, finished_at=now, error=gave_up, **_NO_LEASE)
+            .returning(runs.c.id)
+        )
+        requeue = (
+            update(runs)
+            .where(_moving_to(QUEUED, via=RUNNING), lapsed)
+            .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
+            .returning(runs.c.id)
+        )
+        with self._engine.begin() as conn:
+            ids = builtins.list(conn.scalars(fail)) + builtins.list(conn.scalars(requeue))
+        return sorted(ids)
+
+    def retry(self, run_ids: Iterable[int]) -> builtins.list[int]:
+        """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
+        ids = builtins.list(dict.fromkeys(int(run_id) for run_id in run_ids))
+        if not ids:
+            return []
+        with self._engine.begin() as conn:
+            found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
+            missing = [run_id for run_id in ids if run_id not in found]
+            if missing:
+                raise RunNotFound(missing[0])
+            stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
+            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+
+    def retry_failed(self, *, workflow: str | None = None) -> builtins.list[int]:
+        """Queue every failed run (of `workflow`) again; their ids."""
+        stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
+        if workflow is not None:
+            stmt = stmt.where(runs.c.workflow == workflow)
+        with self._engine.begin() as conn:
+            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+
+    # -- model calls ----------------------------------------------------------------------
+
+    def record_call(self, run_id: int, call: ModelCall, *, attempt: int) -> int:
+        """Record one model call of a run; returns its id."""
+        values = {name: getattr(call, name) for name in _CALL_VALUES}
+        values.update(run_id=run_id, attempt=attempt, options=call.options or {})
+        values["started_at"] = call.started_at or self._clock()
+        stmt = model_calls.insert().values(values).returning(model_calls.c.id)
+        try:
+            with self._engine.begin() as conn:
+                return conn.execute(stmt).scalar_one()
+        except IntegrityError as exc:
+            raise RunNotFound(run_id) from exc
+
+    def calls(self, run_id: int) -> builtins.list[ModelCall]:
+        """The model calls of a run, in the order they were made."""
+        stmt = select(*_CALL_COLUMNS).where(model_calls.c.run_id == run_id).order_by(model_calls.c.id)
+        with reading(self._engine) as conn:
+            return [ModelCall(**row._mapping) for row in conn.execute(stmt)]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, run_id: int) -> Run:
+        """The run with this id; RunNotFound otherwise."""
+        with reading(self._engine) as conn:
+            row = conn.execute(select(*_RUN_COLUMNS).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return _to_run(row)
+
+    def list(
+        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50
+    ) -> builtins.list[Run]:
+        """Runs, newest first, optionally of one workflow and one status."""
+        stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if workflow is not None:
+            stmt = stmt.where(runs.c.workflow == workflow)
+        if status is not None:
+            stmt = stmt.where(runs.c.status == RunStatus(status).value)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
+    def counts(self, *, workflow: str | None = None) -> dict[RunStatus, int]:
+        """How many runs are in each status (every status present, zeros included)."""
+        stmt = select(runs.c.status, func.count()).group_by(runs.c.status)
+        if workflow is not None:
+            stmt = stmt.where(runs.c.workflow == workflow)
+        with reading(self._engine) as conn:
+            found = {RunStatus(status): count for status, count in conn.execute(stmt)}
+        return {status: found.get(status, 0) for status in RunStatus}
+
+    def next_due(self) -> datetime | None:
+        """When the earliest queued run that is not due yet becomes due; None if there is none."""
+        stmt = select(func.min(runs.c.not_before)).where(
+            runs.c.status == QUEUED.value, runs.c.not_before > self._clock()
+        )
+        with reading(self._engine) as conn:
+            return conn.execute(stmt).scalar()
+
+    def has_queued_due(self) -> bool:
+        """Whether some queued run is due now."""
+        stmt = select(runs.c.id).where(runs.c.status == QUEUED.value, self._due(self._clock()))
+        with reading(self._engine) as conn:
+            return conn.execute(stmt.limit(1)).first() is not None
+
+    def known(self, workflow: str, dedupe_key: str) -> Run | None:
+        """The run of `workflow` recorded under `dedupe_key`, if any."""
+        with reading(self._engine) as conn:
+            return self._known(conn, workflow, dedupe_key)
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the small key/value table."""
+        with reading(self._engine) as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the small key/value table."""
+        stmt = self._insert(meta).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _insert_ignore(self, values: dict[str, Any]) -> Any:
+        return self._insert(runs).values(values).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+
+    @staticmethod
+    def _due(now: datetime) -> ColumnElement[bool]:
+        return (runs.c.not_before.is_(None)) | (runs.c.not_before <= now)
+
+    @staticmethod
+    def _known(conn: Connection, workflow: str, key: str) -> Run | None:
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.dedupe_key == key)
+        row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
+    def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
+        """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
+        key = values["dedupe_key"]
+        # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
+        found = None if key is None else self._known(conn, values["workflow"], key)
+        if found is not None:
+            return found, False
+        row = conn.execute(self._insert_ignore(values)).first()
+        if row is not None:
+            return _to_run(row), True
+        # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
+        found = self._known(conn, values["workflow"], key)
+        if found is None:
+            raise StoreError(f"the run of {values['workflow']} with key {key} vanished; try again")
+        return found, False
+
+    def _fenced(
+        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
+    ) -> bool:
+        """Update a run only while it is running under `owner`'s lease."""
+        allowed = runs.c.status == RUNNING.value if target is None else _moving_to(target, via=RUNNING)
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, allowed, runs.c.lease_owner == owner)
+            .values(values)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1

@@ -1,0 +1,122 @@
+"""The schema as SQLAlchemy Core tables; migrations/versions is its history and must match it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from daemon.domain import RunStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}; the store only takes aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+_STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("input_path", Text),
+    Column("sha256", Text),
+    Column("dedupe_key", Text),
+    Column("context", JSON, nullable=False, server_default="{}"),
+    Column("outputs", JSON, nullable=False, server_default="{}"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False, server_default=text("3")),
+    Column("error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("not_before", UtcDateTime),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", UtcDateTime),
+    CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+    UniqueConstraint("workflow", "dedupe_key"),
+    Index(None, "status", "not_before", "id"),
+    Index(None, "workflow", "created_at"),
+    Index(None, "sha256"),
+    # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
+    sqlite_autoincrement=True,
+)
+
+model_calls = Table(
+    "model_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step_id", Text),
+    Column("attempt", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("messages", JSON, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("format", JSON(none_as_null=True)),
+    Column("answer", Text),
+    Column("thinking", Text),
+    Column("error", Text),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_duration_ns", BigInteger),
+    Column("load_duration_ns", BigInteger),
+    Column("prompt_eval_duration_ns", BigInteger),
+    Column("eval_duration_ns", BigInteger),
+    Column("wall_ms", Float),
+    Column("started_at", UtcDateTime, nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)

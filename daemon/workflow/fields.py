@@ -1,0 +1,102 @@
+"""Building blocks of the workflow models: the strict base, plain-sentence errors, checked value types."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from jinja2 import TemplateSyntaxError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
+
+from daemon.durations import parse_duration
+from daemon.workflow.templates import check_template
+
+NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
+STEP_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
+# Names the engine puts into every template's scope; a step id must not hide them.
+RESERVED_STEP_IDS = frozenset({"file", "run", "now", "items"})
+
+
+def problem(
+    error_type: str, message: str, at: tuple[str | int, ...] = (), /, **ctx: Any
+) -> PydanticCustomError:
+    """A validation error with a plain message; `at` extends its location below the validated value."""
+    return PydanticCustomError(error_type, message, {"at": at, **ctx})
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors that list the allowed ones; values are frozen once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from_file = bool(info.context and info.context.get("from_file"))
+        allowed = cls.file_keys()
+        names = set(allowed) if from_file else set(allowed) | set(cls.model_fields)
+        for key in data:
+            if key not in names:
+                raise problem(
+                    "unknown_key", "unknown key '{key}'; allowed keys are {allowed}",
+                    (key,), key=str(key), allowed=", ".join(allowed),
+                )  # fmt: skip
+        return data
+
+    @classmethod
+    def file_keys(cls) -> list[str]:
+        """The keys a workflow file may use for this model, in declaration order."""
+        return [f.alias or name for name, f in cls.model_fields.items() if not f.exclude]
+
+
+def _template(value: str) -> str:
+    try:
+        check_template(value)
+    except TemplateSyntaxError as exc:
+        where = f" (template line {exc.lineno})" if exc.lineno and "\n" in value.strip() else ""
+        message = (exc.message or "syntax error").rstrip(".")
+        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where)
+    return value
+
+
+def _expand_path(value: Path) -> Path:
+    if str(value).strip() in ("", "."):
+        raise problem("empty_path", "the path is empty; give a folder such as ~/Inbox")
+    return value.expanduser()
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise problem("duration", "{reason}", reason=str(exc))
+    return value
+
+
+def _since(value: str) -> str:
+    return value if value == "last_run" else _duration(value)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise problem("blank", "this key needs a value, not empty text")
+    return value
+
+
+TemplateSource = Annotated[str, AfterValidator(_template)]
+TemplateStr = Annotated[str, AfterValidator(_not_blank), AfterValidator(_template)]
+ExpandedPath = Annotated[Path, AfterValidator(_expand_path)]
+Patterns = Annotated[list[str], BeforeValidator(_as_list)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Since = Annotated[str, AfterValidator(_since)]
+Text = Annotated[str, AfterValidator(_not_blank)]

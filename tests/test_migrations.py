@@ -1,0 +1,300 @@
+"""The Alembic chain on real SQLite files: exact schema up, nothing left down, any cwd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+
+import daemon
+from daemon.errors import StoreError
+from daemon.store import migrate
+from daemon.store.db import make_engine
+from daemon.store.tables import metadata
+
+REPO = Path(daemon.__file__).resolve().parent.parent
+
+RUNS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("workflow", "TEXT", False),
+    ("status", "TEXT", False),
+    ("trigger", "TEXT", False),
+    ("input_path", "TEXT", True),
+    ("sha256", "TEXT", True),
+    ("dedupe_key", "TEXT", True),
+    ("context", "JSON", False),
+    ("outputs", "JSON", False),
+    ("attempts", "INTEGER", False),
+    ("max_attempts", "INTEGER", False),
+    ("error", "TEXT", True),
+    ("created_at", "DATETIME", False),
+    ("started_at", "DATETIME", True),
+    ("finished_at", "DATETIME", True),
+    ("not_before", "DATETIME", True),
+    ("lease_owner", "TEXT", True),
+    ("lease_expires_at", "DATETIME", True),
+]
+CALLS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", True),
+    ("attempt", "INTEGER", False),
+    ("model", "TEXT", False),
+    ("messages", "JSON", False),
+    ("options", "JSON", False),
+    ("format", "JSON", True),
+    ("answer", "TEXT", True),
+    ("thinking", "TEXT", True),
+    ("error", "TEXT", True),
+    ("prompt_tokens", "INTEGER", True),
+    ("completion_tokens", "INTEGER", True),
+    ("total_duration_ns", "BIGINT", True),
+    ("load_duration_ns", "BIGINT", True),
+    ("prompt_eval_duration_ns", "BIGINT", True),
+    ("eval_duration_ns", "BIGINT", True),
+    ("wall_ms", "FLOAT", True),
+    ("started_at", "DATETIME", False),
+]
+META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
+
+EXPECTED = {
+    "runs": {
+        "columns": RUNS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {
+            "ix_runs_status_not_before_id": (["status", "not_before", "id"], False),
+            "ix_runs_workflow_created_at": (["workflow", "created_at"], False),
+            "ix_runs_sha256": (["sha256"], False),
+        },
+        "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
+        "fks": [],
+        "checks": {"ck_runs_status"},
+    },
+    "model_calls": {
+        "columns": CALLS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_model_calls_run_id": (["run_id"], False)},
+        "uniques": {},
+        "fks": [("fk_model_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": set(),
+    },
+    "meta": {
+        "columns": META_COLUMNS,
+        "pk": ["key"],
+        "indexes": {},
+        "uniques": {},
+        "fks": [],
+        "checks": set(),
+    },
+}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "gristmill.db"
+
+
+@pytest.fixture
+def engine(db_path: Path):
+    engine = make_engine(f"sqlite:///{db_path}")
+    yield engine
+    engine.dispose()
+
+
+def describe(engine: sa.Engine, table: str) -> dict:
+    """The schema of one table as plain data, in the shape of EXPECTED."""
+    insp = sa.inspect(engine)
+    return {
+        "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+        "pk": insp.get_pk_constraint(table)["constrained_columns"],
+        "indexes": {
+            i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)
+        },
+        "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
+        "fks": [
+            (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"],
+             f["options"].get("ondelete"))
+            for f in insp.get_foreign_keys(table)
+        ],  # fmt: skip
+        "checks": {c["name"] for c in insp.get_check_constraints(table)},
+    }
+
+
+def test_upgrade_creates_the_exact_schema(engine):
+    migrate.upgrade(engine)
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED}
+    for table, expected in EXPECTED.items():
+        assert describe(engine, table) == expected, table
+
+
+def test_status_check_and_defaults(engine):
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (workflow, status, trigger, created_at)"
+            " VALUES ('w', 'queued', 'manual', '2026-01-01 00:00:00')"
+        )
+        row = conn.exec_driver_sql("SELECT context, outputs, attempts, max_attempts FROM runs").one()
+    assert tuple(row) == ("{}", "{}", 0, 3)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (workflow, status, trigger, created_at)"
+            " VALUES ('w', 'lost', 'manual', '2026-01-01 00:00:00')"
+        )
+
+
+def test_tables_py_matches_the_migrations(engine):
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_current_head_and_idempotent_upgrade(engine):
+    assert migrate.current(engine) is None
+    assert migrate.head() == "0001"
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == migrate.head()
+    before = {t: describe(engine, t) for t in EXPECTED}
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == migrate.head()
+    assert {t: describe(engine, t) for t in EXPECTED} == before
+
+
+def test_downgrade_to_base_leaves_nothing(engine):
+    migrate.upgrade(engine)
+    migrate.downgrade(engine)
+    assert sa.inspect(engine).get_table_names() == ["alembic_version"]
+    assert migrate.current(engine) is None
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == "0001"
+
+
+def test_script_location_is_the_repo_migrations_folder():
+    location = migrate.script_location()
+    assert location == REPO / "migrations"
+    assert (location / "env.py").is_file()
+
+
+def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import sys; from daemon.store.db import make_engine;"
+        " from daemon.store.migrate import upgrade, current;"
+        " e = make_engine(sys.argv[1]); upgrade(e); print(current(e))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{db_path}"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0001"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
+    """The wheel ships migrations/ as daemon/_migrations; that copy must be the one used."""
+    site = tmp_path / "site"
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "daemon", site / "daemon", ignore=skip)
+    shutil.copytree(REPO / "migrations", site / "daemon" / "_migrations", ignore=skip)
+    code = (
+        "import sys; from daemon.store.db import make_engine;"
+        " from daemon.store.migrate import upgrade, current, script_location;"
+        " e = make_engine(sys.argv[1]); upgrade(e); print(script_location(), current(e))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{db_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0001"]
+
+
+def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
+    code = (
+        "import sys; from daemon.store.db import make_engine; from daemon.store.migrate import upgrade;"
+        " upgrade(make_engine(sys.argv[1]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", code, f"sqlite:///{db_path}"]
+    procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    engine = make_engine(f"sqlite:///{db_path}")
+    assert migrate.current(engine) == "0001"
+    engine.dispose()
+
+
+def test_sqlite_settings_and_file_modes(engine, db_path: Path):
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db_path.parent.stat().st_mode) & 0o077 == 0
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+
+
+def test_foreign_keys_are_back_on_after_migrating(engine):
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)
+    for _ in range(3):  # whichever pooled connection we get
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_table_rebuild_in_a_migration_keeps_child_rows(engine):
+    """Batch mode drops and recreates `runs`; with foreign keys on that would cascade."""
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, workflow, status, trigger, created_at)"
+            " VALUES (1, 'w', 'queued', 'manual', '2026-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO model_calls (run_id, attempt, model, messages, options, started_at)"
+            " VALUES (1, 1, 'm', '[]', '{}', '2026-01-01 00:00:00')"
+        )
+    with migrate.migration_connection(engine) as conn:
+        ops = Operations(MigrationContext.configure(conn, opts={"render_as_batch": True}))
+        with ops.batch_alter_table("runs", recreate="always") as batch:
+            batch.add_column(sa.Column("note", sa.Text()))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_calls").scalar() == 1
+
+
+def test_a_locked_database_is_a_store_error(tmp_path: Path):
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    migrate.upgrade(engine)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"), engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM meta")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+
+
+def test_a_blank_database_is_a_store_error(engine):
+    with pytest.raises(StoreError, match="db upgrade"), engine.connect() as conn:
+        conn.exec_driver_sql("SELECT * FROM runs")

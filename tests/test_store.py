@@ -1,0 +1,428 @@
+"""RunStore and the run state machine on a real SQLite file, with an injected clock."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import StatementError
+
+from daemon.domain import ModelCall, NewRun, RunStatus, TriggerKind
+from daemon.errors import InvalidTransition, RunNotFound
+from daemon.runstate import check_transition, sources, targets
+from daemon.store import RunStore, make_engine
+from daemon.store.migrate import upgrade
+
+Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
+                 RunStatus.FAILED, RunStatus.SKIPPED)  # fmt: skip
+
+
+class Clock:
+    """A settable clock: tests move time on instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock):
+    engine = make_engine(f"sqlite:///{tmp_path / 'runs.db'}")
+    upgrade(engine)
+    yield RunStore(engine, clock=clock)
+    engine.dispose()
+
+
+def file_run(path: str, digest: str = "abc", workflow: str = "inbox", **kw) -> NewRun:
+    return NewRun(workflow, TriggerKind.FILE, path, digest, digest, **kw)
+
+
+def manual(workflow: str = "inbox", **kw) -> NewRun:
+    return NewRun(workflow, TriggerKind.MANUAL, **kw)
+
+
+# -- the state machine ------------------------------------------------------------------------
+
+
+def test_state_machine_transitions():
+    check_transition(Q, R)
+    check_transition(R, Q)
+    for end in (S, F, K):
+        check_transition(R, end)
+        check_transition(end, Q, retry=True)
+        with pytest.raises(InvalidTransition):
+            check_transition(end, Q)
+    check_transition(Q, K)
+    with pytest.raises(InvalidTransition, match="running run cannot become queued by retry"):
+        check_transition(R, Q, retry=True)
+    with pytest.raises(InvalidTransition):
+        check_transition(Q, S)
+    assert sources(R) == {Q}
+    assert sources(Q, retry=True) == {S, F, K}
+    assert targets(S) == frozenset()
+
+
+# -- enqueue ----------------------------------------------------------------------------------
+
+
+def test_enqueue_records_a_queued_run(store, clock):
+    run, created = store.enqueue(file_run("/in/a.pdf", context={"k": [1]}, max_attempts=5))
+    assert created
+    assert (run.status, run.trigger, run.input_path) == (Q, TriggerKind.FILE, "/in/a.pdf")
+    assert run.context == {"k": [1]}
+    assert (run.attempts, run.max_attempts, run.outputs) == (0, 5, {})
+    assert run.created_at == clock.now and run.created_at.tzinfo is not None
+    assert store.get(run.id) == run
+
+
+def test_enqueue_same_key_same_path_is_not_created(store):
+    first, _ = store.enqueue(file_run("/in/a.pdf"))
+    again, created = store.enqueue(file_run("/in/a.pdf"))
+    assert not created and again == first
+    assert store.counts()[Q] == 1
+
+
+def test_runs_without_key_are_never_deduplicated(store):
+    a, created_a = store.enqueue(manual())
+    b, created_b = store.enqueue(manual())
+    assert created_a and created_b and a.id != b.id
+
+
+def test_same_content_under_another_name_is_skipped_once(store, clock):
+    first, _ = store.enqueue(file_run("/in/a.pdf"))
+    dup, created = store.enqueue(file_run("/in/copy of a.pdf"))
+    assert created
+    assert dup.status == K and dup.input_path == "/in/copy of a.pdf"
+    assert dup.error == f"duplicate of run {first.id} (same content)"
+    assert dup.finished_at == clock.now and dup.dedupe_key == "abc|/in/copy of a.pdf"
+    again, created = store.enqueue(file_run("/in/copy of a.pdf"))
+    assert not created and again == dup
+    assert store.counts() == {Q: 1, R: 0, S: 0, F: 0, K: 1}
+    # The same content in another workflow is not a duplicate.
+    assert store.enqueue(file_run("/in/a.pdf", workflow="other"))[1]
+
+
+def test_enqueue_leaves_no_gaps_in_ids(store):
+    store.enqueue(file_run("/in/a.pdf"))
+    for _ in range(3):
+        store.enqueue(file_run("/in/a.pdf"))
+    assert store.enqueue(manual())[0].id == 2
+
+
+def test_known(store):
+    run, _ = store.enqueue(file_run("/in/a.pdf", digest="d1"))
+    assert store.known("inbox", "d1") == run
+    assert store.known("inbox", "nope") is None
+    assert store.known("other", "d1") is None
+
+
+# -- claim ------------------------------------------------------------------------------------
+
+
+def test_claim_returns_none_when_empty(store):
+    assert store.claim("w1", 30) is None
+
+
+def test_claim_takes_the_oldest_and_leases_it(store, clock):
+    ids = [store.enqueue(manual())[0].id for _ in range(3)]
+    run = store.claim("w1", 30)
+    assert run.id == ids[0]
+    assert (run.status, run.attempts, run.lease_owner) == (R, 1, "w1")
+    assert run.started_at == clock.now
+    assert run.lease_expires_at == clock.now + timedelta(seconds=30)
+    assert [store.claim("w1", 30).id for _ in range(2)] == ids[1:]
+    assert store.claim("w1", 30) is None
+
+
+def test_claim_respects_not_before(store, clock):
+    store.enqueue(manual())
+    first = store.claim("w1", 30)
+    store.release(first.id, "w1", not_before=clock.now + timedelta(seconds=60))
+    second, _ = store.enqueue(manual())
+    assert store.claim("w1", 30).id == second.id
+    assert store.claim("w1", 30) is None
+    assert store.next_due() == clock.now + timedelta(seconds=60)
+    assert not store.has_queued_due()
+    clock.advance(60)
+    assert store.has_queued_due()
+    assert store.next_due() is None
+    assert store.claim("w1", 30).id == first.id
+
+
+def test_claim_among_workflows(store):
+    store.enqueue(manual("a"))
+    b, _ = store.enqueue(manual("b"))
+    assert store.claim("w1", 30, workflows=["b", "c"]).id == b.id
+    assert store.claim("w1", 30, workflows=["b"]) is None
+    assert store.claim("w1", 30, workflows=[]) is None
+
+
+def test_claim_a_given_run(store, clock):
+    first, _ = store.enqueue(manual())
+    second, _ = store.enqueue(manual())
+    run = store.claim("w1", 30)
+    store.release(run.id, "w1", not_before=clock.now + timedelta(hours=1))
+    assert store.claim("cli", 30, run_id=second.id).id == second.id
+    assert store.claim("cli", 30, run_id=second.id) is None  # running already
+    assert store.claim("cli", 30, run_id=first.id).id == first.id  # asked for: due or not
+    assert store.claim("cli", 30, run_id=999) is None
+
+
+def test_concurrent_claims_take_each_run_exactly_once(store):
+    ids = {store.enqueue(manual())[0].id for _ in range(200)}
+    taken: list[list[int]] = [[] for _ in range(4)]
+
+    def worker(n: int) -> None:
+        while (run := store.claim(f"w{n}", 30)) is not None:
+            taken[n].append(run.id)
+            assert store.finish(run.id, f"w{n}", S)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = [run_id for ids_of_one in taken for run_id in ids_of_one]
+    assert len(claimed) == len(set(claimed)) == 200
+    assert set(claimed) == ids
+    assert store.counts()[S] == 200
+
+
+# -- fencing, finish, release -----------------------------------------------------------------
+
+
+def test_finish_is_fenced_on_the_owner(store, clock):
+    store.enqueue(manual())
+    run = store.claim("w1", 30)
+    assert not store.finish(run.id, "intruder", S)
+    assert not store.renew(run.id, "intruder", 30)
+    assert not store.save_outputs(run.id, "intruder", {"x": 1})
+    assert store.save_outputs(run.id, "w1", {"summary": {"text": "hi"}})
+    assert store.renew(run.id, "w1", 90)
+    assert store.get(run.id).lease_expires_at == clock.now + timedelta(seconds=90)
+    clock.advance(5)
+    assert store.finish(run.id, "w1", F, error="it broke")
+    done = store.get(run.id)
+    assert (done.status, done.error, done.finished_at) == (F, "it broke", clock.now)
+    assert (done.lease_owner, done.lease_expires_at) == (None, None)
+    assert done.outputs == {"summary": {"text": "hi"}}
+    assert not store.finish(run.id, "w1", S)
+
+
+def test_finish_only_to_a_final_status(store):
+    store.enqueue(manual())
+    run = store.claim("w1", 30)
+    with pytest.raises(InvalidTransition):
+        store.finish(run.id, "w1", Q)
+    assert store.finish(run.id, "w1", S, outputs={"a": 1})
+    assert store.get(run.id).outputs == {"a": 1}
+
+
+def test_stale_owner_cannot_finish_after_requeue(store, clock):
+    store.enqueue(manual())
+    run = store.claim("w1", 30)
+    clock.advance(31)
+    assert store.requeue_expired() == [run.id]
+    assert not store.finish(run.id, "w1", S)
+    again = store.claim("w2", 30)
+    assert again.id == run.id and again.attempts == 2
+    assert not store.finish(run.id, "w1", S)
+    assert store.finish(run.id, "w2", S)
+
+
+def test_release_with_and_without_refund(store, clock):
+    store.enqueue(manual())
+    run = store.claim("w1", 30)
+    later = clock.now + timedelta(seconds=10)
+    assert store.release(run.id, "w1", not_before=later, error="model server down", refund_attempt=True)
+    back = store.get(run.id)
+    assert (back.status, back.attempts, back.not_before, back.error) == (Q, 0, later, "model server down")
+    assert (back.lease_owner, back.lease_expires_at) == (None, None)
+    assert not store.release(run.id, "w1", not_before=None)
+    clock.advance(10)
+    run = store.claim("w1", 30)
+    assert store.release(run.id, "w1", not_before=None)
+    back = store.get(run.id)
+    assert (back.attempts, back.error) == (1, "model server down")
+
+
+def test_skip_only_queued(store, clock):
+    run, _ = store.enqueue(manual())
+    assert store.skip(run.id, "the file vanished before the run started")
+    skipped = store.get(run.id)
+    assert (skipped.status, skipped.finished_at) == (K, clock.now)
+    assert skipped.error == "the file vanished before the run started"
+    assert not store.skip(run.id, "again")
+    store.enqueue(manual())
+    running = store.claim("w1", 30)
+    assert not store.skip(running.id, "too late")
+
+
+# -- requeue_expired --------------------------------------------------------------------------
+
+
+def test_requeue_expired_requeues_then_gives_up(store, clock):
+    run, _ = store.enqueue(manual(max_attempts=2))
+    store.claim("w1", 30)
+    clock.advance(30)
+    assert store.requeue_expired() == []  # expires at, not before
+    clock.advance(1)
+    assert store.requeue_expired() == [run.id]
+    back = store.get(run.id)
+    assert (back.status, back.attempts, back.lease_owner) == (Q, 1, None)
+    store.claim("w1", 30)
+    clock.advance(31)
+    assert store.requeue_expired() == [run.id]
+    failed = store.get(run.id)
+    assert (failed.status, failed.finished_at) == (F, clock.now)
+    assert failed.error == (
+        "the worker stopped during this run 2 times (its lease lapsed each time); giving up"
+    )
+
+
+def test_requeue_expired_leaves_live_leases(store, clock):
+    store.enqueue(manual())
+    store.enqueue(manual())
+    short = store.claim("w1", 10)
+    store.claim("w2", 100)
+    clock.advance(11)
+    assert store.requeue_expired() == [short.id]
+    assert store.counts()[R] == 1
+
+
+# -- retry ------------------------------------------------------------------------------------
+
+
+def test_retry_requeues_finished_runs_only(store, clock):
+    ids = [store.enqueue(manual())[0].id for _ in range(4)]
+    for status in (S, F):
+        run = store.claim("w", 30)
+        store.save_outputs(run.id, "w", {"partial": True})
+        store.finish(run.id, "w", status, error="bad" if status == F else None)
+    skipped = store.enqueue(manual())[0].id
+    store.skip(skipped, "filtered")
+    running = store.claim("w", 30).id
+    queued = ids[3]
+    assert store.retry([ids[0], ids[1], skipped, running, queued, ids[0]]) == [ids[0], ids[1], skipped]
+    for run_id in (ids[0], ids[1], skipped):
+        run = store.get(run_id)
+        assert (run.status, run.attempts, run.error, run.not_before, run.outputs) == (Q, 0, None, None, {})
+        assert (run.finished_at, run.lease_owner) == (None, None)
+    assert store.get(running).status == R
+    assert store.retry([]) == []
+
+
+def test_retry_unknown_id_changes_nothing(store):
+    run, _ = store.enqueue(manual())
+    store.skip(run.id, "x")
+    with pytest.raises(RunNotFound) as caught:
+        store.retry([run.id, 999])
+    assert caught.value.run_id == 999
+    assert store.get(run.id).status == K
+
+
+def test_retry_failed(store):
+    for workflow in ("a", "a", "b"):
+        store.enqueue(manual(workflow))
+    failed = []
+    for _ in range(3):
+        run = store.claim("w", 30)
+        store.finish(run.id, "w", F, error="nope")
+        failed.append(run.id)
+    assert store.retry_failed(workflow="a") == failed[:2]
+    assert store.retry_failed() == failed[2:]
+    assert store.retry_failed() == []
+    assert store.counts()[Q] == 3
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_get_unknown_raises(store):
+    with pytest.raises(RunNotFound):
+        store.get(42)
+
+
+def test_list_newest_first_with_filters_and_limit(store, clock):
+    made = []
+    for workflow in ("a", "b", "a", "b", "a"):
+        made.append(store.enqueue(manual(workflow))[0].id)
+        clock.advance(1)
+    same_time = [store.enqueue(manual("a"))[0].id for _ in range(2)]
+    assert [r.id for r in store.list()] == same_time[::-1] + made[::-1]
+    assert [r.id for r in store.list(workflow="b")] == [made[3], made[1]]
+    assert [r.id for r in store.list(limit=2)] == same_time[::-1]
+    run = store.claim("w", 30, workflows=["b"])
+    store.finish(run.id, "w", F)
+    assert [r.id for r in store.list(status=F)] == [run.id] == [made[1]]
+    assert [r.id for r in store.list(workflow="b", status=Q)] == [made[3]]
+
+
+def test_counts(store):
+    assert store.counts() == dict.fromkeys(RunStatus, 0)
+    for workflow in ("a", "a", "b"):
+        store.enqueue(manual(workflow))
+    store.claim("w", 30)
+    assert store.counts() == {Q: 2, R: 1, S: 0, F: 0, K: 0}
+    assert store.counts(workflow="a") == {Q: 1, R: 1, S: 0, F: 0, K: 0}
+    assert store.counts(workflow="zzz") == dict.fromkeys(RunStatus, 0)
+
+
+def test_record_call_and_calls_round_trip(store, clock):
+    run, _ = store.enqueue(manual())
+    store.claim("w", 30)
+    first = ModelCall(
+        model="llama3.2",
+        messages=[{"role": "system", "content": "Classify."}, {"role": "user", "content": "é ✓"}],
+        options={"num_ctx": 8192, "temperature": 0},
+        format={"type": "object", "properties": {"label": {"type": "string"}}},
+        step_id="kind", started_at=clock.now - timedelta(seconds=2), answer='{"label": "invoice"}',
+        thinking="hmm", prompt_tokens=120, completion_tokens=9, total_duration_ns=3_000_000_000_000,
+        load_duration_ns=1, prompt_eval_duration_ns=2, eval_duration_ns=3, wall_ms=812.5,
+    )  # fmt: skip
+    second = ModelCall(model="llama3.2", messages=[], step_id="summary", error="timed out")
+    first_id = store.record_call(run.id, first, attempt=1)
+    second_id = store.record_call(run.id, second, attempt=2)
+    assert second_id > first_id
+    got = store.calls(run.id)
+    assert got[0] == ModelCall(**{**first.__dict__, "id": first_id, "attempt": 1})
+    assert got[1].id == second_id and got[1].attempt == 2
+    assert got[1].format is None and got[1].options == {} and got[1].started_at == clock.now
+    assert store.calls(999) == []
+    with pytest.raises(RunNotFound):
+        store.record_call(999, second, attempt=1)
+
+
+def test_timestamps_are_aware_utc(store):
+    from zoneinfo import ZoneInfo
+
+    store.enqueue(manual())
+    run = store.claim("w", 30)
+    berlin = datetime(2026, 7, 1, 14, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    store.release(run.id, "w", not_before=berlin)
+    stored = store.get(run.id).not_before
+    assert stored == berlin and stored.tzinfo == UTC and stored.hour == 12
+    store.enqueue(manual())
+    other = store.claim("w", 30)
+    with pytest.raises(StatementError, match="naive"):
+        store.release(other.id, "w", not_before=datetime(2026, 1, 1))
+    assert store.get(other.id).status == R
+
+
+def test_meta(store):
+    assert store.get_meta("schedule:digest") is None
+    store.set_meta("schedule:digest", "2026-03-01T07:00:00+00:00")
+    store.set_meta("schedule:digest", "2026-03-02T07:00:00+00:00")
+    assert store.get_meta("schedule:digest") == "2026-03-02T07:00:00+00:00"

@@ -1,0 +1,100 @@
+"""Sandboxed templates: rendering, strict undefined names, the sandbox, the slug filter."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import TemplateSyntaxError
+
+from daemon.errors import TemplateError
+from daemon.workflow.templates import check_template, render, slug
+
+SCOPE = {
+    "file": {"name": "Invoice 42.pdf", "stem": "Invoice 42", "suffix": ".pdf"},
+    "kind": {"label": "invoice", "confidence": 0.9},
+    "fields": {"items": ["a", "b"], "keys": "k"},
+    "summary": {"text": "A bill & <more>"},
+}
+
+
+def test_render_with_attribute_access_on_dicts() -> None:
+    assert render("{{ kind.label }}/{{ file.stem }}{{ file.suffix }}", SCOPE) == "invoice/Invoice 42.pdf"
+    assert render("{{ kind['confidence'] }}", SCOPE) == "0.9"
+
+
+def test_mapping_keys_win_over_dict_methods() -> None:
+    assert render("{{ fields.items | join(',') }} {{ fields.keys }}", SCOPE) == "a,b k"
+
+
+def test_no_autoescape_trailing_newline_kept_and_none_empty() -> None:
+    assert render("{{ summary.text }}\n", SCOPE) == "A bill & <more>\n"
+    assert render("[{{ kind.label }}]", {"kind": {"label": None}}) == "[]"
+
+
+def test_undefined_name_is_a_template_error() -> None:
+    with pytest.raises(TemplateError) as caught:
+        render("{{ kind.label }}", {})
+    assert str(caught.value) == "template '{{ kind.label }}' failed: 'kind' is undefined"
+
+
+def test_undefined_attribute_is_a_template_error() -> None:
+    with pytest.raises(TemplateError, match="has no attribute 'colour'"):
+        render("{{ kind.colour }}", SCOPE)
+    with pytest.raises(TemplateError, match="is undefined"):
+        render("{% if missing %}x{% endif %}", SCOPE)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ file.__class__ }}",
+    "{{ (1).__class__.__base__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+])  # fmt: skip
+def test_sandbox_blocks_internals(source: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(source, SCOPE)
+    message = str(caught.value)
+    assert message.startswith("template '") and ("unsafe" in message or "undefined" in message)
+
+
+def test_check_template_raises_syntax_errors() -> None:
+    check_template("{{ a }} {% for x in y %}{{ x }}{% endfor %}")
+    with pytest.raises(TemplateSyntaxError):
+        check_template("{{ a }")
+    with pytest.raises(TemplateSyntaxError):
+        check_template("{% for x in y %}")
+
+
+def test_render_turns_syntax_and_runtime_errors_into_one_sentence() -> None:
+    with pytest.raises(TemplateError, match="failed"):
+        render("{% if %}", {})
+    with pytest.raises(TemplateError, match="ZeroDivisionError"):
+        render("{{ 1 / 0 }}", {})
+    with pytest.raises(TemplateError) as caught:
+        render("line one\n" * 20 + "{{ nope }}", {})
+    assert "\n" not in str(caught.value) and "…" in str(caught.value)
+
+
+def test_templates_are_compiled_once() -> None:
+    from daemon.workflow.templates import _compile
+
+    assert _compile("{{ a }}-cached") is _compile("{{ a }}-cached")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Invoice 42.pdf", "invoice-42-pdf"),
+    ("  Héllo, Wörld!! -- ", "hello-world"),
+    ("ACME GmbH / Rechnung #7", "acme-gmbh-rechnung-7"),
+    ("../../etc/passwd", "etc-passwd"),
+    ("---", ""),
+    (None, ""),
+    (42, "42"),
+])  # fmt: skip
+def test_slug(value: object, expected: str) -> None:
+    assert slug(value) == expected
+
+
+def test_slug_is_at_most_80_chars_and_a_filter() -> None:
+    long = slug("word " * 40)
+    assert len(long) <= 80 and not long.endswith("-")
+    assert render("{{ kind.label | slug }}-{{ file.name | slug }}.md", SCOPE) == "invoice-invoice-42-pdf.md"
