@@ -1,0 +1,1 @@
+"""gristmill's benchmarks: the real daemon process against the Ollama stand-in."""

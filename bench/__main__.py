@@ -1,0 +1,67 @@
+"""`python -m bench [--quick] [--repeat N] [--only a,b]`: run the scenarios, write JSON and Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.report import markdown
+from bench.scenarios import SCENARIOS, Sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians are reported")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for results")
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+    results: dict[str, dict] = {}
+    for name in names:
+        runs = []
+        for n in range(args.repeat):
+            started = time.monotonic()
+            runs.append(SCENARIOS[name](sizes))
+            print(f"{name} {n + 1}/{args.repeat}: {_brief(runs[-1])} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+        results[name] = {"median": _medians(runs), "runs": runs}
+    document = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
+        "sizes": vars(sizes),
+        "repeat": args.repeat,
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(document, indent=2))
+    (args.out / "latest.md").write_text(markdown(document))
+    print(markdown(document))
+    return 0
+
+
+def _medians(runs: list[dict]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def _brief(figures: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in figures.items())
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Driving a real daemon process for the benchmarks: a private home, CPU and memory readings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+READY_LINE = "gristmill ready"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a running process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class BenchHome:
+    """A temporary HOME with an inbox, a workflows folder and a data dir."""
+
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gristmill-bench-")))
+
+    def __post_init__(self) -> None:
+        for sub in ("Inbox", "workflows", "data", "staging"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "Inbox"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "data" / "gristmill.db"
+
+    def workflow(self, name: str, text: str) -> None:
+        (self.root / "workflows" / f"{name}.yaml").write_text(text)
+
+    def env(self, ollama_url: str, concurrency: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "OLLAMA_"))}
+        env.update(
+            HOME=str(self.root), GRISTMILL_DATA_DIR=str(self.root / "data"),
+            GRISTMILL_WORKFLOWS=str(self.root / "workflows"), GRISTMILL_OLLAMA_URL=ollama_url,
+            GRISTMILL_CONCURRENCY=str(concurrency), PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def drop(self, name: str, text: str, folder: Path | None = None) -> float:
+        """Write a file elsewhere, rename it into the inbox; return the wall time it appeared."""
+        staged = self.root / "staging" / name
+        staged.write_text(text)
+        target = (folder or self.inbox) / name
+        os.rename(staged, target)
+        return time.time()
+
+    def finished(self) -> int:
+        """Runs with an outcome, read straight from the database."""
+        if not self.db.exists():
+            return 0
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
+            row = conn.execute("select count(*) from runs where status in ('succeeded','failed','skipped')")
+            return row.fetchone()[0]
+
+    def finish_times(self) -> dict[str, float]:
+        """Input file name → finished_at (epoch seconds) of its run."""
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
+            rows = conn.execute("select input_path, finished_at from runs where finished_at is not null")
+            return {Path(p).name: _epoch(f) for p, f in rows if p}
+
+
+def _epoch(text: str) -> float:
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class Daemon:
+    """`gristmill run` in a subprocess; knows when it is ready and how much it used."""
+
+    def __init__(self, home: BenchHome, ollama_url: str, *, concurrency: int = 2) -> None:
+        self.home = home
+        self.launched = time.monotonic()
+        self.ready_at: float | None = None
+        self._ready = threading.Event()
+        self.log: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run"], env=home.env(ollama_url, concurrency),
+            cwd=home.root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            if READY_LINE in line and not self._ready.is_set():
+                self.ready_at = time.monotonic()
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        """Seconds from launch to the ready line."""
+        if not self._ready.wait(timeout):
+            raise RuntimeError("daemon did not get ready:\n" + "".join(self.log[-20:]))
+        assert self.ready_at is not None
+        return self.ready_at - self.launched
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def rss(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def stop(self, timeout: float = 60) -> tuple[float, float]:
+        """SIGTERM and wait; return (CPU seconds, peak RSS MB) of the whole life."""
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError("daemon did not stop within the timeout")
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll with a deadline; raise when it passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -1,0 +1,56 @@
+"""The benchmark result as a Markdown table, with the targets beside the figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# scenario → (figure, label, target text, is the target met?)
+TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
+    "overhead": [
+        ("runs_per_s", "runs/s end to end", "≥ 200", lambda v: v >= 200),
+        ("cpu_ms_per_run", "daemon CPU ms per run", "≤ 5", lambda v: v <= 5),
+        ("latency_p50_ms", "drop-to-done p50 ms", "", None),
+        ("latency_p95_ms", "drop-to-done p95 ms", "", None),
+        ("latency_p99_ms", "drop-to-done p99 ms", "", None),
+        ("baseline_direct_calls_per_s", "baseline: direct client calls/s", "", None),
+        ("ratio_to_direct", "daemon runs/s ÷ direct calls/s", "", None),
+    ],
+    "model_bound": [
+        ("runs_per_s", "runs/s (ideal 20)", "", None),
+        ("utilisation", "model utilisation", "≥ 0.95", lambda v: v >= 0.95),
+        ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 4 threads", "", None),
+    ],
+    "backlog": [
+        ("first_call_s", "launch to first model call s", "", None),
+        ("all_done_s", "launch to all done s", "", None),
+        ("peak_rss_mb", "peak RSS MB", "≤ 150", lambda v: v <= 150),
+    ],
+    "idle": [
+        ("cpu_s_per_min", "CPU s per minute", "≤ 0.1", lambda v: v <= 0.1),
+        ("rss_mb", "RSS MB", "", None),
+    ],
+    "startup": [
+        ("ready_s", "launch to ready s", "≤ 1.5", lambda v: v <= 1.5),
+        ("baseline_python_s", "baseline: bare `python -c pass` s", "", None),
+    ],
+}
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """One table: scenario, figure, median, target, met."""
+    sizes = document["sizes"]
+    lines = [
+        f"Medians of {document['repeat']} runs, {document['when']}, {document['machine']['cpus']} CPUs, "
+        f"Python {document['machine']['python']}; sizes {sizes}.",
+        "",
+        "| scenario | figure | median | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario, result in document["results"].items():
+        for key, label, target, check in TARGETS.get(scenario, []):
+            value = result["median"].get(key)
+            if value is None:
+                continue
+            met = "" if check is None else ("yes" if check(value) else "**no**")
+            lines.append(f"| {scenario} | {label} | {value:.3g} | {target} | {met} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,230 @@
+"""The five benchmark scenarios; each returns a dict of figures, baselines measured in the same run."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import ollama
+
+from bench.harness import BenchHome, Daemon, wait_until
+
+CLASSIFY_WORKFLOW = """\
+name: {name}
+trigger:
+  watch: {{path: ~/{folder}, settle_seconds: 0}}
+steps:
+  - id: kind
+    classify: {{labels: {{invoice: A bill that asks for payment, letter: Correspondence}}}}
+  - id: filed
+    route:
+      by: kind
+      routes: {{invoice: {{move_to: ~/Out/{name}/invoices}}}}
+      default: {{move_to: ~/Out/{name}/other}}
+  - write: {{path: "~/Out/{name}/notes/{{{{ file.stem }}}}.txt", content: "{{{{ kind.label }}}}"}}
+"""
+
+SCHEDULE_WORKFLOW = """\
+name: {name}
+trigger:
+  schedule: {{every: 1h, catch_up: false}}
+steps:
+  - prompt: Say hello.
+"""
+
+DOC = "Invoice {n}: this invoice asks for payment of {n}.00 EUR by the end of the month.\n"
+
+
+@dataclass
+class Sizes:
+    """How big each scenario is; `quick` makes a smoke run."""
+
+    overhead_files: int = 2000
+    model_files: int = 400
+    backlog_files: int = 10_000
+    idle_seconds: float = 60.0
+    startups: int = 5
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2)
+
+
+@contextmanager
+def standin(*args: str) -> Iterator[str]:
+    """The Ollama stand-in in its own process; yields its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.standin", "--port", "0", *args],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = line.strip().rsplit(" ", 1)[-1]
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _direct_calls(url: str, calls: int, threads: int) -> float:
+    """Baseline: the same classify calls straight from the ollama client; calls per second."""
+    schema = {"type": "object", "properties": {"label": {"enum": ["invoice", "letter"]}}}
+    client = ollama.Client(host=url, timeout=60)
+    counter = iter(range(calls))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            content = f"<document>\n{DOC.format(n=n)}</document>"
+            client.chat(model="llama3.2", messages=[{"role": "user", "content": content}], format=schema)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return calls / (time.perf_counter() - start)
+
+
+def _pipeline(url: str, files: int, concurrency: int) -> dict[str, float]:
+    home = BenchHome()
+    try:
+        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+        daemon = Daemon(home, url, concurrency=concurrency)
+        daemon.wait_ready()
+        cpu_ready = daemon.cpu()
+        dropped = {f"doc-{n:05d}.txt": home.drop(f"doc-{n:05d}.txt", DOC.format(n=n)) for n in range(files)}
+        wait_until(lambda: home.finished() >= files, 600, f"{files} runs")
+        cpu_done = daemon.cpu()
+        daemon.stop()
+        finished = home.finish_times()
+        latencies = sorted(finished[name] - at for name, at in dropped.items())
+        elapsed = max(finished.values()) - min(dropped.values())
+        return {
+            "runs_per_s": files / elapsed,
+            "cpu_ms_per_run": (cpu_done - cpu_ready) * 1000 / files,
+            "latency_p50_ms": _pct(latencies, 50) * 1000,
+            "latency_p95_ms": _pct(latencies, 95) * 1000,
+            "latency_p99_ms": _pct(latencies, 99) * 1000,
+        }
+    finally:
+        shutil.rmtree(home.root, ignore_errors=True)
+
+
+def overhead(sizes: Sizes) -> dict[str, float]:
+    """Stand-in with no latency: what the daemon itself costs per run."""
+    with standin("--slots", "4") as url:
+        result = _pipeline(url, sizes.overhead_files, concurrency=2)
+        result["baseline_direct_calls_per_s"] = _direct_calls(url, sizes.overhead_files, threads=2)
+    result["ratio_to_direct"] = result["runs_per_s"] / result["baseline_direct_calls_per_s"]
+    return result
+
+
+def model_bound(sizes: Sizes) -> dict[str, float]:
+    """200 ms per answer, 4 slots, 4 workers: how busy the daemon keeps the model."""
+    with standin("--latency", "0.2", "--slots", "4") as url:
+        result = _pipeline(url, sizes.model_files, concurrency=4)
+        result["baseline_direct_calls_per_s"] = _direct_calls(url, sizes.model_files, threads=4)
+    result["ideal_runs_per_s"] = 4 / 0.2
+    result["utilisation"] = result["runs_per_s"] / result["ideal_runs_per_s"]
+    return result
+
+
+def backlog(sizes: Sizes) -> dict[str, float]:
+    """Many files present at start-up: time to first model call, time to all done, peak RSS."""
+    home = BenchHome()
+    try:
+        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+        for n in range(sizes.backlog_files):
+            (home.inbox / f"doc-{n:05d}.txt").write_text(DOC.format(n=n))
+        with standin("--slots", "4") as url:
+            launched = time.time()
+            daemon = Daemon(home, url)
+            wait_until(lambda: _first_call(url) is not None, 300, "the first model call")
+            first = _first_call(url) - launched
+            wait_until(lambda: home.finished() >= sizes.backlog_files, 3600, "the backlog")
+            all_done = time.time() - launched
+            _, peak = daemon.stop()
+        return {"first_call_s": first, "all_done_s": all_done, "peak_rss_mb": peak,
+                "runs_per_s": sizes.backlog_files / all_done}
+    finally:
+        shutil.rmtree(home.root, ignore_errors=True)
+
+
+def _first_call(url: str) -> float | None:
+    recorded = httpx.get(f"{url}/_standin/requests", timeout=30).json()
+    times = [r["time"] for r in recorded if r["path"] == "/api/chat"]
+    return min(times) if times else None
+
+
+def idle(sizes: Sizes) -> dict[str, float]:
+    """Three watch and two schedule workflows, nothing happening: CPU and memory."""
+    home = BenchHome()
+    try:
+        for n in range(3):
+            (home.root / f"In{n}").mkdir()
+            home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
+        for n in range(2):
+            home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
+        with standin() as url:
+            daemon = Daemon(home, url)
+            daemon.wait_ready()
+            time.sleep(1.0)  # let start-up work settle before the idle window
+            before = daemon.cpu()
+            time.sleep(sizes.idle_seconds)
+            used = daemon.cpu() - before
+            rss = daemon.rss()
+            daemon.stop()
+        return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
+    finally:
+        shutil.rmtree(home.root, ignore_errors=True)
+
+
+def startup(sizes: Sizes) -> dict[str, float]:
+    """Launch to ready, against the bare interpreter's start as the baseline."""
+    home = BenchHome()
+    try:
+        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+        times, bare = [], []
+        with standin() as url:
+            for _ in range(sizes.startups):
+                daemon = Daemon(home, url)
+                times.append(daemon.wait_ready())
+                daemon.stop()
+                start = time.monotonic()
+                subprocess.run([sys.executable, "-c", "pass"], check=True)
+                bare.append(time.monotonic() - start)
+        ready, base = statistics.median(times), statistics.median(bare)
+        return {"ready_s": ready, "baseline_python_s": base, "ratio_to_python": ready / base}
+    finally:
+        shutil.rmtree(home.root, ignore_errors=True)
+
+
+def _pct(values: list[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values)) - 1))
+    return values[index]
+
+
+SCENARIOS = {
+    "overhead": overhead,
+    "model_bound": model_bound,
+    "backlog": backlog,
+    "idle": idle,
+    "startup": startup,
+}

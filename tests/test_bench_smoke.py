@@ -1,0 +1,25 @@
+"""The benchmark harness still runs end to end (tiny sizes; figures are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import REPO
+
+
+def test_bench_quick_run_writes_json_and_markdown(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", "overhead,startup", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "latest.json").read_text())
+    overhead = document["results"]["overhead"]["median"]
+    assert overhead["runs_per_s"] > 0 and overhead["cpu_ms_per_run"] > 0
+    assert overhead["baseline_direct_calls_per_s"] > 0
+    assert document["results"]["startup"]["median"]["ready_s"] > 0
+    table = (tmp_path / "latest.md").read_text()
+    assert "| overhead | runs/s end to end |" in table
