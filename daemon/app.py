@@ -21,10 +21,12 @@ from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
 from daemon.llm.base import ModelBackend
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
+from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
 from daemon.settings import Settings
 from daemon.store import RunStore
 from daemon.store.db import make_engine
 from daemon.store.migrate import upgrade
+from daemon.triggers.failed import move_failed
 from daemon.triggers.watch import Watcher
 from daemon.workflow import Workflow, load_workflows
 
@@ -75,9 +77,11 @@ class App:
         )
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency, gate=self.gate,
-            workflows=lambda: list(self.workflows),
+            workflows=lambda: list(self.workflows), on_finished=self._on_finished,
         )
-        self.watcher = Watcher(self.submit_file)
+        self.watcher = Watcher(
+            self.submit_file, refuse=self.intake.refuse, rescan_seconds=settings.rescan_seconds
+        )
 
     def reload(self) -> None:
         """Load the workflow folder; each broken file is logged and left out."""
@@ -85,12 +89,27 @@ class App:
         for error in self.errors:
             log.error("%s", error)
 
-    def submit_file(self, workflow: Workflow, path: Path) -> None:
-        """Queue a file for a workflow; a file that cannot be read is logged, not raised."""
+    def submit_file(self, workflow: Workflow, path: Path) -> bool:
+        """Queue a file for a workflow; a file that cannot be read is logged (False), not raised."""
         try:
             self.intake.file(workflow, path)
         except GristmillError as exc:
             log.warning("not queued for %s: %s", workflow.name, exc)
+            return False
+        return True
+
+    def _on_finished(self, run: Run, status: RunStatus, error: str | None) -> None:
+        """A run ended: a failed one's file goes to its workflow's `on_failure.move_to`, if any."""
+        workflow = self.workflows.get(run.workflow)
+        if status is not RunStatus.FAILED or workflow is None or workflow.on_failure is None:
+            return
+        try:
+            moved = move_failed(workflow, run, error)
+        except (GristmillError, OSError) as exc:
+            log.warning("run %d failed and its file stays where it is: on_failure could not move it: %s", run.id, exc)
+            return
+        if moved is not None:
+            log.info("run %d failed; its file was moved to %s (on_failure)", run.id, moved)
 
     def trigger(self, name: str, file: Path | None, *, dry_run: bool = False) -> Run:
         """Run a workflow now, on this thread, and return the run as recorded."""
@@ -121,8 +140,10 @@ class App:
     def run_once(self) -> OnceReport:
         """Queue what is in the watched folders, process everything due, and return."""
         self.store.requeue_expired()
+        prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.scan()
+        self.watcher.settle_pending()
         before = self.store.counts()
         self.pool.start()
         try:
@@ -149,13 +170,16 @@ class App:
             log.info("returned %d interrupted runs to the queue", len(recovered))
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.start()
+        self.pool.start()  # the backlog is worked on while the scan is still streaming it in
         queued = self.watcher.scan()
-        self.pool.start()
         log.info(
             "gristmill ready: %d workflows, %d files found at start, model server %s",
             len(self.workflows), queued, self.settings.ollama_url,
         )
-        stop.wait()
+        # Runs older than their workflow's retention are forgotten at start and every few hours.
+        prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
+        while not stop.wait(PRUNE_EVERY_SECONDS):
+            prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         self.watcher.stop()
         left = self.pool.stop(self.settings.stop_timeout)

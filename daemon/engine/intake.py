@@ -70,6 +70,21 @@ class Intake:
             self.wake()
         return run, created
 
+    def refuse(self, workflow: Workflow, path: Path, reason: str) -> Run:
+        """Record a file the watcher will not process (a symbolic link) as skipped, once per path."""
+        new = NewRun(
+            workflow=workflow.name,
+            trigger=TriggerKind.FILE,
+            input_path=str(path),
+            dedupe_key=f"refused:{path}",
+            max_attempts=self.max_attempts,
+        )
+        run, created = self.store.enqueue(new)
+        if created:
+            # A worker that claims it first skips it too: the runner refuses links as well.
+            self.store.skip(run.id, reason)
+        return run
+
     def tick(self, workflow: Workflow, tick: str | None, context: dict | None = None) -> tuple[Run, bool]:
         """Queue one run of a scheduled (or manually triggered) workflow with no input file."""
         new = NewRun(

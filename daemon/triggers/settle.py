@@ -26,10 +26,15 @@ class SettleTracker:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def touch(self, path: Path, settle: float, *, closed: bool = False) -> None:
-        """An event about `path`; `closed` (written and closed, or renamed in) skips the wait."""
+    def touch(self, path: Path, settle: float, *, wait: float | None = None) -> None:
+        """An event about `path`: ready once unchanged for `wait` (default `settle`).
+
+        A shorter `wait` is the fast path (closed after writing, renamed in); any later change
+        restarts the full `settle` wait.
+        """
         now = self.clock()
-        self._pending[path] = _Pending(_signature(path), now - settle if closed else now, settle)
+        wait = settle if wait is None else min(wait, settle)
+        self._pending[path] = _Pending(_signature(path), now - (settle - wait), settle)
 
     def ready(self) -> list[Path]:
         """Paths unchanged for their settle time, removed from the tracker; vanished ones dropped."""

@@ -1,27 +1,56 @@
-"""Where a file event becomes a run: watchdog observers feed a settle loop that submits files."""
+"""Where a file event becomes a run: observers and scans feed a settle loop that submits files.
+
+Three ways a file is found: watchdog events (inotify, or polling), the scan at start-up, and the
+periodic rescan that catches events lost to queue overflows and watcher restarts. All three end
+in `_offer`, which skips a file version already submitted (see `SeenFiles`), so a rescan costs a
+stat per file, not a hash; the store's dedupe on sha256 is the final word on "once".
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from daemon.triggers.match import Matcher
+from daemon.triggers.scan import Found, oldest_first
+from daemon.triggers.seen import LINK, SeenFiles
 from daemon.triggers.settle import SettleTracker
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
 
-Submit = Callable[[Workflow, Path], None]
+# Queue a file; True when it was queued or its content already has a run, False when it could not be.
+Submit = Callable[[Workflow, Path], bool]
+# Record that a file was refused (a symbolic link), with the reason in words.
+Refuse = Callable[[Workflow, Path, str], None]
+
+CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
+_LIMIT_SYSCTL = {
+    errno.ENOSPC: "fs.inotify.max_user_watches",
+    errno.EMFILE: "fs.inotify.max_user_instances",
+}
+
+
+class Seen(StrEnum):
+    """How an event saw a file; decides how long it must then stay unchanged."""
+
+    CHANGED = "changed"  # created, modified, attributes: the full settle time
+    CLOSED = "closed"  # closed after writing: CLOSE_GRACE
+    MOVED_IN = "moved"  # renamed into the folder: complete already
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,12 @@ class Watch:
         matcher = Matcher(root, tuple(spec.patterns), tuple(spec.ignore), spec.recursive, spec.depth)
         return cls(workflow, matcher, spec.settle_seconds)
 
+    def wait_for(self, how: Seen) -> float:
+        """Seconds the file must stay unchanged after an event of this kind."""
+        if how is Seen.MOVED_IN:
+            return 0.0
+        return min(self.settle, CLOSE_GRACE) if how is Seen.CLOSED else self.settle
+
 
 class _Handler(FileSystemEventHandler):
     """Runs on the observer's thread: only hands events over, never does work."""
@@ -51,111 +86,213 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
-        closed = event.event_type in ("closed", "moved")
-        self.events.put((os.fsdecode(path), closed))
+        how = {"closed": Seen.CLOSED, "moved": Seen.MOVED_IN}.get(event.event_type, Seen.CHANGED)
+        self.events.put((os.fsdecode(path), how))
 
 
 class Watcher:
     """Watches every watch workflow's folder and submits each settled, wanted file once."""
 
-    def __init__(self, submit: Submit, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.submit = submit
+    def __init__(
+        self,
+        submit: Submit,
+        *,
+        refuse: Refuse = lambda workflow, path, reason: None,
+        rescan_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        observer_factory: Callable[[], BaseObserver] = Observer,
+    ) -> None:
+        self.submit, self.refuse, self.rescan_seconds = submit, refuse, rescan_seconds
+        self.wall, self.observer_factory = wall, observer_factory
         self.tracker = SettleTracker(clock)
+        self.seen = SeenFiles()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._watches: list[Watch] = []
-        self._observers: list = []
+        self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def configure(self, workflows: list[Workflow]) -> None:
         """Take the watch workflows among `workflows`."""
         self._watches = [Watch.of(w) for w in workflows if w.trigger.watch is not None]
 
     def start(self) -> None:
-        """Watch every configured folder for new files."""
+        """Watch every configured folder; settle (and periodically rescan) on background threads."""
         for watch in self._watches:
             self._observe(watch)
-        self._thread = threading.Thread(target=self._loop, name="settle", daemon=True)
-        self._thread.start()
+        self._spawn("settle", self._loop)
+        if self.rescan_seconds > 0:
+            self._spawn("rescan", self._rescan_loop)
 
     def scan(self) -> int:
-        """Submit every wanted file already in the watched folders, oldest first; return the count."""
+        """Offer every wanted file in the watched folders, oldest first; return how many were new.
+
+        Files changed within their settle time go to the settle loop instead of straight to intake.
+        """
         count = 0
         for watch in self._watches:
-            for path in sorted(_walk(watch), key=_mtime):
-                self.submit(watch.workflow, path)
-                count += 1
+            for found in oldest_first(watch.matcher):
+                count += self._consider(watch, found)
         return count
 
+    def settle_pending(self) -> None:
+        """Without the settle thread (`run --once`): wait for noted files to settle; submit them."""
+        while not self._stop.is_set():
+            while self._take(block=False, timeout=None):
+                pass
+            self._submit_ready()
+            wait = self.tracker.next_check()
+            if wait is None:
+                return
+            self._stop.wait(max(wait, 0.05))
+
     def stop(self) -> None:
-        """Stop observers and the settle loop."""
+        """Stop observers, the settle loop and the rescans."""
         self._stop.set()
         self._events.put(None)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
             observer.join(timeout=5)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
+    # -- observers --------------------------------------------------------------------------
     def _observe(self, watch: Watch) -> None:
         spec = watch.workflow.trigger.watch
+        assert spec is not None
         root = watch.matcher.root
-        root.mkdir(parents=True, exist_ok=True)
-        observer = PollingObserver(timeout=spec.poll_interval) if spec.poll else Observer()
-        observer.schedule(_Handler(self._events), str(root), recursive=spec.recursive)
         try:
-            observer.start()
+            root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            log.warning("cannot use inotify on %s (%s); polling it every %ss instead", root, exc, spec.poll_interval)
-            observer = PollingObserver(timeout=spec.poll_interval)
-            observer.schedule(_Handler(self._events), str(root), recursive=spec.recursive)
-            observer.start()
+            log.error("cannot watch %s for %s: the folder is missing and cannot be created (%s); "
+                      "create it and restart", root, watch.workflow.name, exc.strerror)  # fmt: skip
+            return
+        if spec.poll:
+            self._observers.append(self._started(PollingObserver(timeout=spec.poll_interval), watch))
+            return
+        try:
+            observer = self._started(self.observer_factory(), watch)
+        except OSError as exc:
+            log.warning("%s", _polling_reason(exc, root, spec.poll_interval))
+            observer = self._started(PollingObserver(timeout=spec.poll_interval), watch)
         self._observers.append(observer)
+
+    def _started(self, observer: BaseObserver, watch: Watch) -> BaseObserver:
+        spec = watch.workflow.trigger.watch
+        assert spec is not None
+        observer.schedule(_Handler(self._events), str(watch.matcher.root), recursive=spec.recursive)
+        observer.start()
+        return observer
+
+    # -- the settle loop --------------------------------------------------------------------
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._guarded(target), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    target()
+                    return
+                except Exception:  # a bug must not end watching: log it and carry on
+                    log.exception("the %s loop failed; restarting it", threading.current_thread().name)
+                    self._stop.wait(1.0)
+
+        return run
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             wait = self.tracker.next_check()
-            try:
-                item = self._events.get(timeout=None if wait is None else max(wait, 0.05))
-            except queue.Empty:
-                item = ()
-            if item is None:
-                return
-            if item:
-                self._note(Path(item[0]), item[1])
-            for path in self.tracker.ready():
-                self._submit_all(path)
+            if not self._take(block=True, timeout=None if wait is None else max(wait, 0.05)):
+                if self._stop.is_set():
+                    return
+            self._submit_ready()
 
-    def _note(self, path: Path, closed: bool) -> None:
-        settle = max((w.settle for w in self._watches if w.matcher.wants(path)), default=None)
-        if settle is not None:
-            self.tracker.touch(path, settle, closed=closed)
+    def _take(self, *, block: bool, timeout: float | None) -> bool:
+        """Note one event from the queue; False when there was none (or the stop marker)."""
+        try:
+            item = self._events.get(block=block, timeout=timeout)
+        except queue.Empty:
+            return False
+        if item is None:
+            return False
+        self._note(Path(item[0]), Seen(item[1]))
+        return True
 
-    def _submit_all(self, path: Path) -> None:
-        for watch in self._watches:
-            if watch.matcher.wants(path):
-                try:
-                    self.submit(watch.workflow, path)
-                except Exception:  # one bad file must not stop the watcher
-                    log.exception("could not queue %s for %s", path, watch.workflow.name)
+    def _rescan_loop(self) -> None:
+        while not self._stop.wait(self.rescan_seconds):
+            found = self.scan()
+            if found:
+                log.info("rescan: %d files the watcher had not reported", found)
+
+    def _note(self, path: Path, how: Seen) -> None:
+        wanting = [w for w in self._watches if w.matcher.wants(path)]
+        if not wanting:
+            return
+        if os.path.islink(path):
+            for watch in wanting:
+                self._refuse_link(watch, path)
+            return
+        settle = max(w.settle for w in wanting)
+        self.tracker.touch(path, settle, wait=max(w.wait_for(how) for w in wanting))
+
+    def _submit_ready(self) -> None:
+        for path in self.tracker.ready():
+            for watch in self._watches:
+                if watch.matcher.wants(path):
+                    self._offer(watch, path)
+
+    # -- handing files to intake ------------------------------------------------------------
+    def _consider(self, watch: Watch, found: Found) -> bool:
+        """A file found by a scan: refuse links, settle recent files, offer the rest."""
+        if found.is_symlink:
+            return self._refuse_link(watch, found.path)
+        if self.wall() - found.mtime_ns / 1e9 < watch.settle:
+            self._events.put((str(found.path), Seen.CHANGED))  # still being written, perhaps
+            return True
+        return self._offer(watch, found.path)
+
+    def _offer(self, watch: Watch, path: Path) -> bool:
+        """Submit this version of the file unless it was submitted already; True when submitted."""
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False  # gone before it settled: nothing to do
+        if stat.S_ISLNK(info.st_mode):
+            return self._refuse_link(watch, path)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        key, signature = (watch.workflow.name, str(path)), (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self.seen.has(key, signature):
+            return False
+        try:
+            queued = self.submit(watch.workflow, path)
+        except Exception:  # one bad file must not stop the watcher
+            log.exception("could not queue %s for %s", path, watch.workflow.name)
+            return False
+        if queued is not False:
+            self.seen.add(key, signature)
+        return True
+
+    def _refuse_link(self, watch: Watch, path: Path) -> bool:
+        key = (watch.workflow.name, str(path))
+        if self.seen.has(key, LINK):
+            return False
+        try:
+            self.refuse(watch.workflow, path, f"{path} is a symbolic link; gristmill does not follow links")
+        except Exception:
+            log.exception("could not record the symbolic link %s for %s", path, watch.workflow.name)
+            return False
+        self.seen.add(key, LINK)
+        return True
 
 
-def _walk(watch: Watch) -> Iterator[Path]:
-    root = watch.matcher.root
-    if not root.is_dir():
-        return
-    for folder, dirs, files in os.walk(root):
-        relative = Path(folder).relative_to(root).parts
-        dirs[:] = [d for d in dirs if watch.matcher.wants_dir((*relative, d))]
-        for name in files:
-            path = Path(folder) / name
-            if not path.is_symlink() and watch.matcher.wants(path):
-                yield path
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
+    """One log line: why inotify failed on `root`, that we poll instead, and what to raise."""
+    sysctl = _LIMIT_SYSCTL.get(exc.errno or 0)
+    fix = f"; to use inotify again raise {sysctl} (sudo sysctl -w {sysctl}=<higher>)" if sysctl else ""
+    return f"cannot use inotify on {root} ({exc.strerror or exc}); polling it every {interval:g}s instead{fix}"
