@@ -185,6 +185,24 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be pruned.")
+def prune(dry_run: bool) -> None:
+    """Forget runs older than their workflow's `retention` (model calls, outputs); files are untouched."""
+    from datetime import UTC, datetime
+
+    from daemon.retention import prune as prune_runs
+    from daemon.workflow import load_workflows
+
+    settings = load_settings()
+    loaded, errors = load_workflows(settings.workflows)
+    for error in errors:
+        click.echo(f"gristmill: {error} (its runs are not pruned)", err=True)
+    report = prune_runs(_store(settings), loaded.values(), datetime.now(UTC), dry_run=dry_run)
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -20,6 +20,24 @@ class RemoteRefused(UsageError):
         self.url = url
 
 
+# Python's `is_private` also counts documentation, benchmark and reserved ranges (203.0.113.0/24,
+# 198.18.0.0/15, 240.0.0.0/4, ...), which are not a home network; name the ones that are.
+LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "127.0.0.0/8", "0.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+        "::1/128", "fc00::/7", "fe80::/10",
+    )
+)  # fmt: skip
+
+
+def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for loopback, RFC 1918 private, link-local and IPv6 unique-local addresses."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in LOCAL_NETWORKS if net.version == address.version)
+
+
 def is_local(url: str) -> bool:
     """True when every address the URL's host names is loopback, private or link-local.
 
@@ -38,7 +56,7 @@ def is_local(url: str) -> bool:
         except OSError:
             return False
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    return bool(addresses) and all(a.is_loopback or a.is_private or a.is_link_local for a in addresses)
+    return bool(addresses) and all(is_local_address(a) for a in addresses)
 
 
 def check_url(url: str, *, allowed: bool, what: str, how_to_allow: str) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
-from daemon.netguard import is_local
+from daemon.engine.actions import check_webhook
+from daemon.netguard import RemoteRefused, is_local
 from daemon.settings import Settings
-from daemon.workflow import load_workflows
+from daemon.workflow import RouteStep, Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
 
@@ -26,6 +27,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
+    code = max(code, _webhooks(workflows.values(), echo), _data_at_rest(settings, echo))
     url = settings.ollama_url
     if is_local(url):
         echo(f"model traffic goes to {url}, on this machine or the local network")
@@ -54,3 +56,39 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
             echo(f"error: model {model} is missing (used by {', '.join(sorted(names))}); run: ollama pull {model}")
             code = max(code, FAILED)
     return code
+
+
+def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """Say where each webhook sends run data; a remote one not allowed by its workflow is an error."""
+    code = OK
+    for workflow in sorted(workflows, key=lambda w: w.name):
+        for url in sorted(webhook_urls(workflow)):
+            if is_local(url):
+                echo(f"workflow {workflow.name}: webhook traffic goes to {url}, on this machine or the local network")
+            elif workflow.allow_remote_webhooks:
+                echo(f"warning: workflow {workflow.name}: webhook traffic goes to {url}, a remote server "
+                     "(allow_remote_webhooks: true)")  # fmt: skip
+            else:
+                try:
+                    check_webhook(url, workflow)
+                except RemoteRefused as exc:
+                    echo(f"error: {exc}")
+                code = INVALID
+    return code
+
+
+def webhook_urls(workflow: Workflow) -> set[str]:
+    """Every webhook address a workflow's routes declare."""
+    found = set()
+    for step in workflow.steps:
+        if isinstance(step, RouteStep):
+            found |= {action.webhook for _, action in step.route.actions() if action.webhook}
+    return found
+
+
+def _data_at_rest(settings: Settings, echo: Callable[[str], None]) -> int:
+    """Warn when the database or its folder can be read by other users of this machine."""
+    for path in (settings.data_dir, settings.data_dir / "gristmill.db"):
+        if path.exists() and path.stat().st_mode & 0o077:
+            echo(f"warning: {path} can be read by other users of this machine; run: chmod go-rwx {path}")
+    return OK

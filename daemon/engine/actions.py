@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.errors import GristmillError
 from daemon.files import ops
+from daemon.netguard import check_url
+from daemon.workflow import Workflow
 
 if TYPE_CHECKING:
     from daemon.engine.steps import StepContext
@@ -31,6 +33,7 @@ class Actions:
             return None if ctx.file_path is None else str(ctx.file_path)
         if kind == "webhook":
             body = {"workflow": ctx.workflow.name, "run": ctx.scope.get("run"), "outputs": _outputs(ctx)}
+            check_webhook(target or "", ctx.workflow)
             if not self.dry_run:
                 self.post(target or "", body)
             return target
@@ -52,6 +55,15 @@ class Actions:
         if self.dry_run:
             return str(path)
         return str(ops.write_new(path, content.encode("utf-8")))
+
+
+def check_webhook(url: str, workflow: Workflow) -> None:
+    """Refuse, before any connection, a webhook beyond this machine and the private network."""
+    where = f" in {workflow.source}" if workflow.source else ""
+    check_url(
+        url, allowed=workflow.allow_remote_webhooks, what=f"the webhook of workflow '{workflow.name}'",
+        how_to_allow=f"allow_remote_webhooks: true{where}",
+    )
 
 
 def _need_file(ctx: StepContext, kind: str) -> Path:

@@ -14,12 +14,13 @@ from daemon.domain import ModelCall, Run, TriggerKind
 from daemon.engine.actions import Actions
 from daemon.engine.intake import Intake, sha256_of
 from daemon.engine.steps import RUNNERS, StepContext
-from daemon.errors import InputError, SkipRun
+from daemon.errors import InputError, ModelUnavailable, SkipRun
 from daemon.files.extract import extract
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
 from daemon.store import RunStore
-from daemon.workflow import Workflow
+from daemon.store.redact import redact_call, redact_outputs
+from daemon.workflow import StepKind, Workflow
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,24 @@ class Runner:
             actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post),
             file_path=file_path,
         )
-        for step in workflow.steps:
-            if step.step_id not in outputs:
-                outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
-                self.store.save_outputs(run.id, owner, outputs)
-            scope[step.step_id] = outputs[step.step_id]
-        return outputs
+        self._steps(run, owner, workflow, ctx, outputs)
+        # Full outputs were stored while running so a crash can resume; what stays is the record setting's.
+        return _metadata_only(workflow, outputs) if workflow.record == "metadata" else outputs
+
+    def _steps(self, run: Run, owner: str, workflow: Workflow, ctx: StepContext, outputs: dict[str, Any]) -> None:
+        try:
+            for step in workflow.steps:
+                if step.step_id not in outputs:
+                    outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
+                    self.store.save_outputs(run.id, owner, outputs)
+                ctx.scope[step.step_id] = outputs[step.step_id]
+        except ModelUnavailable:
+            raise  # queued again with its attempt refunded: the full outputs are needed to resume
+        except Exception as exc:
+            final = isinstance(exc, SkipRun) or run.attempts >= run.max_attempts
+            if workflow.record == "metadata" and final:
+                self.store.save_outputs(run.id, owner, _metadata_only(workflow, outputs))
+            raise
 
     def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str]:
         try:
@@ -111,7 +124,8 @@ class Runner:
 
     def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
         def record(call: ModelCall) -> None:
-            self.store.record_call(run.id, call, attempt=run.attempts)
+            kept = redact_call(call) if workflow.record == "metadata" else call
+            self.store.record_call(run.id, kept, attempt=run.attempts)
 
         return Asker(
             backend=self.backend,
@@ -124,6 +138,15 @@ class Runner:
     def _chain(self, name: str, path: Path) -> int | None:
         run, created = self.intake.file(self.workflows()[name], path)
         return run.id if created else None
+
+
+_TEXT_KINDS = (StepKind.SUMMARISE, StepKind.EXTRACT, StepKind.PROMPT)
+
+
+def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:
+    """`record: metadata`: outputs of steps that may quote the document become digests."""
+    text_steps = {s.step_id for s in workflow.steps if s.kind in _TEXT_KINDS}
+    return redact_outputs(outputs, text_steps)
 
 
 def _current_path(run: Run, workflow: Workflow, outputs: dict[str, Any]) -> Path | None:

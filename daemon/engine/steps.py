@@ -84,9 +84,10 @@ def route(step: Any, ctx: StepContext) -> dict[str, Any]:
         action, why = spec.review, f"review: {decided['reason']}"
     else:
         action, why = spec.default, ("default: " + (decided.get("reason") or f"no route for label {label}"))
-    target = None if action.target is None else render(action.target, ctx.scope)
+    # Only folder templates are rendered, and confined; a workflow name or URL is used as written.
+    target = action.target
     if action.kind in ("move_to", "copy_to"):
-        target = str(confine(target or "", action.target or ""))
+        target = str(confine(render(action.target or "", ctx.scope), action.target or ""))
     destination = ctx.actions.perform(action.kind, target, ctx)
     return {"action": action.kind, "destination": destination, "label": label, "why": why}
 

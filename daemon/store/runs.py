@@ -28,6 +28,7 @@ _RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
 _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 _CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
+PRUNED_PREFIX = "pruned:"
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
 
@@ -229,6 +230,65 @@ class RunStore:
             stmt = stmt.where(runs.c.workflow == workflow)
         with self._engine.begin() as conn:
             return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune(self, workflow: str, before: datetime, note: str, *, dry_run: bool = False) -> tuple[int, int]:
+        """Forget finished runs of `workflow` that ended before `before`; (runs, model calls).
+
+        Their model calls are deleted and their outputs, context and error cleared (`error`
+        becomes `note`); the row itself stays so content already handled is not handled again.
+        """
+        old = (
+            runs.c.workflow == workflow,
+            runs.c.status.in_([status.value for status in RunStatus if status.finished]),
+            func.coalesce(runs.c.finished_at, runs.c.created_at) < before,
+            runs.c.error.is_(None) | ~runs.c.error.startswith(PRUNED_PREFIX, autoescape=True),
+        )
+        calls = model_calls.c.run_id.in_(select(runs.c.id).where(*old))
+        with self._engine.begin() as conn:
+            run_count = conn.execute(select(func.count()).select_from(runs).where(*old)).scalar_one()
+            call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
+            if run_count and not dry_run:
+                conn.execute(model_calls.delete().where(calls))
+                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}"}
+                conn.execute(update(runs).where(*old).values(values))
+        return run_count, call_count
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def enqueue_skipped(self, new: NewRun, reason: str) -> tuple[Run, bool]:
+        """Record a run that is skipped from the start (a tick that must not run); once per key."""
+        now = self._clock()
+        values = _new_values(new, now) | {"status": SKIPPED.value, "error": reason, "finished_at": now}
+        with self._engine.begin() as conn:
+            return self._insert_once(conn, values)
+
+    def active(self, workflow: str) -> Run | None:
+        """The oldest queued or running run of `workflow`, if any."""
+        stmt = select(*_RUN_COLUMNS).where(
+            runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value])
+        )
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt.order_by(runs.c.id).limit(1)).first()
+        return None if row is None else _to_run(row)
+
+    def last_succeeded(self, workflow: str) -> Run | None:
+        """The succeeded run of `workflow` that finished last, if any."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
+    def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> builtins.list[Run]:
+        """Succeeded runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        if since is not None:
+            stmt = stmt.where(runs.c.finished_at > since)
+        stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
 
     # -- model calls ----------------------------------------------------------------------
 

@@ -222,6 +222,8 @@ class Workflow(StrictModel):
     on_failure: OnFailure | None = None
     record: Literal["full", "metadata"] = "full"
     retention: Duration | None = None
+    # Webhooks beyond loopback and private networks are refused unless the workflow says so.
+    allow_remote_webhooks: bool = False
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("name")

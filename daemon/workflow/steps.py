@@ -65,6 +65,10 @@ class Action(StrictModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://\S+$", value):
             raise problem("webhook", "'{url}' is not an http:// or https:// address", url=value)
+        if value is not None and ("{{" in value or "{%" in value):
+            # Nothing a document or a model says may become a URL: webhook targets are fixed.
+            raise problem("webhook", "'{url}' uses a template; a webhook address is fixed text, so no "
+                          "document or model answer can change where data is sent", url=value)  # fmt: skip
         return value
 
     @model_validator(mode="after")
