@@ -79,7 +79,7 @@ def docx_bomb(unpacked_mb: int = 64) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
-        z.writestr("word/document.xml", b"<w:document>" + b" " * (unpacked_mb << 20) + b"</w:document>")
+        z.writestr("word/document.xml", f"<w:document {_W}><w:t>".encode() + b"x" * (unpacked_mb << 20) + b"</w:t></w:document>")
     return buf.getvalue()
 
 

@@ -44,8 +44,9 @@ def test_pdf_decompression_bomb_is_contained():
 
 
 def test_memory_limit_contains_a_parse():
-    with pytest.raises(InputError, match=r"big\.pdf could not be read as a PDF: .*(memory|died)"):
-        extract(Path("big.pdf"), docs.pdf_bomb(70), ExtractLimits(memory_mb=96))
+    # Under the unpacked-size check (max_chars is large here) but over the memory limit.
+    with pytest.raises(InputError, match=r"big\.docx could not be read as a Word document: .*(memory|died)"):
+        extract(Path("big.docx"), docs.docx_bomb(120), ExtractLimits(max_chars=5_000_000, memory_mb=128))
 
 
 def test_docx_paragraphs_and_title():

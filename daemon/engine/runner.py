@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from daemon.domain import ModelCall, Run, TriggerKind
-from daemon.engine.actions import Actions
+from daemon.engine.actions import Actions, recover
 from daemon.engine.intake import Intake, sha256_of
 from daemon.engine.steps import RUNNERS, StepContext
-from daemon.errors import InputError, ModelUnavailable, SkipRun
-from daemon.files.extract import extract
+from daemon.errors import InputError, LeaseLost, ModelUnavailable, SkipRun
+from daemon.extract import ExtractLimits, extract
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
 from daemon.store import RunStore
 from daemon.store.redact import redact_call, redact_outputs
 from daemon.workflow import StepKind, Workflow
+
+
+# A scheduled run's `now` (in its time zone), `items` and document, read when it starts.
+ScheduledScope = Callable[[Workflow, datetime], tuple[datetime, list[dict[str, Any]], str | None]]
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,13 @@ class Limits:
 
     max_file_bytes: int
     max_chars: int
+    extract_seconds: float = 30.0
+    extract_memory_mb: int = 1024
+
+    @property
+    def extraction(self) -> ExtractLimits:
+        """The limits the extractors apply."""
+        return ExtractLimits(self.max_chars, self.extract_seconds, self.extract_memory_mb)
 
 
 class Runner:
@@ -45,17 +56,20 @@ class Runner:
         limits: Limits,
         post: Callable[[str, dict[str, Any]], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        scheduled: ScheduledScope | None = None,
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.default_model, self.limits, self.post, self.clock = default_model, limits, post, clock
+        self.scheduled = scheduled
 
     def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Run every step not already done by an earlier attempt; return all outputs."""
         workflow = self.workflows().get(run.workflow)
         if workflow is None:
             raise SkipRun(f"workflow '{run.workflow}' is no longer loaded")
-        outputs = dict(run.outputs)
-        file_path = _current_path(run, workflow, outputs)
+        # A route or write step interrupted by a crash left an intent: finish it from disk or redo it.
+        outputs, done = recover(dict(run.outputs))
+        file_path = _current_path(run, workflow, {**outputs, **done})
         scope: dict[str, Any] = {
             "run": {"id": run.id, "workflow": run.workflow, "started_at": self.clock().isoformat()},
             "now": self.clock(),
@@ -64,14 +78,18 @@ class Runner:
         document = None
         if file_path is not None:
             scope["file"], document = self._load(run, file_path, fresh=not outputs)
+        elif workflow.is_schedule and self.scheduled is not None:
+            # The items are read when the run starts, so a late or retried run sees what is new then.
+            scope["now"], scope["items"], document = self.scheduled(workflow, scope["now"])
         ctx = StepContext(
             workflow=workflow,
             scope=scope,
             document=document,
             asker=lambda step_id: self._asker(workflow, run, step_id),
-            actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post),
+            actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post, done=done),
             file_path=file_path,
         )
+        ctx.actions.record = lambda intent: self._save(run, owner, {**outputs, ctx.actions.step_id: intent})
         self._steps(run, owner, workflow, ctx, outputs)
         # Full outputs were stored while running so a crash can resume; what stays is the record setting's.
         return _metadata_only(workflow, outputs) if workflow.record == "metadata" else outputs
@@ -80,8 +98,9 @@ class Runner:
         try:
             for step in workflow.steps:
                 if step.step_id not in outputs:
+                    ctx.actions.step_id = step.step_id
                     outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
-                    self.store.save_outputs(run.id, owner, outputs)
+                    self._save(run, owner, outputs)
                 ctx.scope[step.step_id] = outputs[step.step_id]
         except ModelUnavailable:
             raise  # queued again with its attempt refunded: the full outputs are needed to resume
@@ -90,6 +109,11 @@ class Runner:
             if workflow.record == "metadata" and final:
                 self.store.save_outputs(run.id, owner, _metadata_only(workflow, outputs))
             raise
+
+    def _save(self, run: Run, owner: str, outputs: dict[str, Any]) -> None:
+        """Store the outputs so far; LeaseLost when another worker owns the run now."""
+        if not self.store.save_outputs(run.id, owner, outputs):
+            raise LeaseLost(run.id)
 
     def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str]:
         try:
@@ -107,7 +131,7 @@ class Runner:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
-        extracted = extract(path, data, max_chars=self.limits.max_chars)
+        extracted = extract(path, data, self.limits.extraction)
         file = {
             "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
             "size": info.st_size, "sha256": digest, "text": extracted.text, "kind": extracted.kind,
@@ -156,6 +180,7 @@ def _current_path(run: Run, workflow: Workflow, outputs: dict[str, Any]) -> Path
     current = Path(run.input_path)
     for step_id in workflow.step_ids:
         out = outputs.get(step_id)
-        if isinstance(out, dict) and out.get("action") == "move_to" and out.get("destination"):
+        moved = isinstance(out, dict) and "move_to" in (out.get("action"), out.get("intent"))
+        if moved and out.get("destination"):
             current = Path(out["destination"])
     return current
