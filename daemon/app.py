@@ -72,7 +72,10 @@ class App:
             backend=backend,
             intake=self.intake,
             default_model=settings.model,
-            limits=Limits(settings.max_file_bytes, settings.max_chars),
+            limits=Limits(
+                settings.max_file_bytes, settings.max_chars,
+                settings.extract_seconds, settings.extract_memory_mb,
+            ),
             post=self._post,
         )
         self.pool = WorkerPool(
