@@ -1,27 +1,25 @@
 """Listing a watched folder oldest first without holding the whole listing in memory.
 
 A folder of 10,000 (or 1,000,000) files must not become a list of 10,000 paths. The scan walks
-the folder once per batch and keeps only the `batch` oldest entries after a cursor in a bounded
-heap (`heapq.nsmallest`), so memory is O(batch) and the order is exactly (mtime, path). The
-price is one walk per batch: O(files² / batch) stat calls, a fraction of a second for 10,000
-files with the default batch.
+the folder once and streams (mtime, path) rows into a private temporary SQLite database (the
+stdlib's `sqlite3.connect("")`: on disk, deleted on close, a page cache of about 2 MB), then
+reads them back `ORDER BY mtime, path`; SQLite's sorter spills to disk when the rows outgrow its
+memory. So the order is exact, memory stays bounded and the folder is walked once.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.triggers.match import Matcher
 
-BATCH = 2_000
-
-# (mtime_ns, path, is_symlink): plain tuples sort by age, then name, and weigh ~200 bytes each.
-_Key = tuple[int, str, bool]
+_ROWS = 500  # rows fetched from the sorter at a time
 
 
 @dataclass(frozen=True)
@@ -33,22 +31,19 @@ class Found:
     is_symlink: bool
 
 
-def oldest_first(matcher: Matcher, *, batch: int = BATCH) -> Iterator[Found]:
+def oldest_first(matcher: Matcher) -> Iterator[Found]:
     """Every wanted file (and symlink) under the matcher's root, oldest first, streamed."""
-    cursor: _Key | None = None
-    while True:
-        keys = _entries(matcher, matcher.root, ())
-        if cursor is not None:
-            keys = (k for k in keys if k > cursor)
-        chunk = heapq.nsmallest(batch, keys)
-        for mtime_ns, path, is_link in chunk:
-            yield Found(Path(path), mtime_ns, is_link)
-        if len(chunk) < batch:
-            return
-        cursor = chunk[-1]
+    with closing(sqlite3.connect("")) as db:
+        db.execute("CREATE TABLE found (mtime INTEGER, path BLOB, link INTEGER)")
+        # Paths as bytes: a file name that is not valid UTF-8 still round-trips.
+        db.executemany("INSERT INTO found VALUES (?, ?, ?)", _entries(matcher, matcher.root, ()))
+        rows = db.execute("SELECT mtime, path, link FROM found ORDER BY mtime, path")
+        while batch := rows.fetchmany(_ROWS):
+            for mtime_ns, path, link in batch:
+                yield Found(Path(os.fsdecode(path)), mtime_ns, bool(link))
 
 
-def _entries(matcher: Matcher, folder: Path, relative: tuple[str, ...]) -> Iterator[_Key]:
+def _entries(matcher: Matcher, folder: Path, relative: tuple[str, ...]) -> Iterator[tuple[int, bytes, bool]]:
     try:
         listing = os.scandir(folder)
     except OSError:  # vanished or unreadable: the next rescan looks again
@@ -63,7 +58,7 @@ def _entries(matcher: Matcher, folder: Path, relative: tuple[str, ...]) -> Itera
             if stat.S_ISDIR(info.st_mode):
                 subfolders.append(entry.name)
             elif (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)) and matcher.wants(Path(entry.path)):
-                yield info.st_mtime_ns, entry.path, stat.S_ISLNK(info.st_mode)
+                yield info.st_mtime_ns, os.fsencode(entry.path), stat.S_ISLNK(info.st_mode)
     for name in subfolders:
         if matcher.wants_dir((*relative, name)):
             yield from _entries(matcher, folder / name, (*relative, name))
