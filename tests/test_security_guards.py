@@ -1,0 +1,167 @@
+"""The guards themselves: path confinement, the local-network check, webhooks, workflow keys.
+
+No test here opens a connection: every address other than 127.0.0.1 appears only as a literal the
+guards refuse before anything is contacted (the injected `post` proves nothing was sent).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.engine.actions import Actions, check_webhook
+from daemon.engine.steps import StepContext
+from daemon.errors import UnsafePathError
+from daemon.files.paths import confine, safe_name, static_base
+from daemon.netguard import RemoteRefused, check_url, is_local
+from daemon.workflow import Workflow
+
+# --------------------------------------------------------------------------- confine
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    folder = tmp_path / "Docs"
+    folder.mkdir()
+    return folder
+
+
+def test_static_base_is_the_folder_before_the_first_tag(base):
+    assert static_base(f"{base}/{{{{ fields.vendor }}}}") == base
+    assert static_base(f"{base}/Invoices") == base / "Invoices"
+    assert static_base("~/Docs/{{ x }}") == Path(os.path.expanduser("~/Docs"))
+
+
+@pytest.mark.parametrize("answer", ["../../etc", "..", "a/../../b", "x/../../../etc/passwd", ".\x00.", ".\n./x"])
+def test_model_output_that_leaves_the_folder_is_refused(base, answer):
+    with pytest.raises(UnsafePathError) as caught:
+        confine(f"{base}/{answer}", f"{base}/{{{{ fields.vendor }}}}")
+    message = str(caught.value)
+    assert "leaves its folder" in message and str(base) in message and "| slug" in message
+
+
+def test_model_output_that_is_an_absolute_path_is_refused(base):
+    with pytest.raises(UnsafePathError, match="leaves its folder"):
+        confine(f"{base}//etc", f"{base}/{{{{ fields.vendor }}}}")
+
+
+def test_an_absolute_rendered_path_elsewhere_is_refused(base, tmp_path):
+    with pytest.raises(UnsafePathError, match="leaves its folder"):
+        confine(str(tmp_path / "elsewhere"), f"{base}/{{{{ x }}}}")
+
+
+def test_control_characters_and_nul_below_the_base_are_removed(base):
+    template = f"{base}/{{{{ file.stem }}}}.md"
+    assert confine(f"{base}/bell\x07 esc\x1b[31m nul\x00 tab\t.md", template) == base / "bell esc[31m nul tab.md"
+
+
+def test_a_name_longer_than_255_bytes_is_refused_with_the_fix(base):
+    with pytest.raises(UnsafePathError, match="longer than 255 bytes"):
+        confine(f"{base}/{'é' * 200}", f"{base}/{{{{ fields.vendor }}}}")
+    assert confine(f"{base}/{'a' * 255}", f"{base}/{{{{ x }}}}") == base / ("a" * 255)
+
+
+def test_a_symlink_below_the_base_is_refused(base, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (base / "sneaky").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        confine(f"{base}/sneaky/sub", f"{base}/{{{{ fields.vendor }}}}")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_plain_subfolder_is_allowed(base):
+    assert confine(f"{base}/acme/2026", f"{base}/{{{{ v }}}}/2026") == base / "acme" / "2026"
+
+
+def test_safe_name_strips_separators_controls_and_leading_dots():
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name("\x00\x1b") == "unnamed"
+    assert len(safe_name("ü" * 300).encode()) <= 255
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:11434", "http://localhost:11434", "http://[::1]:8080/x", "http://192.168.1.20:11434",
+     "http://10.0.0.5", "http://172.16.3.4", "http://169.254.1.1", "http://[fd12::1]/", "127.0.0.1:11434"],
+)  # fmt: skip
+def test_local_addresses_are_local(url):
+    assert is_local(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    # 203.0.113.0/24 and 198.18.0.0/15 count as "private" for Python's ipaddress; not for us.
+    ["http://203.0.113.5/", "http://198.51.100.7:11434", "http://198.18.0.1", "http://8.8.8.8",
+     "http://100.64.0.1", "http://[::ffff:8.8.8.8]/", "http://[2001:db8::1]/", "http:///nohost"],
+)  # fmt: skip
+def test_remote_addresses_are_not_local(url):
+    assert not is_local(url)
+
+
+def test_check_url_refuses_in_one_sentence_naming_the_fix():
+    with pytest.raises(RemoteRefused) as caught:
+        check_url("http://203.0.113.5:11434", allowed=False, what="the model server",
+                  how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true")  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith("the model server http://203.0.113.5:11434 is not on this machine")
+    assert message.endswith("set GRISTMILL_ALLOW_REMOTE_MODEL=true") and "\n" not in message
+    check_url("http://203.0.113.5:11434", allowed=True, what="x", how_to_allow="y")
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def _workflow(webhook: str, **extra) -> Workflow:
+    return Workflow.model_validate({
+        "name": "hook", "trigger": {"watch": {"path": "/tmp/in"}},
+        "steps": [{"summarise": {}}, {"route": {"default": {"webhook": webhook}}}], **extra,
+    })  # fmt: skip
+
+
+def _perform(workflow: Workflow, url: str, *, dry_run: bool = False) -> list[tuple[str, dict]]:
+    sent: list[tuple[str, dict]] = []
+    actions = Actions(dry_run=dry_run, chain=lambda name, path: None, post=lambda u, body: sent.append((u, body)))
+    ctx = StepContext(workflow=workflow, scope={"run": {"id": 1}, "summarise": {"text": "t"}}, document="d",
+                      asker=lambda step_id: None, actions=actions, file_path=None)  # fmt: skip
+    actions.perform("webhook", url, ctx)
+    return sent
+
+
+def test_a_remote_webhook_is_refused_before_anything_is_sent():
+    url = "http://203.0.113.5/hook"
+    for dry_run in (False, True):
+        with pytest.raises(RemoteRefused) as caught:
+            _perform(_workflow(url), url, dry_run=dry_run)
+        assert "allow_remote_webhooks: true" in str(caught.value)
+
+
+def test_a_local_webhook_is_sent_and_a_remote_one_when_the_workflow_allows_it():
+    assert [u for u, _ in _perform(_workflow("http://127.0.0.1:9/h"), "http://127.0.0.1:9/h")] == ["http://127.0.0.1:9/h"]
+    remote = "http://203.0.113.5/hook"
+    sent = _perform(_workflow(remote, allow_remote_webhooks=True), remote)
+    assert sent[0][0] == remote and sent[0][1]["outputs"] == {"summarise": {"text": "t"}}
+
+
+def test_check_webhook_names_the_workflow_file():
+    workflow = _workflow("http://203.0.113.5/x").model_copy(update={"source": Path("/w/hook.yaml")})
+    with pytest.raises(RemoteRefused, match=r"allow_remote_webhooks: true in /w/hook.yaml"):
+        check_webhook("http://203.0.113.5/x", workflow)
+
+
+def test_a_webhook_address_cannot_be_a_template(tmp_path):
+    from daemon.workflow import load_workflow
+
+    path = tmp_path / "hook.yaml"
+    path.write_text(
+        "name: hook\ntrigger: {watch: {path: /tmp/in}}\nsteps:\n  - extract: {fields: {url: string}}\n"
+        "  - route:\n      default: {webhook: 'http://127.0.0.1/{{extract.url}}'}\n"
+    )
+    with pytest.raises(Exception) as caught:
+        load_workflow(path)
+    assert "uses a template" in str(caught.value) and "line 6" in str(caught.value)
