@@ -1,0 +1,1 @@
+"""Scheduled workflows: tick arithmetic, crontab translation, firing ticks, collecting inputs."""

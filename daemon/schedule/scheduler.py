@@ -1,0 +1,98 @@
+"""APScheduler 3.11 as the alarm clock: it wakes at each tick; TickFirer decides and only enqueues.
+
+Jobs live in a memory job store (schedules come from files); the run history and the last tick
+handled live in our database. APScheduler's defaults are set on purpose: any lateness is
+accepted (the firer decides what counts as missed), late wake-ups coalesce into one, and one
+wake-up per workflow at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from daemon.errors import GristmillError
+from daemon.schedule.firing import TickFirer, schedule_ticks
+from daemon.schedule.ticks import Ticks
+from daemon.workflow import Workflow
+
+log = logging.getLogger("gristmill")
+
+JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+
+
+class TickTrigger(BaseTrigger):
+    """An APScheduler trigger that fires at our ticks (DST-correct, crontab weekdays)."""
+
+    def __init__(self, ticks: Ticks) -> None:
+        self.ticks = ticks
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        return self.ticks.next_after(previous_fire_time or now)
+
+    def __str__(self) -> str:
+        return f"ticks {self.ticks}"
+
+
+class Scheduler:
+    """Fires each scheduled workflow's ticks while the daemon runs."""
+
+    def __init__(self, firer: TickFirer, workflows: Callable[[], dict[str, Workflow]]) -> None:
+        self.firer = firer
+        self.workflows = workflows
+        self._aps: BackgroundScheduler | None = None
+
+    def fire_all(self, *, coalesce: bool = False) -> int:
+        """Record every due or missed tick of every scheduled workflow now; runs created."""
+        names = [name for name, w in self.workflows().items() if w.is_schedule]
+        return sum(len(self._fire(name, coalesce=coalesce)) for name in names)
+
+    def start(self) -> None:
+        """Catch up, then wake at every tick until `stop`."""
+        self.fire_all()
+        self._aps = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults=JOB_DEFAULTS,
+            timezone=UTC,
+        )
+        self.configure(self.workflows().values())
+        self._aps.start()
+
+    def configure(self, workflows: Iterable[Workflow]) -> None:
+        """One job per scheduled workflow; call again after the workflows were reloaded."""
+        if self._aps is None:
+            return
+        wanted = {w.name: w for w in workflows if w.is_schedule}
+        for job in self._aps.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for name, workflow in wanted.items():
+            trigger = TickTrigger(schedule_ticks(workflow))
+            self._aps.add_job(self._fire, trigger, args=[name], id=name, name=name, replace_existing=True)
+
+    def alive(self) -> bool:
+        """False only when started and APScheduler's thread is gone."""
+        return self._aps is None or bool(self._aps.running)
+
+    def stop(self) -> None:
+        """Stop waking up; a tick being recorded finishes first."""
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=True)
+        self._aps = None
+
+    def _fire(self, name: str, *, coalesce: bool = False) -> list:
+        workflow = self.workflows().get(name)
+        if workflow is None or not workflow.is_schedule:
+            return []
+        try:
+            return self.firer.fire(workflow, coalesce=coalesce)
+        except GristmillError as exc:
+            log.error("the tick of %s was not recorded: %s", name, exc)
+            return []
