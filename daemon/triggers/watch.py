@@ -112,6 +112,7 @@ class Watcher:
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.rescans = 0  # periodic rescans completed (for logs and tests)
 
     def configure(self, workflows: list[Workflow]) -> None:
         """Take the watch workflows among `workflows`."""
@@ -226,6 +227,7 @@ class Watcher:
     def _rescan_loop(self) -> None:
         while not self._stop.wait(self.rescan_seconds):
             found = self.scan()
+            self.rescans += 1
             if found:
                 log.info("rescan: %d files the watcher had not reported", found)
 
