@@ -74,7 +74,7 @@ class App:
             default_model=settings.model,
             limits=Limits(
                 settings.max_file_bytes, settings.max_chars,
-                settings.extract_seconds, settings.extract_memory_mb,
+                settings.extract_seconds, settings.extract_memory_mb, settings.context_tokens,
             ),
             post=self._post,
         )

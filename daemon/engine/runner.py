@@ -35,6 +35,7 @@ class Limits:
     max_chars: int
     extract_seconds: float = 30.0
     extract_memory_mb: int = 1024
+    context_tokens: int = 8192
 
     @property
     def extraction(self) -> ExtractLimits:
@@ -157,6 +158,7 @@ class Runner:
             model=workflow.model or self.default_model,
             options=dict(workflow.options),
             step_id=step_id,
+            context_tokens=self.limits.context_tokens,
         )
 
     def _chain(self, name: str, path: Path) -> int | None:

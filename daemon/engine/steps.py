@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.engine import prompts
+from daemon.engine import longinput, prompts
 from daemon.engine.actions import Actions
 from daemon.errors import BadAnswer, GristmillError
 from daemon.files.paths import confine
@@ -31,14 +31,20 @@ class StepContext:
 
 def summarise(step: Any, ctx: StepContext) -> dict[str, Any]:
     spec = step.summarise
-    messages = prompts.summarise(_document(ctx, step), spec.max_words, _instructions(spec, ctx))
-    return {"text": ctx.asker(step.step_id).text(messages)}
+    asker = ctx.asker(step.step_id)
+    text, split = longinput.summarise(asker, _document(ctx, step), spec.max_words, _instructions(spec, ctx))
+    return {"text": text} | ({"split": split} if split else {})
 
 
 def classify(step: Any, ctx: StepContext) -> dict[str, Any]:
     spec = step.classify
     labels = list(spec.labels)
-    messages = prompts.classify(_document(ctx, step), dict(spec.labels), _instructions(spec, ctx))
+    asker = _deciding(ctx, step)
+    instructions = _instructions(spec, ctx)
+    document, split = longinput.fit(
+        asker, _document(ctx, step), lambda doc: prompts.classify(doc, dict(spec.labels), instructions), 64
+    )
+    messages = prompts.classify(document, dict(spec.labels), instructions)
 
     def check(answer: dict[str, Any]) -> dict[str, Any]:
         label = match_label(answer.get("label"), labels)
@@ -46,22 +52,29 @@ def classify(step: Any, ctx: StepContext) -> dict[str, Any]:
             raise BadAnswer(f"the label {answer.get('label')!r} is not one of {', '.join(labels)}")
         return {"label": label, "confidence": parse_confidence(answer.get("confidence"))}
 
+    extra = {"split": split} if split else {}
     try:
-        result = ctx.asker(step.step_id).json(messages, prompts.classify_schema(labels), check)
+        result = asker.json(messages, prompts.classify_schema(labels), check)
     except BadAnswer as exc:
-        return {"label": None, "confidence": None, "reason": exc.message}
+        return {"label": None, "confidence": None, "reason": exc.message} | extra
     confidence = result["confidence"]
     if spec.min_confidence and (confidence is None or confidence < spec.min_confidence):
         reason = f"confidence {confidence} is below {spec.min_confidence} for label {result['label']}"
-        return {"label": None, "confidence": confidence, "guess": result["label"], "reason": reason}
-    return result
+        return {"label": None, "confidence": confidence, "guess": result["label"], "reason": reason} | extra
+    return result | extra
 
 
 def extract(step: Any, ctx: StepContext) -> dict[str, Any]:
     spec = step.extract
     schema = spec.json_schema()
-    messages = prompts.extract(_document(ctx, step), schema, _instructions(spec, ctx))
-    return ctx.asker(step.step_id).json(messages, schema, lambda obj: check_fields(obj, schema))
+    asker = _deciding(ctx, step)
+    instructions = _instructions(spec, ctx)
+    answer_tokens = 256 + 48 * len(schema.get("properties", {}))
+    document, _split = longinput.fit(
+        asker, _document(ctx, step), lambda doc: prompts.extract(doc, schema, instructions), answer_tokens
+    )
+    messages = prompts.extract(document, schema, instructions)
+    return asker.json(messages, schema, lambda obj: check_fields(obj, schema))
 
 
 def prompt(step: Any, ctx: StepContext) -> dict[str, Any]:
@@ -113,6 +126,14 @@ def _document(ctx: StepContext, step: Any) -> str:
     if ctx.document is None:
         raise GristmillError(f"step '{step.step_id}' needs a document, but this run has no input")
     return ctx.document
+
+
+def _deciding(ctx: StepContext, step: Any) -> Asker:
+    """An asker for classify/extract: reasoning models answer without thinking unless told to."""
+    asker = ctx.asker(step.step_id)
+    if asker.think is None:
+        asker.think = False
+    return asker
 
 
 def _instructions(spec: Any, ctx: StepContext) -> str | None:

@@ -30,6 +30,7 @@ class Asker:
     options: dict[str, Any] = field(default_factory=dict)
     step_id: str | None = None
     think: bool | None = None
+    context_tokens: int = 8192  # num_ctx to send for long prompts when the workflow sets none
 
     def text(self, messages: list[dict[str, Any]]) -> str:
         """A free-text answer, reasoning blocks removed."""
