@@ -1,0 +1,148 @@
+"""Never-overwrite file operations on real folders, across two file systems when the machine has them."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import InputError, UnsafePathError
+from daemon.files import ops
+
+SHM = Path("/dev/shm")
+
+
+def _other_file_system(tmp_path: Path) -> Path | None:
+    if not SHM.is_dir() or not os.access(SHM, os.W_OK):
+        return None
+    return SHM if os.stat(SHM).st_dev != os.stat(tmp_path).st_dev else None
+
+
+def test_a_collision_at_the_destination_gets_a_numbered_suffix(tmp_path):
+    dest = tmp_path / "Invoices"
+    dest.mkdir()
+    (dest / "bill.pdf").write_bytes(b"older bill")
+    (dest / "bill (1).pdf").write_bytes(b"another older bill")
+    src = tmp_path / "bill.pdf"
+    src.write_bytes(b"new bill")
+
+    moved = ops.move_file(src, dest)
+
+    assert moved == dest / "bill (2).pdf" and moved.read_bytes() == b"new bill"
+    assert (dest / "bill.pdf").read_bytes() == b"older bill"
+    assert (dest / "bill (1).pdf").read_bytes() == b"another older bill"
+    assert not src.exists()
+
+
+def test_the_destination_folder_is_created_when_missing(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+
+    moved = ops.move_file(src, tmp_path / "new" / "deeper")
+
+    assert moved == tmp_path / "new" / "deeper" / "a.txt" and moved.read_bytes() == b"a"
+
+
+def test_two_moves_to_the_same_name_at_once_both_keep_their_file(tmp_path):
+    dest = tmp_path / "out"
+    sources = []
+    for n in range(8):
+        (tmp_path / f"in{n}").mkdir()
+        src = tmp_path / f"in{n}" / "same.txt"
+        src.write_bytes(f"content {n}".encode())
+        sources.append(src)
+    barrier = threading.Barrier(len(sources))
+    results: list[Path] = []
+
+    def move(src: Path) -> None:
+        barrier.wait()
+        results.append(ops.move_file(src, dest))
+
+    threads = [threading.Thread(target=move, args=(s,)) for s in sources]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert len(set(results)) == 8
+    assert sorted(p.read_bytes() for p in results) == sorted(f"content {n}".encode() for n in range(8))
+    assert not any(p.name.startswith(".gristmill-tmp-") for p in dest.iterdir())
+
+
+def test_a_move_across_file_systems_copies_fsyncs_and_then_removes_the_source(tmp_path):
+    other = _other_file_system(tmp_path)
+    if other is None:
+        pytest.skip("no second file system here (/dev/shm missing or on the same device as the tmp dir)")
+    dest = Path(os.path.join(other, f"gristmill-test-{os.getpid()}-{tmp_path.name}"))
+    try:
+        (dest).mkdir()
+        (dest / "big.bin").write_bytes(b"already there")
+        src = tmp_path / "big.bin"
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        src.write_bytes(data)
+        os.utime(src, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+
+        moved = ops.move_file(src, dest)
+
+        assert os.stat(moved).st_dev != os.stat(tmp_path).st_dev
+        assert moved == dest / "big (1).bin" and moved.read_bytes() == data
+        assert os.stat(moved).st_mtime_ns == 1_600_000_000_000_000_000
+        assert (dest / "big.bin").read_bytes() == b"already there"
+        assert not src.exists()
+        assert sorted(p.name for p in dest.iterdir()) == ["big (1).bin", "big.bin"]  # no temp left
+    finally:
+        for p in dest.glob("*"):
+            p.unlink()
+        dest.rmdir()
+
+
+def test_a_copy_across_file_systems_keeps_the_source(tmp_path):
+    other = _other_file_system(tmp_path)
+    if other is None:
+        pytest.skip("no second file system here (/dev/shm missing or on the same device as the tmp dir)")
+    dest = Path(os.path.join(other, f"gristmill-copy-{os.getpid()}-{tmp_path.name}"))
+    try:
+        src = tmp_path / "a.txt"
+        src.write_bytes(b"keep me")
+
+        copied = ops.copy_file(src, dest)
+
+        assert copied.read_bytes() == b"keep me" and src.read_bytes() == b"keep me"
+    finally:
+        for p in dest.glob("*"):
+            p.unlink()
+        if dest.exists():
+            dest.rmdir()
+
+
+def test_a_symlinked_source_is_never_followed(tmp_path):
+    target = tmp_path / "secret.txt"
+    target.write_bytes(b"secret")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        ops.move_file(link, tmp_path / "out")
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        ops.copy_file(link, tmp_path / "out")
+    assert link.is_symlink() and target.read_bytes() == b"secret"
+    assert not (tmp_path / "out" / "link.txt").exists()
+
+
+def test_a_symlinked_destination_folder_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "Docs").symlink_to(elsewhere)
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        ops.move_file(src, tmp_path / "Docs")
+    assert src.read_bytes() == b"a" and list(elsewhere.iterdir()) == []
+
+
+def test_a_vanished_source_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="is gone"):
+        ops.move_file(tmp_path / "nothing.txt", tmp_path / "out")
