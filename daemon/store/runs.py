@@ -22,6 +22,7 @@ from daemon.store.db import reading
 from daemon.store.tables import meta, model_calls, runs
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
+SUCCEEDED = RunStatus.SUCCEEDED
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
@@ -63,6 +64,23 @@ def _moving_to(
     return runs.c.status == allowed[0] if len(allowed) == 1 else runs.c.status.in_(allowed)
 
 
+def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
+    """The row of a newly queued run."""
+    return {
+        "workflow": new.workflow, "status": QUEUED.value, "trigger": TriggerKind(new.trigger).value,
+        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
+        "context": dict(new.context), "outputs": {}, "attempts": 0,
+        "max_attempts": new.max_attempts, "created_at": now,
+    }  # fmt: skip
+
+
+def _not_overlapping() -> ColumnElement[bool]:
+    """A scheduled run waits while another run of its workflow is running (`overlap: queue`)."""
+    other = runs.alias("other")
+    busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == RUNNING.value)
+    return (runs.c.trigger != TriggerKind.SCHEDULE.value) | ~busy.exists()
+
+
 def _to_run(row: Row[Any]) -> Run:
     values = dict(row._mapping)
     values["status"] = RunStatus(values["status"])
@@ -85,12 +103,7 @@ class RunStore:
     def enqueue(self, new: NewRun) -> tuple[Run, bool]:
         """Queue a run; returns (run, created). Same content under another name is recorded skipped."""
         now = self._clock()
-        values = {
-            "workflow": new.workflow, "status": QUEUED.value, "trigger": TriggerKind(new.trigger).value,
-            "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
-            "context": dict(new.context), "outputs": {}, "attempts": 0,
-            "max_attempts": new.max_attempts, "created_at": now,
-        }  # fmt: skip
+        values = _new_values(new, now)
         with self._engine.begin() as conn:
             run, created = self._insert_once(conn, values)
             if created or run.input_path == new.input_path:
@@ -119,6 +132,7 @@ class RunStore:
             oldest = select(runs.c.id).where(_moving_to(RUNNING), self._due(now))
             if workflows is not None:
                 oldest = oldest.where(runs.c.workflow.in_(builtins.list(workflows)))
+            oldest = oldest.where(_not_overlapping())
             # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
             oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
             which = runs.c.id == oldest.scalar_subquery()
