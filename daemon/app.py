@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ from daemon.llm.base import ModelBackend
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
+from daemon.schedule.firing import TickFirer
+from daemon.schedule.inputs import InputCollector
+from daemon.schedule.scheduler import Scheduler
 from daemon.settings import Settings
 from daemon.store import RunStore
 from daemon.store.db import make_engine
@@ -77,6 +80,9 @@ class App:
                 settings.extract_seconds, settings.extract_memory_mb, settings.context_tokens,
             ),
             post=self._post,
+            scheduled=InputCollector(
+                self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes
+            ).scope,
         )
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency, gate=self.gate,
@@ -85,6 +91,8 @@ class App:
         self.watcher = Watcher(
             self.submit_file, refuse=self.intake.refuse, rescan_seconds=settings.rescan_seconds
         )
+        grace = timedelta(seconds=settings.schedule_grace_seconds)
+        self.scheduler = Scheduler(TickFirer(self.store, self.intake, grace=grace), lambda: self.workflows)
 
     def reload(self) -> None:
         """Load the workflow folder; each broken file is logged and left out."""
@@ -148,6 +156,7 @@ class App:
         self.watcher.scan()
         self.watcher.settle_pending()
         before = self.store.counts()
+        self.scheduler.fire_all(coalesce=True)  # due ticks as one run each; missed ones per catch_up
         self.pool.start()
         try:
             while not self._drained():
@@ -174,6 +183,7 @@ class App:
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
+        self.scheduler.start()  # records missed ticks (catch_up), then wakes at each tick
         queued = self.watcher.scan()
         log.info(
             "gristmill ready: %d workflows, %d files found at start, model server %s",
@@ -184,6 +194,7 @@ class App:
         while not stop.wait(PRUNE_EVERY_SECONDS):
             prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
+        self.scheduler.stop()
         self.watcher.stop()
         left = self.pool.stop(self.settings.stop_timeout)
         for run_id in left:

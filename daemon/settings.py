@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     stop_timeout: float = Field(30.0, ge=0)
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_chars: int = Field(200_000, gt=0, description="extracted characters kept per document")
+    schedule_grace_seconds: float = Field(
+        60.0, gt=0, description="a tick recorded later than this was missed (catch-up policy applies)"
+    )
     extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
     extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
     context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
