@@ -108,3 +108,15 @@ def test_latest_until_looks_back_far_enough_for_rare_schedules():
     now = datetime(2026, 11, 11, tzinfo=UTC)
     assert yearly.latest_until(now, since=now - timedelta(days=800)) == datetime(2026, 1, 1, tzinfo=UTC)
     assert yearly.latest_until(now, since=datetime(2026, 6, 1, tzinfo=UTC)) is None
+
+
+def test_a_bad_cron_in_a_workflow_file_names_file_line_and_key(tmp_path):
+    from daemon.errors import WorkflowError
+    from daemon.workflow import load_workflow
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ntrigger:\n  schedule: {cron: '0 7 * * 8'}\nsteps:\n  - write: {path: ~/x.md, content: x}\n")
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(path)
+    assert str(caught.value).startswith(f"{path}, line 3, key 'trigger.schedule.cron': the cron expression '0 7 * * 8'")
+    assert "0 and 7 are Sunday" in str(caught.value)

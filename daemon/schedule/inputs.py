@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import GristmillError, SkipRun
-from daemon.files.extract import extract
+from daemon.extract import ExtractLimits, extract
 from daemon.schedule.ticks import zone_of
 from daemon.store import RunStore
 from daemon.triggers.match import Matcher
@@ -112,7 +112,7 @@ class InputCollector:
             item["note"] = "not read: the run's text limit was reached"
         else:
             try:
-                item["text"] = extract(path, path.read_bytes(), max_chars=budget).text
+                item["text"] = extract(path, path.read_bytes(), ExtractLimits(max_chars=budget)).text
             except (GristmillError, OSError) as exc:
                 item["note"] = f"not read: {exc}"
         return item

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from daemon.durations import parse_duration
+from daemon.schedule.cron import CronError, wall_triggers
 from daemon.workflow.fields import (
     CRON_FIELD,
     NAME_PATTERN,
@@ -101,6 +102,10 @@ class ScheduleTrigger(StrictModel):
             if not CRON_FIELD.match(field):
                 raise problem("cron", "the cron field '{field}' has characters cron does not use",
                               field=field)  # fmt: skip
+        try:
+            wall_triggers(" ".join(fields))
+        except CronError as exc:
+            raise problem("cron", "{reason}", reason=exc.message)
         return " ".join(fields)
 
     @field_validator("timezone")
