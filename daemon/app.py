@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +18,12 @@ from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.runner import Limits, Runner
 from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
+from daemon.health import Health, Watchdog, alive
+from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
+from daemon.notify import Notifier
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
 from daemon.schedule.firing import TickFirer
 from daemon.schedule.inputs import InputCollector
@@ -87,18 +90,37 @@ class App:
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency, gate=self.gate,
             workflows=lambda: list(self.workflows), on_finished=self._on_finished,
+            lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
         )
-        self.watcher = Watcher(
-            self.submit_file, refuse=self.intake.refuse, rescan_seconds=settings.rescan_seconds
-        )
+        self.watcher = self._new_watcher()
         grace = timedelta(seconds=settings.schedule_grace_seconds)
         self.scheduler = Scheduler(TickFirer(self.store, self.intake, grace=grace), lambda: self.workflows)
 
+    def _new_watcher(self) -> Watcher:
+        return Watcher(self.submit_file, refuse=self.intake.refuse, rescan_seconds=self.settings.rescan_seconds)
+
     def reload(self) -> None:
-        """Load the workflow folder; each broken file is logged and left out."""
-        self.workflows, self.errors = load_workflows(self.settings.workflows)
+        """Load the workflow folder; a broken file is logged and left out, or keeps its last good version."""
+        loaded, self.errors = load_workflows(self.settings.workflows)
         for error in self.errors:
             log.error("%s", error)
+        self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
+
+    def reload_live(self) -> None:
+        """Reload while serving; the folder watcher is rebuilt only when a watch trigger changed."""
+        before = {name: w.trigger.watch for name, w in self.workflows.items()}
+        self.reload()
+        if before != {name: w.trigger.watch for name, w in self.workflows.items()}:
+            self.watcher.stop()
+            self.watcher = self._new_watcher()
+            self.watcher.configure(list(self.workflows.values()))
+            self.watcher.start()
+            self.watcher.scan()
+        else:
+            self.watcher.configure(list(self.workflows.values()))
+        self.scheduler.configure(self.workflows.values())
+        self.pool.wake()
+        log.info("workflows reloaded: %s", ", ".join(sorted(self.workflows)) or "none")
 
     def submit_file(self, workflow: Workflow, path: Path) -> bool:
         """Queue a file for a workflow; a file that cannot be read is logged (False), not raised."""
@@ -175,31 +197,72 @@ class App:
         due = self.store.next_due()
         return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
 
-    def serve(self, stop: threading.Event) -> None:
-        """The daemon: recover, scan, watch and work until `stop` is set."""
+    def serve(self, life: Lifecycle) -> None:
+        """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
+        notifier = Notifier(self.settings.notify_socket)
         recovered = self.store.requeue_expired()
         if recovered:
             log.info("returned %d interrupted runs to the queue", len(recovered))
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.start()
+        folder = FolderWatch(self.settings.workflows, life.request_reload)
+        folder.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
         self.scheduler.start()  # records missed ticks (catch_up), then wakes at each tick
+        # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
+        notifier.ready("scanning the watched folders")
         queued = self.watcher.scan()
         log.info(
             "gristmill ready: %d workflows, %d files found at start, model server %s",
             len(self.workflows), queued, self.settings.ollama_url,
         )
+        self._serve_loop(life, self._watchdog(notifier, folder))
+        notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
+        folder.stop()
+        self._stop_serving(life)
+
+    def _serve_loop(self, life: Lifecycle, dog: Watchdog) -> None:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
-        while not stop.wait(PRUNE_EVERY_SECONDS):
-            prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
+        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        while not life.stopping:
+            dog.tick()
+            life.wait(min(dog.due_in(), max(0.0, next_prune - time.monotonic())))
+            if life.take_reload() and not life.stopping:
+                self.reload_live()
+            if time.monotonic() >= next_prune:
+                prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+
+    def _stop_serving(self, life: Lifecycle) -> None:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         self.scheduler.stop()
         self.watcher.stop()
-        left = self.pool.stop(self.settings.stop_timeout)
+        left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
+        why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         for run_id in left:
-            self.store.release(run_id, self.pool.owner, not_before=None, error="daemon stopped during this run", refund_attempt=True)
+            self.store.release(run_id, self.pool.owner, not_before=None, error=f"the daemon {why}; queued again", refund_attempt=True)
+        if left:
+            log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
         log.info("stopped")
+
+    def _watchdog(self, notifier: Notifier, folder: FolderWatch) -> Watchdog:
+        pid = self.settings.watchdog_pid
+        usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
+        checks = {
+            "watcher": lambda: alive(self.watcher),
+            "workflow folder watch": folder.alive,
+            "workers": self.pool.alive,
+            "scheduler": lambda: getattr(self, "scheduler", None) is None or alive(self.scheduler),
+            "database": lambda: self.store.get_meta("health") is None or True,
+        }
+        return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
+
+    def _status(self) -> str:
+        counts = self.store.counts()
+        model = f"model server away ({self.gate.reason})" if self.gate.is_down else "model server up"
+        return (f"{counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued, "
+                f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
         self.engine.dispose()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +67,11 @@ def main() -> None:
 @click.option("--once", is_flag=True, help="Process the backlog and due ticks, then exit.")
 def run(once: bool) -> None:
     """Run the daemon in the foreground."""
+    from daemon.lifecycle import Lifecycle
+
+    life = Lifecycle()
+    if not once:
+        life.install()  # before start-up, so a SIGTERM during migrations still stops cleanly
     app = _app()
     if once:
         report = app.run_once()
@@ -78,20 +82,13 @@ def run(once: bool) -> None:
             click.echo(f"{report.left_queued} runs are still queued{why}; they run on the next start", err=True)
         app.close()
         sys.exit(1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0)
-    stop = threading.Event()
-    _on_signals(stop)
-    app.serve(stop)
+    app.serve(life)
     app.close()
-
-
-def _on_signals(stop: threading.Event) -> None:
-    def handle(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            os._exit(1)  # a second signal: the user wants out now
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    if life.aborted:
+        # A second signal: running runs were returned to the queue; do not wait for their threads.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 @main.command()

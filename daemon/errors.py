@@ -106,6 +106,14 @@ class RunNotFound(UsageError):
         self.run_id = run_id
 
 
+class LeaseLost(GristmillError):
+    """This worker no longer holds the run (its lease lapsed or it was released); it must stop."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} is no longer this worker's (its lease lapsed or it was released)")
+        self.run_id = run_id
+
+
 class InvalidTransition(GristmillError):
     """A run cannot move from its current status to the requested one."""
 

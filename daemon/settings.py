@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     rescan_seconds: float = Field(300.0, ge=0, description="periodic rescan of watched folders; 0 = off")
     backoff_max_seconds: float = Field(60.0, gt=0)
     stop_timeout: float = Field(30.0, ge=0)
+    lease_seconds: float = Field(30.0, gt=0, description="a running run whose lease lapsed returns to the queue")
+    heartbeat_seconds: float = Field(10.0, gt=0, description="how often running runs' leases are renewed")
+    # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.
+    notify_socket: str | None = Field(None, validation_alias="NOTIFY_SOCKET")
+    watchdog_usec: int | None = Field(None, validation_alias="WATCHDOG_USEC", ge=0)
+    watchdog_pid: int | None = Field(None, validation_alias="WATCHDOG_PID")
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_chars: int = Field(200_000, gt=0, description="extracted characters kept per document")
     schedule_grace_seconds: float = Field(
@@ -63,6 +69,14 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("heartbeat_seconds", mode="after")
+    @classmethod
+    def _heartbeat_within_lease(cls, value: float, info: ValidationInfo) -> float:
+        lease = info.data.get("lease_seconds")
+        if lease is not None and value >= lease:
+            raise ValueError(f"it must be shorter than lease_seconds ({lease}), or leases lapse while runs are alive")
+        return value
 
     @property
     def db_url(self) -> str:

@@ -40,7 +40,7 @@ class OutageGate:
         """Note a failure; return how long to wait before the next try."""
         with self._lock:
             if self._failures == 0:
-                log.warning("%s; runs stay queued and will be retried", reason)
+                log.warning("the model server is unavailable: %s; runs stay queued and are retried with backoff", reason)
             self._failures += 1
             delay = min(self.cap, self.base * 2 ** (self._failures - 1))
             delay = delay * (0.5 + self.jitter() / 2)

@@ -9,19 +9,25 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from daemon import failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, ModelError, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
 from daemon.store import RunStore
 
 log = logging.getLogger("gristmill")
 
 IDLE_WAIT = 30.0  # seconds a worker sleeps with nothing due, unless woken by new work
+STOP_POLL = 0.1  # seconds between looks at `abort` while waiting for running runs to finish
 
 
 class WorkerPool:
-    """`size` threads, each running one run at a time; leases renewed by one heartbeat thread."""
+    """`size` threads, each running one run at a time; leases renewed by one heartbeat thread.
+
+    The heartbeat also returns to the queue the runs whose lease lapsed anywhere (a crashed
+    process sharing this database), so they come back without a restart.
+    """
 
     def __init__(
         self,
@@ -30,7 +36,8 @@ class WorkerPool:
         *,
         size: int,
         gate: OutageGate,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float = 10.0,
         retry_base: float = 1.0,
         workflows: Callable[[], object] | None = None,
         on_finished: Callable[[Run, RunStatus, str | None], None] = lambda run, status, error: None,
@@ -38,6 +45,7 @@ class WorkerPool:
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
+        self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflow_names = workflows or (lambda: None)
         self.on_finished = on_finished
         self.owner = f"{uuid.uuid4().hex[:12]}"
@@ -55,21 +63,31 @@ class WorkerPool:
             thread = threading.Thread(target=self._work, args=(n,), name=f"worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        if any(t.name == "heartbeat" for t in self._threads):
+            return
         heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heartbeat.start()
         self._threads.append(heartbeat)
 
-    def stop(self, timeout: float) -> list[int]:
-        """Take no new runs; wait up to `timeout` for running ones; return those still running."""
+    def stop(self, timeout: float, abort: Callable[[], bool] = lambda: False) -> list[int]:
+        """Take no new runs; wait up to `timeout` (or until `abort()`) for running ones; return the rest."""
         self._stop.set()
         self.wake()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.name != "heartbeat":
-                thread.join(max(0.0, deadline - time.monotonic()))
+        workers = [t for t in self._threads if t.name != "heartbeat"]
+        while any(t.is_alive() for t in workers) and time.monotonic() < deadline and not abort():
+            alive = next(t for t in workers if t.is_alive())
+            alive.join(min(STOP_POLL, max(0.0, deadline - time.monotonic())))
         self._done.set()
         with self._wake:
             return list(self._in_flight)
+
+    def alive(self) -> bool:
+        """Every worker and the heartbeat thread are running (after start, before stop)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def wake(self) -> None:
         """New work may be due: every idle worker looks again."""
@@ -89,8 +107,16 @@ class WorkerPool:
     def execute_now(self, run_id: int, *, dry_run: bool = False) -> None:
         """Claim one given queued run and execute it on the calling thread."""
         run = self.store.claim(self.owner, self.lease_seconds, run_id=run_id)
-        if run is not None:
+        if run is None:
+            return
+        self._start_heartbeat()  # a long run here keeps its lease like any other
+        with self._wake:
+            self._in_flight[run.id] = run
+        try:
             self._execute(run, dry_run=dry_run)
+        finally:
+            with self._wake:
+                self._in_flight.pop(run.id, None)
 
     # -- workers ----------------------------------------------------------------------------
     def _work(self, n: int) -> None:
@@ -132,6 +158,9 @@ class WorkerPool:
         except SkipRun as exc:
             self.gate.end_probe()
             self._finish(run, RunStatus.SKIPPED, started, error=exc.message)
+        except LeaseLost as exc:
+            self.gate.end_probe()
+            log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
             delay = self.gate.down(exc.message)
             not_before = self.clock() + timedelta(seconds=delay)
@@ -148,6 +177,7 @@ class WorkerPool:
             self._fail_or_retry(run, f"internal error: {type(exc).__name__}: {exc}", started)
         else:
             self.gate.up()
+            failpoints.hit("before_finish")
             self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
 
     def _fail_or_retry(self, run: Run, error: str, started: float) -> None:
@@ -172,8 +202,22 @@ class WorkerPool:
 
     def _heartbeat(self) -> None:
         # Runs until stop() has waited for the workers, so runs finishing late keep their leases.
-        while not self._done.wait(self.lease_seconds / 3):
-            with self._wake:
-                running = list(self._in_flight)
-            for run_id in running:
-                self.store.renew(run_id, self.owner, self.lease_seconds)
+        while not self._done.wait(self.heartbeat_seconds):
+            try:
+                self._renew()
+                self._requeue_lapsed()
+            except Exception:  # a locked or failing database must not end the heartbeat
+                log.exception("the heartbeat could not reach the database; trying again")
+
+    def _renew(self) -> None:
+        with self._wake:
+            running = list(self._in_flight.values())
+        for run in running:
+            if not self.store.renew(run.id, self.owner, self.lease_seconds):
+                log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
+
+    def _requeue_lapsed(self) -> None:
+        lapsed = self.store.requeue_expired()
+        if lapsed:
+            log.info("returned %d runs whose worker stopped to the queue: %s", len(lapsed), ", ".join(map(str, lapsed)))
+            self.wake()

@@ -131,3 +131,58 @@ def _temporary(folder: Path) -> Path:
         except FileExistsError:
             continue
     raise UnsafePathError(f"cannot create a temporary file in {folder}", str(folder), folder)
+
+
+# -- exact names: the caller picked the name and recorded it before the file is touched, so a crash
+# in between is finished from disk (daemon/engine/actions.py). These never pick another name.
+
+
+def place_exact(src: Path, dest: Path) -> None:
+    """Give `src` the extra name `dest` (a copy across file systems); FileExistsError when taken."""
+    _check_source(src)
+    ensure_folder(dest.parent)
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
+        copy_exact(src, dest)
+    fsync_dir(dest.parent)
+
+
+def copy_exact(src: Path, dest: Path) -> None:
+    """Copy `src` to exactly `dest` via a fsynced temporary file; FileExistsError when taken."""
+    _check_source(src)
+    ensure_folder(dest.parent)
+    tmp = _temporary(dest.parent)
+    try:
+        with open(src, "rb") as source, open(tmp, "wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(src, tmp, follow_symlinks=False)
+        os.link(tmp, dest, follow_symlinks=False)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+
+
+def write_exact(dest: Path, data: bytes) -> None:
+    """Write `data` to exactly `dest` via a fsynced temporary file; FileExistsError when taken."""
+    ensure_folder(dest.parent)
+    tmp = _temporary(dest.parent)
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(tmp, dest, follow_symlinks=False)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+
+
+def remove_moved(src: Path) -> None:
+    """The last step of a move, once the destination is durable: remove the source name."""
+    os.unlink(src)
+    fsync_dir(src.parent)

@@ -1,0 +1,31 @@
+"""Test-only crash points: kill this process at a named point, to prove recovery from disk.
+
+Off unless the environment variable GRISTMILL_FAILPOINT names a point. It is the one environment
+read outside daemon/settings.py, on purpose: a failpoint is not a setting a user should find in
+`gristmill.toml`, and reading it here keeps it out of every code path but `hit()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "GRISTMILL_FAILPOINT"
+
+# The points the code marks; a test names one of them.
+POINTS = frozenset({
+    "after_intent",              # a route or write step recorded where it will put a file, before doing it
+    "after_link_before_unlink",  # a move put the file at its destination; the source is still there
+    "after_move_before_commit",  # a move is complete on disk; its step output is not recorded yet
+    "after_write_before_commit", # a write step's file exists; its step output is not recorded yet
+    "before_finish",             # every step is recorded; the run is not marked succeeded yet
+})  # fmt: skip
+
+_ACTIVE = os.environ.get(ENV) or None
+
+
+def hit(point: str) -> None:
+    """Die at once with SIGKILL when `point` is the active failpoint; otherwise do nothing."""
+    assert point in POINTS, point
+    if _ACTIVE == point:
+        os.kill(os.getpid(), signal.SIGKILL)
