@@ -133,6 +133,8 @@ class Runner:
         except OSError as exc:
             raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
         extracted = extract(path, data, self.limits.extraction)
+        if extracted.images:
+            self._refuse_image(run, path)
         file = {
             "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
             "size": info.st_size, "sha256": digest, "text": extracted.text, "kind": extracted.kind,
@@ -140,6 +142,13 @@ class Runner:
             "subfolder": run.context.get("subfolder", ""),
         }
         return file, extracted.text
+
+    def _refuse_image(self, run: Run, path: Path) -> None:
+        workflow = self.workflows()[run.workflow]
+        model = workflow.model or self.default_model
+        if "vision" not in self.backend.info(model).capabilities:
+            raise SkipRun(f"{path.name} is an image and model '{model}' cannot read images (no vision capability); set a vision model in the workflow")
+        raise SkipRun(f"{path.name} is an image; sending images to vision models is not supported yet")
 
     def _requeue_changed(self, run: Run, path: Path) -> None:
         workflow = self.workflows()[run.workflow]
