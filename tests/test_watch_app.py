@@ -1,0 +1,160 @@
+"""Watched files through the real App (store, intake, workers): backlog order, once, failures."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.app import App
+from daemon.domain import RunStatus
+from daemon.settings import Settings
+
+FILED = """name: filed
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+steps:
+  - route: {{default: {{move_to: {done}}}}}
+"""
+
+BROKEN = """name: broken
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+on_failure: {{move_to: "{failed}/{{{{ file.subfolder or 'top' }}}}"}}
+steps:
+  - write: {{path: "{done}/x.txt", content: "{{{{ no_such_thing.at_all }}}}"}}
+"""
+
+
+@pytest.fixture
+def make_app(tmp_path, standin):
+    """An App on a private database and workflows folder, closed after the test."""
+    apps: list[App] = []
+
+    def make(text: str, **settings) -> App:
+        (tmp_path / "workflows").mkdir(exist_ok=True)
+        (tmp_path / "workflows" / "w.yaml").write_text(
+            text.format(inbox=tmp_path / "Inbox", done=tmp_path / "Done", failed=tmp_path / "Failed")
+        )
+        app = App(Settings(
+            data_dir=tmp_path / "data", workflows=tmp_path / "workflows", ollama_url=standin.url, **settings
+        ))  # fmt: skip
+        assert not app.errors, app.errors
+        apps.append(app)
+        return app
+
+    (tmp_path / "Inbox").mkdir()
+    yield make
+    for app in apps:
+        app.close()
+
+
+def _drop(folder: Path, name: str, data: bytes, *, age: float = 60.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def _runs(app: App):
+    return sorted(app.store.list(limit=10_000), key=lambda r: r.id)
+
+
+def test_the_backlog_is_queued_oldest_first_and_runs_once(make_app, tmp_path):
+    inbox = tmp_path / "Inbox"
+    for name, age in (("new.txt", 100), ("oldest.txt", 900), ("middle.txt", 500)):
+        _drop(inbox, name, name.encode(), age=age)
+    app = make_app(FILED)
+
+    report = app.run_once()
+
+    runs = _runs(app)
+    assert [Path(r.input_path).name for r in runs] == ["oldest.txt", "middle.txt", "new.txt"]
+    assert report.counts[RunStatus.SUCCEEDED] == 3
+    assert sorted(p.name for p in (tmp_path / "Done").iterdir()) == ["middle.txt", "new.txt", "oldest.txt"]
+    again = make_app(FILED)  # a second `run --once`
+    assert again.run_once().counts[RunStatus.SUCCEEDED] == 0 and len(_runs(again)) == 3
+
+
+def test_the_same_content_under_two_names_runs_once_and_the_copy_is_skipped(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "a.txt", b"same bytes", age=200)
+    _drop(tmp_path / "Inbox", "copy of a.txt", b"same bytes", age=100)
+    app = make_app(FILED)
+
+    app.run_once()
+
+    first, copy = _runs(app)
+    assert (first.status, Path(first.input_path).name) == (RunStatus.SUCCEEDED, "a.txt")
+    assert copy.status is RunStatus.SKIPPED and copy.error == f"duplicate of run {first.id} (same content)"
+    assert (tmp_path / "Inbox" / "copy of a.txt").exists()  # a skipped file is left alone
+
+
+def test_a_file_deleted_before_its_run_starts_is_skipped_with_the_reason(make_app, tmp_path):
+    path = _drop(tmp_path / "Inbox", "gone.txt", b"here for a moment")
+    app = make_app(FILED)
+    app.intake.file(app.workflows["filed"], path)
+    path.unlink()
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.status is RunStatus.SKIPPED and run.error == f"{path} was removed before its run started"
+
+
+def test_a_file_changed_before_its_run_starts_is_queued_again_with_its_new_content(make_app, tmp_path):
+    path = _drop(tmp_path / "Inbox", "draft.txt", b"first version")
+    app = make_app(FILED)
+    app.intake.file(app.workflows["filed"], path)
+    _drop(tmp_path / "Inbox", "draft.txt", b"second, longer version")
+
+    app.run_once()
+
+    old, new = _runs(app)
+    # The start-up scan may queue the new content before the old run starts; either way one run has it.
+    assert old.status is RunStatus.SKIPPED and old.error.startswith("draft.txt changed after it was queued; ")
+    assert old.error.endswith((f"queued again as run {new.id}", f"run {new.id} has that content"))
+    assert new.status is RunStatus.SUCCEEDED
+    assert (tmp_path / "Done" / "draft.txt").read_bytes() == b"second, longer version"
+
+
+def test_on_failure_moves_the_file_without_overwriting(make_app, tmp_path):
+    _drop(tmp_path / "Failed" / "top", "bad.txt", b"an earlier failure")
+    _drop(tmp_path / "Inbox", "bad.txt", b"this one fails")
+    app = make_app(BROKEN, max_attempts=1)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.status is RunStatus.FAILED and "no_such_thing" in run.error
+    assert not (tmp_path / "Inbox" / "bad.txt").exists()
+    assert (tmp_path / "Failed" / "top" / "bad (1).txt").read_bytes() == b"this one fails"
+    assert (tmp_path / "Failed" / "top" / "bad.txt").read_bytes() == b"an earlier failure"
+
+
+def test_without_on_failure_a_failed_file_stays_where_it_is(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "bad.txt", b"this one fails")
+    app = make_app(BROKEN.replace("on_failure", "# on_failure"), max_attempts=1)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.status is RunStatus.FAILED
+    assert (tmp_path / "Inbox" / "bad.txt").read_bytes() == b"this one fails"
+
+
+def test_a_symlink_in_the_backlog_is_recorded_as_skipped_once(make_app, tmp_path):
+    (tmp_path / "secret.txt").write_text("outside the inbox")
+    (tmp_path / "Inbox" / "link.txt").symlink_to(tmp_path / "secret.txt")
+    app = make_app(FILED)
+
+    app.run_once()
+    make_app(FILED).run_once()
+
+    (run,) = _runs(app)
+    link = tmp_path / "Inbox" / "link.txt"
+    assert run.status is RunStatus.SKIPPED and run.input_path == str(link)
+    assert run.error == f"{link} is a symbolic link; gristmill does not follow links"
+    assert (tmp_path / "secret.txt").exists() and not (tmp_path / "Done").exists()
