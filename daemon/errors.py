@@ -90,6 +90,10 @@ class InputError(GristmillError):
     """The run's input cannot be used (vanished, unreadable, too large, not text)."""
 
 
+class PermanentInputError(InputError):
+    """The input can never be used as it is (a parser rejects it): the run fails without retrying."""
+
+
 class SkipRun(GristmillError):
     """The run should end as `skipped` with this reason rather than fail."""
 

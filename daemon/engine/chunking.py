@@ -30,23 +30,35 @@ class Window:
 
     num_ctx: int
     reserve: int
+    share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
 
     @property
     def prompt_budget(self) -> int:
-        return self.num_ctx - self.reserve
+        return int((self.num_ctx - self.reserve) * self.share)
 
 
 def window_for(asker: Asker, needed: int, answer_tokens: int) -> Window:
     """The window for a prompt of `needed` tokens; sends num_ctx when the server's minimum is not enough."""
     reserve = max(answer_tokens, 128)
     if "num_ctx" in asker.options:
-        return Window(int(asker.options["num_ctx"]), reserve)
-    if needed + reserve <= SERVER_MINIMUM_CTX:
-        return Window(SERVER_MINIMUM_CTX, reserve)
+        return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share)
+    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share)
+    if needed <= assumed.prompt_budget:
+        return assumed
     model_max = asker.backend.info(asker.model).context_length or asker.context_tokens
     num_ctx = min(model_max, asker.context_tokens)
     asker.options["num_ctx"] = num_ctx  # never rely on the server's default for a long prompt
-    return Window(num_ctx, reserve)
+    return Window(num_ctx, reserve, asker.prompt_share)
+
+
+def context_in_effect(asker: Asker, options: dict[str, Any]) -> int:
+    """The most prompt tokens the server can have evaluated for a call sent with `options`.
+
+    Ollama caps num_ctx at the model's own context; with no num_ctx it uses its default, which
+    gristmill assumes is at least SERVER_MINIMUM_CTX.
+    """
+    sent = int(options.get("num_ctx") or SERVER_MINIMUM_CTX)
+    return min(sent, asker.backend.info(asker.model).context_length or sent)
 
 
 def split_text(text: str, budget_tokens: int) -> list[str]:

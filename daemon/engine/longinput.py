@@ -6,14 +6,28 @@ asker, so each one is recorded on the run, and each prompt is planned to fit the
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from daemon.domain import ModelCall
 from daemon.engine import prompts
-from daemon.engine.chunking import Window, estimate_tokens, messages_tokens, split_text, window_for
+from daemon.engine.chunking import (
+    Window,
+    context_in_effect,
+    estimate_tokens,
+    messages_tokens,
+    split_text,
+    window_for,
+)
+from daemon.errors import GristmillError, ModelError
+from daemon.extract import vision
 from daemon.llm.ask import Asker
 
+log = logging.getLogger(__name__)
 Messages = list[dict[str, Any]]
+T = TypeVar("T")
 PART_WORDS = 150  # words per partial summary: enough to keep facts, small enough to combine many
 
 
@@ -30,7 +44,7 @@ def _map_reduce(
     asker: Asker, text: str, max_words: int, instructions: str | None, window: Window
 ) -> tuple[str, dict[str, Any]]:
     part_words = min(PART_WORDS, max(max_words, 60))
-    window = Window(window.num_ctx, max(window.reserve, _answer_tokens(part_words)))
+    window = dataclasses.replace(window, reserve=max(window.reserve, _answer_tokens(part_words)))
     chunks = split_text(text, window.prompt_budget - messages_tokens(prompts.summarise("", part_words, instructions)))
     parts = [asker.text(prompts.summarise(chunk, part_words, instructions)) for chunk in chunks]
     calls, levels = len(chunks), 1
@@ -85,3 +99,85 @@ def fit(
 
 def _answer_tokens(words: int) -> int:
     return words * 2 + 64
+
+
+class PromptCut(GristmillError):
+    """The server evaluated a whole context's worth of a prompt: it dropped the rest silently."""
+
+    def __init__(self, step_id: str | None, evaluated: int, window: int, estimated: int) -> None:
+        super().__init__(
+            f"the model server cut the prompt of step '{step_id}': it read {evaluated} tokens, its whole "
+            f"context of {window}, of about {estimated}"
+        )
+        self.evaluated, self.window, self.estimated = evaluated, window, estimated
+
+
+def check_cut(asker: Asker, call: ModelCall) -> None:
+    """Raise `PromptCut` when the server reports it evaluated as many tokens as its context holds.
+
+    Ollama keeps only the last num_ctx tokens of a longer prompt and reports exactly num_ctx as
+    prompt_eval_count; a prompt planned to leave room for the answer never fills the window.
+    """
+    if not call.prompt_tokens:  # unknown (old servers omit it on cached prompts)
+        return
+    window = context_in_effect(asker, call.options)
+    if call.prompt_tokens >= window:
+        raise PromptCut(asker.step_id, call.prompt_tokens, window, messages_tokens(call.messages))
+
+
+def guarded(asker: Asker, attempt: Callable[[], T], *, replan: bool = True) -> T:
+    """`attempt()` with every answer checked for a cut prompt; after a cut, plan once more, smaller.
+
+    The second plan sends the context the server showed (num_ctx) and uses half the prompt
+    budget; a second cut (or a cut where nothing was planned) fails the step with the reason.
+    """
+    asker.after = lambda call: check_cut(asker, call)
+    try:
+        return attempt()
+    except PromptCut as cut:
+        if not replan:
+            raise _fatal(cut, "") from cut
+        log.warning("%s; splitting the input smaller and asking again", cut.message)
+        asker.options["num_ctx"] = cut.window
+        asker.prompt_share /= 2
+    try:
+        return attempt()
+    except PromptCut as cut:
+        raise _fatal(cut, " even after splitting the input smaller") from cut
+
+
+def _fatal(cut: PromptCut, after: str) -> ModelError:
+    return ModelError(
+        f"{cut.message}{after}; set options.num_ctx in the workflow to the context the model really "
+        f"has (or shorten the instructions)"
+    )
+
+
+def ask_about(
+    asker: Asker,
+    text: str,
+    images: tuple[bytes, ...],
+    build: Callable[[str], Messages],
+    answer_tokens: int,
+    ask: Callable[[Messages], T],
+) -> tuple[T, dict[str, Any] | None]:
+    """`ask` the model about a document: its text fitted to the context, or its attached images."""
+    if images:
+        messages = vision.attach(build(vision.IMAGE_DOCUMENT), images)
+        return guarded(asker, lambda: ask(messages), replan=False), None
+
+    def attempt() -> tuple[T, dict[str, Any] | None]:
+        document, split = fit(asker, text, build, answer_tokens)
+        return ask(build(document)), split
+
+    return guarded(asker, attempt)
+
+
+def summary_of(
+    asker: Asker, text: str, images: tuple[bytes, ...], max_words: int, instructions: str | None
+) -> tuple[str, dict[str, Any] | None]:
+    """A summary of a document's text (map-reduce when long) or of its attached images."""
+    if images:
+        build = lambda doc: prompts.summarise(doc, max_words, instructions)  # noqa: E731
+        return ask_about(asker, text, images, build, _answer_tokens(max_words), asker.text)
+    return guarded(asker, lambda: summarise(asker, text, max_words, instructions))

@@ -13,7 +13,7 @@ from daemon import failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, PermanentInputError, SkipRun
 from daemon.store import RunStore
 
 log = logging.getLogger("gristmill")
@@ -170,7 +170,7 @@ class WorkerPool:
                 self.gate.up()
             else:
                 self.gate.end_probe()
-            self._fail_or_retry(run, exc.message, started)
+            self._fail_or_retry(run, exc.message, started, final=isinstance(exc, PermanentInputError))
         except Exception as exc:  # a bug of ours: keep the daemon alive, keep the traceback
             self.gate.end_probe()
             log.exception("run %d (%s) hit an internal error", run.id, run.workflow)
@@ -180,8 +180,8 @@ class WorkerPool:
             failpoints.hit("before_finish")
             self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
 
-    def _fail_or_retry(self, run: Run, error: str, started: float) -> None:
-        if run.attempts >= run.max_attempts:
+    def _fail_or_retry(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
+        if final or run.attempts >= run.max_attempts:
             self._finish(run, RunStatus.FAILED, started, error=error)
             return
         delay = self.retry_base * 2 ** (run.attempts - 1)

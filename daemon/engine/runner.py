@@ -15,7 +15,7 @@ from daemon.engine.actions import Actions, recover
 from daemon.engine.intake import Intake, sha256_of
 from daemon.engine.steps import RUNNERS, StepContext
 from daemon.errors import InputError, LeaseLost, ModelUnavailable, SkipRun
-from daemon.extract import ExtractLimits, extract
+from daemon.extract import ExtractLimits, extract, vision
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
 from daemon.store import RunStore
@@ -76,9 +76,9 @@ class Runner:
             "now": self.clock(),
             "items": run.context.get("items", []),
         }
-        document = None
+        document, images = None, ()
         if file_path is not None:
-            scope["file"], document = self._load(run, file_path, fresh=not outputs)
+            scope["file"], document, images = self._load(run, file_path, fresh=not outputs)
         elif workflow.is_schedule and self.scheduled is not None:
             # The items are read when the run starts, so a late or retried run sees what is new then.
             scope["now"], scope["items"], document = self.scheduled(workflow, scope["now"])
@@ -89,6 +89,7 @@ class Runner:
             asker=lambda step_id: self._asker(workflow, run, step_id),
             actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post, done=done),
             file_path=file_path,
+            images=images,
         )
         ctx.actions.record = lambda intent: self._save(run, owner, {**outputs, ctx.actions.step_id: intent})
         self._steps(run, owner, workflow, ctx, outputs)
@@ -101,6 +102,8 @@ class Runner:
                 if step.step_id not in outputs:
                     ctx.actions.step_id = step.step_id
                     outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
+                    if ctx.splits:  # how inputs were split, beside the steps' own fields
+                        outputs[SPLIT_KEY] = {**outputs.get(SPLIT_KEY, {}), **ctx.splits}
                     self._save(run, owner, outputs)
                 ctx.scope[step.step_id] = outputs[step.step_id]
         except ModelUnavailable:
@@ -116,7 +119,7 @@ class Runner:
         if not self.store.save_outputs(run.id, owner, outputs):
             raise LeaseLost(run.id)
 
-    def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str]:
+    def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str, tuple[bytes, ...]]:
         try:
             info = os.lstat(path)
         except FileNotFoundError as exc:
@@ -134,21 +137,26 @@ class Runner:
             raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
         extracted = extract(path, data, self.limits.extraction)
         if extracted.images:
-            self._refuse_image(run, path)
+            self._need_vision(run, path)
         file = {
             "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
             "size": info.st_size, "sha256": digest, "text": extracted.text, "kind": extracted.kind,
             "meta": extracted.meta, "truncated": extracted.truncated,
             "subfolder": run.context.get("subfolder", ""),
         }
-        return file, extracted.text
+        return file, extracted.text, extracted.images
 
-    def _refuse_image(self, run: Run, path: Path) -> None:
+    def _need_vision(self, run: Run, path: Path) -> None:
+        """An image goes to the model as an image: skip the run when the model cannot see."""
         workflow = self.workflows()[run.workflow]
+        if not any(step.kind in _MODEL_KINDS for step in workflow.steps):
+            return
         model = workflow.model or self.default_model
         if "vision" not in self.backend.info(model).capabilities:
-            raise SkipRun(f"{path.name} is an image and model '{model}' cannot read images (no vision capability); set a vision model in the workflow")
-        raise SkipRun(f"{path.name} is an image; sending images to vision models is not supported yet")
+            raise SkipRun(
+                f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
+                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+            )
 
     def _requeue_changed(self, run: Run, path: Path) -> None:
         workflow = self.workflows()[run.workflow]
@@ -158,6 +166,7 @@ class Runner:
 
     def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
         def record(call: ModelCall) -> None:
+            call = vision.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
 
@@ -176,6 +185,8 @@ class Runner:
 
 
 _TEXT_KINDS = (StepKind.SUMMARISE, StepKind.EXTRACT, StepKind.PROMPT)
+_MODEL_KINDS = (*_TEXT_KINDS, StepKind.CLASSIFY)
+SPLIT_KEY = "_split"  # outputs key: {step id: how its input was split}; step ids never start with "_"
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

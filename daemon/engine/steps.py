@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon.engine import longinput, prompts
 from daemon.engine.actions import Actions
 from daemon.errors import BadAnswer, GristmillError
+from daemon.extract import vision
 from daemon.files.paths import confine
 from daemon.llm.answers import check_fields, match_label, parse_confidence
 from daemon.llm.ask import Asker
@@ -27,13 +28,15 @@ class StepContext:
     asker: Callable[[str], Asker]  # an asker for a step id
     actions: Actions
     file_path: Path | None  # where the input file is now (a move changes it)
+    images: tuple[bytes, ...] = ()  # an image document, for a vision model
+    splits: dict[str, Any] = field(default_factory=dict)  # how each step split the input, by step id
 
 
 def summarise(step: Any, ctx: StepContext) -> dict[str, Any]:
     spec = step.summarise
     asker = ctx.asker(step.step_id)
-    text, split = longinput.summarise(asker, _document(ctx, step), spec.max_words, _instructions(spec, ctx))
-    return {"text": text} | ({"split": split} if split else {})
+    text, split = longinput.summary_of(asker, _text(ctx, step), ctx.images, spec.max_words, _instructions(spec, ctx))
+    return {"text": text} | _split(ctx, step, split)
 
 
 def classify(step: Any, ctx: StepContext) -> dict[str, Any]:
@@ -41,10 +44,6 @@ def classify(step: Any, ctx: StepContext) -> dict[str, Any]:
     labels = list(spec.labels)
     asker = _deciding(ctx, step)
     instructions = _instructions(spec, ctx)
-    document, split = longinput.fit(
-        asker, _document(ctx, step), lambda doc: prompts.classify(doc, dict(spec.labels), instructions), 64
-    )
-    messages = prompts.classify(document, dict(spec.labels), instructions)
 
     def check(answer: dict[str, Any]) -> dict[str, Any]:
         label = match_label(answer.get("label"), labels)
@@ -52,11 +51,17 @@ def classify(step: Any, ctx: StepContext) -> dict[str, Any]:
             raise BadAnswer(f"the label {answer.get('label')!r} is not one of {', '.join(labels)}")
         return {"label": label, "confidence": parse_confidence(answer.get("confidence"))}
 
-    extra = {"split": split} if split else {}
-    try:
-        result = asker.json(messages, prompts.classify_schema(labels), check)
-    except BadAnswer as exc:
-        return {"label": None, "confidence": None, "reason": exc.message} | extra
+    def ask(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return asker.json(messages, prompts.classify_schema(labels), check)
+        except BadAnswer as exc:
+            return {"label": None, "confidence": None, "reason": exc.message}
+
+    build = lambda doc: prompts.classify(doc, dict(spec.labels), instructions)  # noqa: E731
+    result, split = longinput.ask_about(asker, _text(ctx, step), ctx.images, build, 64, ask)
+    extra = _split(ctx, step, split)
+    if result["label"] is None:
+        return result | extra
     confidence = result["confidence"]
     if spec.min_confidence and (confidence is None or confidence < spec.min_confidence):
         reason = f"confidence {confidence} is below {spec.min_confidence} for label {result['label']}"
@@ -70,21 +75,24 @@ def extract(step: Any, ctx: StepContext) -> dict[str, Any]:
     asker = _deciding(ctx, step)
     instructions = _instructions(spec, ctx)
     answer_tokens = 256 + 48 * len(schema.get("properties", {}))
-    document, _split = longinput.fit(
-        asker, _document(ctx, step), lambda doc: prompts.extract(doc, schema, instructions), answer_tokens
-    )
-    messages = prompts.extract(document, schema, instructions)
-    return asker.json(messages, schema, lambda obj: check_fields(obj, schema))
+    build = lambda doc: prompts.extract(doc, schema, instructions)  # noqa: E731
+    ask = lambda messages: asker.json(messages, schema, lambda obj: check_fields(obj, schema))  # noqa: E731
+    fields, split = longinput.ask_about(asker, _text(ctx, step), ctx.images, build, answer_tokens, ask)
+    _split(ctx, step, split)  # recorded beside the fields (outputs["_split"]), never among them
+    return fields
 
 
 def prompt(step: Any, ctx: StepContext) -> dict[str, Any]:
     spec = step.prompt
     instruction = render(spec.instruction, ctx.scope)
     schema = spec.schema_
-    messages = prompts.prompt(instruction, ctx.document, schema)
+    messages = prompts.prompt(instruction, vision.IMAGE_DOCUMENT if ctx.images else ctx.document, schema)
+    messages = vision.attach(messages, ctx.images) if ctx.images else messages
+    asker = ctx.asker(step.step_id)
     if schema is None:
-        return {"text": ctx.asker(step.step_id).text(messages)}
-    return ctx.asker(step.step_id).json(messages, schema, lambda obj: check_fields(obj, schema))
+        return {"text": longinput.guarded(asker, lambda: asker.text(messages), replan=False)}
+    ask = lambda: asker.json(messages, schema, lambda obj: check_fields(obj, schema))  # noqa: E731
+    return longinput.guarded(asker, ask, replan=False)
 
 
 def route(step: Any, ctx: StepContext) -> dict[str, Any]:
@@ -126,6 +134,19 @@ def _document(ctx: StepContext, step: Any) -> str:
     if ctx.document is None:
         raise GristmillError(f"step '{step.step_id}' needs a document, but this run has no input")
     return ctx.document
+
+
+def _text(ctx: StepContext, step: Any) -> str:
+    """The document's text; an image document has none (the model gets the image)."""
+    return "" if ctx.images else _document(ctx, step)
+
+
+def _split(ctx: StepContext, step: Any, split: dict[str, Any] | None) -> dict[str, Any]:
+    """Note how a step split the input (the runner keeps it under outputs["_split"])."""
+    if not split:
+        return {}
+    ctx.splits[step.step_id] = split
+    return {"split": split}
 
 
 def _deciding(ctx: StepContext, step: Any) -> Asker:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import InputError, SkipRun
+from daemon.errors import InputError, PermanentInputError, SkipRun
 from daemon.extract import images, sandbox, text
 from daemon.extract.sniff import Kind, sniff
 
@@ -75,7 +75,10 @@ def _text_of(kind: Kind, path: Path, data: bytes, limits: ExtractLimits) -> tupl
     if outcome == sandbox.Outcome.OK:
         return value[0], value[1]
     label = {Kind.PDF: "PDF", Kind.DOCX: "Word document", Kind.HTML: "web page", Kind.EMAIL: "e-mail"}[kind]
-    raise InputError(f"{path.name} could not be read as a {label}: {_why(outcome, value)}")
+    # The parser's verdict on these bytes will not change; a timeout or a dead process might.
+    final = outcome in (sandbox.Outcome.ERROR, sandbox.Outcome.MEMORY)
+    error = PermanentInputError if final else InputError
+    raise error(f"{path.name} could not be read as a {label}: {_why(outcome, value)}")
 
 
 def _why(outcome: str, value: str) -> str:

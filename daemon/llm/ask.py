@@ -31,6 +31,8 @@ class Asker:
     step_id: str | None = None
     think: bool | None = None
     context_tokens: int = 8192  # num_ctx to send for long prompts when the workflow sets none
+    prompt_share: float = 1.0  # share of a window's prompt budget plans may use (halved after a cut)
+    after: Callable[[ModelCall], None] | None = None  # checks each answered call (e.g. for a cut prompt)
 
     def text(self, messages: list[dict[str, Any]]) -> str:
         """A free-text answer, reasoning blocks removed."""
@@ -71,6 +73,9 @@ class Asker:
             step_id=self.step_id,
         )
         try:
-            return self.backend.chat(call, think=self.think)
+            self.backend.chat(call, think=self.think)
         finally:
             self.record(call)
+        if self.after is not None:
+            self.after(call)
+        return call

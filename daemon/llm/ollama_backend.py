@@ -26,6 +26,7 @@ class OllamaBackend(ModelBackend):
         self._client = ollama.Client(
             host=self.url, timeout=httpx.Timeout(timeout, connect=connect_timeout)
         )
+        self._info: dict[str, ModelInfo] = {}  # /api/show per model, once per process
 
     def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
         call.started_at = datetime.now(UTC)
@@ -56,6 +57,8 @@ class OllamaBackend(ModelBackend):
         return [m.model for m in listing.models if m.model]
 
     def info(self, model: str) -> ModelInfo:
+        if model in self._info:
+            return self._info[model]
         try:
             shown = self._client.show(model)
         except Exception as exc:
@@ -64,7 +67,8 @@ class OllamaBackend(ModelBackend):
         for key, value in (shown.modelinfo or {}).items():
             if key.endswith(".context_length") and isinstance(value, int):
                 context = value
-        return ModelInfo(model, context, frozenset(shown.capabilities or ()))
+        self._info[model] = ModelInfo(model, context, frozenset(shown.capabilities or ()))
+        return self._info[model]
 
     def _translate(self, exc: Exception, model: str) -> ModelError:
         if isinstance(exc, ModelError):

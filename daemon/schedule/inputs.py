@@ -136,7 +136,8 @@ def document(items: list[dict[str, Any]], max_chars: int) -> str:
 def _body(item: dict[str, Any]) -> str:
     if "outputs" not in item:
         return item["text"] or f"({item['note']})"
-    lines = [_output_line(step_id, out) for step_id, out in item["outputs"].items() if isinstance(out, dict)]
+    outputs = {k: v for k, v in item["outputs"].items() if not k.startswith("_")}  # "_split" is bookkeeping
+    lines = [_output_line(step_id, out) for step_id, out in outputs.items() if isinstance(out, dict)]
     return "\n".join(line for line in lines if line) or "(no outputs recorded)"
 
 
