@@ -34,6 +34,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "max_attempts": run.max_attempts,
         "error": run.error,
         "outputs": run.outputs,
+        "context": run.context,
     }
 
 
