@@ -22,6 +22,9 @@ steps:
   - id: kind
     classify:
       labels: {{report: A report, letter: A letter}}
+  - id: fields
+    extract:
+      fields: {{split: Any field name a user may choose, year: number}}
 """
 
 
@@ -63,6 +66,11 @@ def test_long_document_summary_takes_several_calls_each_within_context(home, sta
     split = run["outputs"]["summary"]["split"]
     assert split["strategy"] == "map-reduce" and split["chunks"] >= 5 and split["num_ctx"] == NUM_CTX
     assert run["outputs"]["kind"]["split"]["strategy"] == "beginning+summary"
+    # extract's output is the user's fields only; how its input was split is kept beside them
+    assert set(run["outputs"]["fields"]) == {"split", "year"}
+    assert run["outputs"]["_split"]["fields"]["strategy"] == "beginning+summary"
+    assert run["outputs"]["_split"]["fields"]["num_ctx"] == NUM_CTX
+    assert run["outputs"]["_split"]["summary"] == split
     chats = [r["body"] for r in standin.recorded() if r["path"] == "/api/chat"]
     assert len(chats) >= split["calls"] + 2
     for body in chats:  # every prompt fit: the stand-in would have cut it silently otherwise
@@ -71,6 +79,64 @@ def test_long_document_summary_takes_several_calls_each_within_context(home, sta
     calls = json.loads(home.cli("show", str(run["id"]), "--json", check=True).stdout)["calls"]
     assert len(calls) == len(chats)
     assert all(0 < c["prompt_tokens"] < NUM_CTX for c in calls)
-    assert {c["step"] for c in calls} == {"summary", "kind"}
+    assert {c["step"] for c in calls} == {"summary", "kind", "fields"}
     kind_bodies = [b for b in chats if b.get("format")]
     assert kind_bodies and all(b.get("think") is False for b in kind_bodies)
+
+
+CUT_CTX = 1000
+CUT_WORKFLOW = """
+name: cut
+model: llama3.2
+trigger: {watch: {path: ~/Inbox}}
+steps:
+  - id: summary
+    summarise: {max_words: 40}
+"""
+
+
+def _short_words(count: int) -> str:
+    """Text whose conservative estimate is close to the stand-in's count (short words)."""
+    words = ["cat", "dog", "sun", "sea", "map", "pen", "cup", "hat"]
+    return "\n\n".join(
+        " ".join(words[(i + j) % len(words)] for j in range(50)) for i in range(0, count, 50)
+    )
+
+
+def test_a_prompt_the_server_cut_is_caught_and_planned_again_smaller(tmp_path, standin):
+    # The workflow sets no num_ctx and the prompt fits the 2048 tokens gristmill assumes of a
+    # server's default, but this server's context is 1000: it keeps the last 1000 tokens silently.
+    standin.config.update({"context_length": CUT_CTX})
+    home = make_home(tmp_path, standin.url)
+    home.write_workflow("cut.yaml", CUT_WORKFLOW)
+    document = _short_words(1000)
+    assert CUT_CTX < count_tokens(document) and estimate_tokens(document) < 2048 - 300
+    home.drop("notes.txt", document)
+
+    home.cli("run", "--once", check=True)
+
+    (run,) = home.runs()
+    assert run["status"] == "succeeded", run["error"]
+    calls = json.loads(home.cli("show", str(run["id"]), "--json", check=True).stdout)["calls"]
+    first, *again = calls
+    assert "num_ctx" not in first["options"] and first["prompt_tokens"] == CUT_CTX  # the cut call
+    assert len(again) >= 3 and all(c["options"]["num_ctx"] == CUT_CTX for c in again)
+    assert all(c["prompt_tokens"] < CUT_CTX for c in again)  # nothing cut the second time
+    split = run["outputs"]["summary"]["split"]
+    assert split["strategy"] == "map-reduce" and split["num_ctx"] == CUT_CTX
+    assert run["outputs"]["_split"]["summary"] == split
+
+
+def test_a_cut_that_planning_cannot_avoid_fails_the_step_with_the_reason(tmp_path, standin):
+    standin.config.update({"context_length": CUT_CTX})
+    home = make_home(tmp_path, standin.url)
+    home.extra_env["GRISTMILL_MAX_ATTEMPTS"] = "1"
+    home.write_workflow("cut.yaml", CUT_WORKFLOW.replace("summarise: {max_words: 40}", "prompt: Say what this is."))
+    home.drop("notes.txt", _short_words(1000))
+
+    home.cli("run", "--once")
+
+    (run,) = home.runs()
+    assert run["status"] == "failed"
+    assert f"the model server cut the prompt of step 'summary': it read {CUT_CTX} tokens" in run["error"]
+    assert "set options.num_ctx in the workflow" in run["error"]

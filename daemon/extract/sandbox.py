@@ -76,7 +76,8 @@ class Sandbox:
     def _ensure(self) -> socket.socket:
         if self._control is None or self._zygote is None or self._zygote.poll() is not None:
             self._reset()
-            ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # SEQPACKET, not DGRAM: the zygote must see end-of-file (and exit) when the daemon dies.
+            ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             code = f"from daemon.extract.sandbox import zygote; zygote({child.fileno()})"
             self._zygote = subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
