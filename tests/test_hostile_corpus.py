@@ -75,7 +75,7 @@ def _run_once(home) -> subprocess.CompletedProcess:
 
 
 def _end_leftovers(home) -> None:
-    # The extraction sandbox's zygote can outlive the CLI (reported); end only those of this home.
+    # A helper process (the extraction sandbox) must never outlive a test; end only this home's.
     marker = f"HOME={home.root}".encode()
     for entry in Path("/proc").iterdir():
         try:
