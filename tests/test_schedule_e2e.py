@@ -13,6 +13,7 @@ import pytest
 
 from daemon.store import RunStore
 from daemon.store.db import make_engine
+from daemon.store.migrate import upgrade
 from tests.support import INVOICE, LETTER, RECEIPT, REPO, make_home, wait_for
 
 EVERY_SECOND = """name: heartbeat
@@ -45,8 +46,11 @@ def _stop(daemon: subprocess.Popen) -> str:
 
 
 def _store(home) -> RunStore:
-    wait_for(lambda: (home.data / "gristmill.db").exists(), what="the database")
-    return RunStore(make_engine(f"sqlite:///{home.data / 'gristmill.db'}"))
+    # Migrating here too (safe beside the daemon's own upgrade) means the tables exist before
+    # the first query, however slowly the daemon starts.
+    engine = make_engine(f"sqlite:///{home.data / 'gristmill.db'}")
+    upgrade(engine)
+    return RunStore(engine)
 
 
 def _tick(run) -> datetime:
