@@ -18,6 +18,7 @@ from daemon.domain import Run, RunStatus
 from daemon.failpoints import POINTS
 from daemon.store import RunStore
 from daemon.store.db import make_engine
+from daemon.store.migrate import upgrade
 from tests.support import INVOICE, LETTER, Home, make_home, wait_for
 
 # Short leases so a crashed process's runs come back within seconds, not half a minute.
@@ -79,7 +80,11 @@ def fast_home(tmp_path: Path, url: str) -> Home:
 
 
 def read_store(home: Home) -> RunStore:
-    return RunStore(make_engine(f"sqlite:///{home.data / 'gristmill.db'}"))
+    # Migrating (a no-op at head, safe beside the daemon's own) means a query made before a
+    # slow daemon created its tables waits for them instead of failing.
+    engine = make_engine(f"sqlite:///{home.data / 'gristmill.db'}")
+    upgrade(engine)
+    return RunStore(engine)
 
 
 def all_runs(home: Home) -> list[Run]:

@@ -72,7 +72,10 @@ def test_sigterm_five_times_stops_at_once_and_leaves_nothing_running(home, stand
     standin.config.latency = 30.0
     _drop_three(home)
     daemon = home.daemon(GRISTMILL_STOP_TIMEOUT="60").start()
-    wait_for(lambda: standin.calls_in_flight >= 1, timeout=DEADLINE, what="a model call in flight")
+    wait_for(
+        lambda: [r.status for r in all_runs(home)].count(RunStatus.RUNNING) == 2,
+        timeout=DEADLINE, what="both workers running a run",
+    )
 
     started = time.monotonic()
     daemon.send(signal.SIGTERM)
