@@ -18,7 +18,7 @@ from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.runner import Limits, Runner
 from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
-from daemon.health import Health, Watchdog, alive
+from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
 from daemon.llm.ollama_backend import OllamaBackend
@@ -250,13 +250,17 @@ class App:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
         checks = {
-            "watcher": lambda: alive(self.watcher),
+            "watcher": lambda: self.watcher.alive(),  # replaced on reload: look it up each time
             "workflow folder watch": folder.alive,
             "workers": self.pool.alive,
-            "scheduler": lambda: getattr(self, "scheduler", None) is None or alive(self.scheduler),
-            "database": lambda: self.store.get_meta("health") is None or True,
+            "scheduler": self.scheduler.alive,
+            "database": self._database_answers,
         }
         return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
+
+    def _database_answers(self) -> bool:
+        self.store.get_meta("health")  # raises StoreError when the database cannot be read
+        return True
 
     def _status(self) -> str:
         counts = self.store.counts()

@@ -13,6 +13,8 @@ class GristmillError(Exception):
     """Root of every error gristmill raises on purpose."""
 
     exit_code = 1
+    # Whether trying the run again could end differently; False fails the run at once.
+    retryable = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -49,9 +51,13 @@ class WorkflowError(UsageError):
 class TemplateError(GristmillError):
     """A template failed to render at run time (undefined name, sandbox violation, ...)."""
 
+    retryable = False
+
 
 class UnsafePathError(GristmillError):
     """A rendered or given path would leave its declared folder, or is otherwise unusable."""
+
+    retryable = False
 
     def __init__(self, message: str, path: str, base: Path | None = None) -> None:
         super().__init__(message)
@@ -92,6 +98,8 @@ class InputError(GristmillError):
 
 class PermanentInputError(InputError):
     """The input can never be used as it is (a parser rejects it): the run fails without retrying."""
+
+    retryable = False
 
 
 class SkipRun(GristmillError):

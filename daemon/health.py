@@ -48,21 +48,6 @@ class HealthLog:
         self._last = problems
 
 
-def alive(part: object) -> bool:
-    """Whether a background part is running: its `alive()`, `running` or its threads and observers."""
-    probe = getattr(part, "alive", None)
-    if callable(probe):
-        return bool(probe())
-    if hasattr(part, "running"):  # APScheduler's schedulers
-        return bool(part.running)
-    inner = getattr(part, "_aps", None)  # our Scheduler wraps one (None before start)
-    if inner is not None:
-        return alive(inner)
-    # The folder watcher: its settle/rescan threads and watchdog observers (threads themselves).
-    threads = [*getattr(part, "_threads", ()), *getattr(part, "_observers", ())]
-    return all(t.is_alive() for t in threads)
-
-
 class Watchdog:
     """Feeds systemd's watchdog (only while healthy) and refreshes the STATUS line, on a timer."""
 

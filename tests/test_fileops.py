@@ -146,3 +146,19 @@ def test_a_symlinked_destination_folder_is_refused(tmp_path):
 def test_a_vanished_source_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="is gone"):
         ops.move_file(tmp_path / "nothing.txt", tmp_path / "out")
+
+
+def test_a_collision_on_a_name_of_255_bytes_shortens_the_stem_not_the_suffix(tmp_path):
+    name = "é" * 125 + ".pdf"  # 250 + 4 bytes
+    (tmp_path / "src").mkdir()
+    first, second = tmp_path / "src" / "a", tmp_path / "src" / "b"
+    first.write_bytes(b"one")
+    second.write_bytes(b"two")
+    dest = tmp_path / "dest"
+
+    kept = ops.move_file(first, dest, name)
+    renamed = ops.move_file(second, dest, name)
+
+    assert kept.name == name
+    assert renamed.name.endswith(" (1).pdf") and len(renamed.name.encode()) <= 255
+    assert renamed.read_bytes() == b"two" and kept.read_bytes() == b"one"

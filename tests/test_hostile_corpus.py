@@ -167,6 +167,7 @@ def test_a_folder_built_from_a_hostile_answer_is_refused_and_the_file_stays(home
     assert result.returncode == 1
     run = home.runs()[0]
     assert run["status"] == "failed"
+    assert run["attempts"] == 1  # a refused path is refused again: no retries
     assert "leaves its folder" in run["error"] and str(home.docs / "Vendors") in run["error"]
     assert doc.read_text().startswith("Vendor: ACME")
     assert not (home.root / "etc").exists() and not (home.docs / "Vendors").exists()

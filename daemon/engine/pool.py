@@ -13,7 +13,7 @@ from daemon import failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, PermanentInputError, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
 from daemon.store import RunStore
 
 log = logging.getLogger("gristmill")
@@ -170,7 +170,7 @@ class WorkerPool:
                 self.gate.up()
             else:
                 self.gate.end_probe()
-            self._fail_or_retry(run, exc.message, started, final=isinstance(exc, PermanentInputError))
+            self._fail_or_retry(run, exc.message, started, final=not exc.retryable)
         except Exception as exc:  # a bug of ours: keep the daemon alive, keep the traceback
             self.gate.end_probe()
             log.exception("run %d (%s) hit an internal error", run.id, run.workflow)

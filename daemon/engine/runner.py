@@ -14,7 +14,7 @@ from daemon.domain import ModelCall, Run, TriggerKind
 from daemon.engine.actions import Actions, recover
 from daemon.engine.intake import Intake, sha256_of
 from daemon.engine.steps import RUNNERS, StepContext
-from daemon.errors import InputError, LeaseLost, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.extract import ExtractLimits, extract, vision
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
@@ -180,7 +180,10 @@ class Runner:
         )
 
     def _chain(self, name: str, path: Path) -> int | None:
-        run, created = self.intake.file(self.workflows()[name], path)
+        workflow = self.workflows().get(name)
+        if workflow is None:
+            raise GristmillError(f"the route says run workflow '{name}', which is not loaded; check its file")
+        run, created = self.intake.file(workflow, path)
         return run.id if created else None
 
 

@@ -20,13 +20,27 @@ MAX_SUFFIX = 10_000
 _TMP_PREFIX = ".gristmill-tmp-"
 
 
+MAX_NAME_BYTES = 255
+
+
 def candidates(folder: Path, name: str):
-    """`name`, then `stem (1).suffix`, `stem (2).suffix`, … inside `folder`."""
+    """`name`, then `stem (1).suffix`, `stem (2).suffix`, … inside `folder`.
+
+    A stem is shortened (never the suffix) so that a suffixed name still fits in 255 bytes.
+    """
     path = Path(name)
     stem, suffix = (path.stem, path.suffix) if not name.startswith(".") else (name, "")
     yield folder / name
     for n in range(1, MAX_SUFFIX):
-        yield folder / f"{stem} ({n}){suffix}"
+        tail = f" ({n}){suffix}"
+        yield folder / f"{_fit(stem, MAX_NAME_BYTES - len(tail.encode()))}{tail}"
+
+
+def _fit(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8", "surrogateescape")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", "ignore")
 
 
 def move_file(src: Path, folder: Path, name: str | None = None) -> Path:

@@ -148,6 +148,10 @@ class Watcher:
                 return
             self._stop.wait(max(wait, 0.05))
 
+    def alive(self) -> bool:
+        """Whether every observer and background thread is still running (for the health check)."""
+        return all(t.is_alive() for t in [*self._threads, *self._observers])
+
     def stop(self) -> None:
         """Stop observers, the settle loop and the rescans."""
         self._stop.set()
