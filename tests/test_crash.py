@@ -106,8 +106,9 @@ def assert_one_outcome_each(home: Home, files: dict[str, str]) -> None:
     assert len(runs) == len(files), [(r.id, r.input_path, r.status) for r in runs]
     assert not any(home.inbox.iterdir()), list(home.inbox.iterdir())
     # A SIGKILL in the middle of writing may leave a hidden temporary file (never a partial file under
-    # a final name); sweeping those is not done yet, so they are left out of the count.
-    everything = [p for p in home.docs.rglob("*") if p.is_file() and not p.name.startswith(".gristmill-tmp-")]
+    # a final name); the resumed run sweeps it, so none may remain.
+    everything = [p for p in home.docs.rglob("*") if p.is_file()]
+    assert not [p for p in everything if p.name.startswith(".gristmill-tmp-")]
     for name, text in files.items():
         (run,) = [r for r in runs if Path(r.input_path or "").name == name]
         assert run.status is RunStatus.SUCCEEDED, (run.status, run.error)

@@ -162,3 +162,18 @@ def test_a_collision_on_a_name_of_255_bytes_shortens_the_stem_not_the_suffix(tmp
     assert kept.name == name
     assert renamed.name.endswith(" (1).pdf") and len(renamed.name.encode()) <= 255
     assert renamed.read_bytes() == b"two" and kept.read_bytes() == b"one"
+
+
+def test_temporaries_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".gristmill-tmp-{int(dead.stdout)}-0"
+    mine = tmp_path / f".gristmill-tmp-{os.getpid()}-0"
+    document = tmp_path / ".gristmill-tmp-notes.txt"  # not ours: no pid in the name
+    for path in (stale, mine, document):
+        path.write_text("x")
+
+    assert ops.sweep_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and mine.exists() and document.exists()

@@ -147,7 +147,10 @@ def recover(outputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str
     for step_id, out in outputs.items():
         if not (isinstance(out, dict) and "intent" in out):
             outputs_done[step_id] = out
-        elif _complete(out):
+            continue
+        # A crash mid-copy or mid-write may have left a hidden temporary file there.
+        ops.sweep_temporaries(Path(out.get("destination", "")).parent)
+        if _complete(out):
             complete[step_id] = out
     return outputs_done, complete
 

@@ -12,15 +12,15 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from daemon.errors import InputError, UnsafePathError
 
 MAX_SUFFIX = 10_000
-_TMP_PREFIX = ".gristmill-tmp-"
-
-
 MAX_NAME_BYTES = 255
+_TMP_PREFIX = ".gristmill-tmp-"
 
 
 def candidates(folder: Path, name: str):
@@ -45,39 +45,24 @@ def _fit(text: str, limit: int) -> str:
 
 def move_file(src: Path, folder: Path, name: str | None = None) -> Path:
     """Move `src` into `folder` under a free name; return where it went."""
-    _check_source(src)
-    ensure_folder(folder)
-    try:
-        dest = _link_free_name(src, folder, name or src.name)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-            raise
-        dest = _copy_into(src, folder, name or src.name)
-    os.unlink(src)
-    fsync_dir(src.parent)
+    dest = _first_free(folder, name or src.name, lambda dest: place_exact(src, dest))
+    remove_moved(src)
     return dest
 
 
 def copy_file(src: Path, folder: Path, name: str | None = None) -> Path:
     """Copy `src` into `folder` under a free name; return the copy's path."""
-    _check_source(src)
-    ensure_folder(folder)
-    return _copy_into(src, folder, name or src.name)
+    return _first_free(folder, name or src.name, lambda dest: copy_exact(src, dest))
 
 
-def write_new(path: Path, data: bytes) -> Path:
-    """Write `data` to `path`, or to the first free suffixed name beside it; return the name used."""
-    ensure_folder(path.parent)
-    tmp = _temporary(path.parent)
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        return _link_free_name(tmp, path.parent, path.name)
-    finally:
-        tmp.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+def _first_free(folder: Path, name: str, put: Callable[[Path], None]) -> Path:
+    for dest in candidates(folder, name):
+        try:
+            put(dest)
+        except FileExistsError:
+            continue
+        return dest
+    raise UnsafePathError(f"no free name for {name} in {folder} after {MAX_SUFFIX} tries", name, folder)
 
 
 def ensure_folder(folder: Path) -> None:
@@ -112,30 +97,6 @@ def _check_source(src: Path) -> None:
         raise InputError(f"{src} is not a regular file")
 
 
-def _link_free_name(src: Path, folder: Path, name: str) -> Path:
-    for dest in candidates(folder, name):
-        try:
-            os.link(src, dest, follow_symlinks=False)
-        except FileExistsError:
-            continue
-        fsync_dir(folder)
-        return dest
-    raise UnsafePathError(f"no free name for {name} in {folder} after {MAX_SUFFIX} tries", name, folder)
-
-
-def _copy_into(src: Path, folder: Path, name: str) -> Path:
-    tmp = _temporary(folder)
-    try:
-        with open(src, "rb") as source, open(tmp, "wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(src, tmp, follow_symlinks=False)
-        return _link_free_name(tmp, folder, name)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _temporary(folder: Path) -> Path:
     for n in range(MAX_SUFFIX):
         tmp = folder / f"{_TMP_PREFIX}{os.getpid()}-{n}"
@@ -167,33 +128,66 @@ def place_exact(src: Path, dest: Path) -> None:
 def copy_exact(src: Path, dest: Path) -> None:
     """Copy `src` to exactly `dest` via a fsynced temporary file; FileExistsError when taken."""
     _check_source(src)
-    ensure_folder(dest.parent)
-    tmp = _temporary(dest.parent)
-    try:
-        with open(src, "rb") as source, open(tmp, "wb") as out:
+
+    def fill(out: BinaryIO) -> None:
+        with open(src, "rb") as source:
             shutil.copyfileobj(source, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(src, tmp, follow_symlinks=False)
-        os.link(tmp, dest, follow_symlinks=False)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(dest.parent)
+
+    _publish(dest, fill, copystat_from=src)
 
 
 def write_exact(dest: Path, data: bytes) -> None:
     """Write `data` to exactly `dest` via a fsynced temporary file; FileExistsError when taken."""
+    _publish(dest, lambda out: out.write(data))
+
+
+def _publish(dest: Path, fill: Callable[[BinaryIO], object], copystat_from: Path | None = None) -> None:
+    """Fill a hidden temporary file beside `dest`, fsync it, then link it to `dest` (never replacing)."""
     ensure_folder(dest.parent)
     tmp = _temporary(dest.parent)
     try:
         with open(tmp, "wb") as out:
-            out.write(data)
+            fill(out)
             out.flush()
             os.fsync(out.fileno())
+        if copystat_from is not None:
+            shutil.copystat(copystat_from, tmp, follow_symlinks=False)
         os.link(tmp, dest, follow_symlinks=False)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(dest.parent)
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Remove hidden temporary files left in `folder` by gristmill processes that died mid-write."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _owner_pid(entry.name)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _owner_pid(name: str) -> int | None:
+    if not name.startswith(_TMP_PREFIX):
+        return None
+    pid = name[len(_TMP_PREFIX) :].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        pass
+    return True
 
 
 def remove_moved(src: Path) -> None:
