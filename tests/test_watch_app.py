@@ -104,6 +104,36 @@ def test_a_file_deleted_before_its_run_starts_is_skipped_with_the_reason(make_ap
     assert run.status is RunStatus.SKIPPED and run.error == f"{path} was removed before its run started"
 
 
+def test_a_file_renamed_before_its_run_starts_is_followed_to_its_new_name(make_app, tmp_path):
+    path = _drop(tmp_path / "Inbox", "scan0001.txt", b"a scanned letter")
+    app = make_app(FILED)
+    queued, _ = app.intake.file(app.workflows["filed"], path)
+    path.rename(tmp_path / "Inbox" / "letter from Anna.txt")
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.id == queued.id and run.status is RunStatus.SUCCEEDED
+    assert run.input_path == str(tmp_path / "Inbox" / "letter from Anna.txt")
+    assert (tmp_path / "Done" / "letter from Anna.txt").read_bytes() == b"a scanned letter"
+
+
+def test_a_file_skipped_as_missing_runs_when_it_turns_up_under_a_new_name(make_app, tmp_path):
+    path = _drop(tmp_path / "Inbox", "scan0002.txt", b"another letter")
+    app = make_app(FILED)
+    app.intake.file(app.workflows["filed"], path)
+    moved_away = path.rename(tmp_path / "elsewhere.txt")
+    app.run_once()
+    moved_away.rename(tmp_path / "Inbox" / "renamed.txt")
+
+    again = make_app(FILED)
+    again.run_once()
+
+    (run,) = _runs(again)
+    assert run.status is RunStatus.SUCCEEDED and run.input_path.endswith("renamed.txt")
+    assert (tmp_path / "Done" / "renamed.txt").read_bytes() == b"another letter"
+
+
 def test_a_file_changed_before_its_run_starts_is_queued_again_with_its_new_content(make_app, tmp_path):
     path = _drop(tmp_path / "Inbox", "draft.txt", b"first version")
     app = make_app(FILED)

@@ -65,7 +65,7 @@ class Intake:
             context=context,
             max_attempts=self.max_attempts,
         )
-        run, created = self.store.enqueue(new)
+        run, created = self.store.enqueue(new, gone=lambda old: not os.path.lexists(old))
         if created:
             self.wake()
         return run, created

@@ -100,14 +100,20 @@ class RunStore:
 
     # -- queueing -------------------------------------------------------------------------
 
-    def enqueue(self, new: NewRun) -> tuple[Run, bool]:
-        """Queue a run; returns (run, created). Same content under another name is recorded skipped."""
+    def enqueue(self, new: NewRun, *, gone: Callable[[str], bool] = lambda path: False) -> tuple[Run, bool]:
+        """Queue a run; returns (run, created). Same content under another name is recorded skipped.
+
+        Unless the content's run never got to its file and `gone(its path)` says the file is no
+        longer there: then the file was renamed, and the run follows it to the new name.
+        """
         now = self._clock()
         values = _new_values(new, now)
         with self._engine.begin() as conn:
             run, created = self._insert_once(conn, values)
             if created or run.input_path == new.input_path:
                 return run, created
+            if self._unstarted(run) and run.input_path and gone(run.input_path):
+                return self._follow(conn, run, new), True
             duplicate = values | {
                 "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
                 "error": f"duplicate of run {run.id} (same content)", "finished_at": now,
@@ -400,6 +406,19 @@ class RunStore:
         stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.dedupe_key == key)
         row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
+
+    @staticmethod
+    def _unstarted(run: Run) -> bool:
+        """Queued or skipped before any step ran: the run never did anything with its file."""
+        return run.status in (QUEUED, SKIPPED) and not run.outputs
+
+    def _follow(self, conn: Connection, run: Run, new: NewRun) -> Run:
+        """Point an unstarted run at its file's new name; a run skipped for the lost file is queued again."""
+        moved = {"input_path": new.input_path, "context": new.context}
+        if run.status is SKIPPED:
+            moved |= _FRESH
+        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*runs.c)).one()
+        return _to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
