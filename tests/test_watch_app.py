@@ -188,3 +188,25 @@ def test_a_symlink_in_the_backlog_is_recorded_as_skipped_once(make_app, tmp_path
     assert run.status is RunStatus.SKIPPED and run.input_path == str(link)
     assert run.error == f"{link} is a symbolic link; gristmill does not follow links"
     assert (tmp_path / "secret.txt").exists() and not (tmp_path / "Done").exists()
+
+
+RECURSIVE = """name: filer
+trigger:
+  watch: {{path: {inbox}, recursive: true, settle_seconds: 0.2}}
+steps:
+  - route: {{default: {{move_to: {inbox}/Filed}}}}
+  - write: {{path: "{inbox}/Notes/{{{{ file.stem }}}}.md", content: "note"}}
+"""
+
+
+def test_a_recursive_watch_does_not_take_its_own_destinations_as_input(make_app, tmp_path):
+    inbox = tmp_path / "Inbox"
+    _drop(inbox, "a.txt", b"to be filed")
+    make_app(RECURSIVE).run_once()
+    again = make_app(RECURSIVE)  # a restart: its start-up scan sees Filed/ and Notes/
+
+    again.run_once()
+
+    (run,) = _runs(again)
+    assert run.status is RunStatus.SUCCEEDED and Path(run.input_path).name == "a.txt"
+    assert (inbox / "Filed" / "a.txt").exists() and (inbox / "Notes" / "a.md").exists()

@@ -26,12 +26,17 @@ class Matcher:
     ignore: tuple[str, ...] = ()
     recursive: bool = False
     depth: int | None = None
+    # Where the workflow itself puts files inside its watch: never taken as new input.
+    exclude: tuple[Path, ...] = ()
 
     def wants(self, path: Path) -> bool:
         """True when `path` is inside the watch, not junk, not ignored, and matches a pattern."""
+        absolute = Path(os.path.abspath(path))
         try:
-            relative = PurePosixPath(Path(os.path.abspath(path)).relative_to(self.root).as_posix())
+            relative = PurePosixPath(absolute.relative_to(self.root).as_posix())
         except ValueError:
+            return False
+        if self._excluded(absolute):
             return False
         folders = relative.parts[:-1]
         if folders and not self.recursive:
@@ -50,7 +55,12 @@ class Matcher:
         """Whether a scan should descend into a subfolder at this relative path."""
         if not self.recursive or any(_any(p, JUNK_DIRS) for p in relative_parts):
             return False
+        if self._excluded(self.root.joinpath(*relative_parts)):
+            return False
         return self.depth is None or len(relative_parts) <= self.depth
+
+    def _excluded(self, path: Path) -> bool:
+        return any(path == out or out in path.parents for out in self.exclude)
 
 
 def _any(name: str, patterns: tuple[str, ...]) -> bool:

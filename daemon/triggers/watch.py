@@ -25,11 +25,12 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from daemon.files.paths import static_base
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.seen import LINK, SeenFiles
 from daemon.triggers.settle import SettleTracker
-from daemon.workflow import Workflow
+from daemon.workflow import StepKind, Workflow
 
 log = logging.getLogger("gristmill")
 
@@ -66,7 +67,8 @@ class Watch:
         spec = workflow.trigger.watch
         assert spec is not None
         root = Path(os.path.abspath(spec.path.expanduser()))
-        matcher = Matcher(root, tuple(spec.patterns), tuple(spec.ignore), spec.recursive, spec.depth)
+        inside = tuple(p for p in _destinations(workflow) if root in p.parents)
+        matcher = Matcher(root, tuple(spec.patterns), tuple(spec.ignore), spec.recursive, spec.depth, inside)
         return cls(workflow, matcher, spec.settle_seconds)
 
     def wait_for(self, how: Seen) -> float:
@@ -74,6 +76,17 @@ class Watch:
         if how is Seen.MOVED_IN:
             return 0.0
         return min(self.settle, CLOSE_GRACE) if how is Seen.CLOSED else self.settle
+
+
+def _destinations(workflow: Workflow) -> list[Path]:
+    """The folders (or files) a workflow's own routes, writes and on_failure put files in."""
+    templates = [step.write.path for step in workflow.steps if step.kind is StepKind.WRITE]
+    for step in workflow.steps:
+        if step.kind is StepKind.ROUTE:
+            templates += [a.target for _, a in step.route.actions() if a.kind in ("move_to", "copy_to")]
+    if workflow.on_failure is not None:
+        templates.append(workflow.on_failure.move_to)
+    return [Path(os.path.abspath(static_base(t))) for t in templates if t]
 
 
 class _Handler(FileSystemEventHandler):
