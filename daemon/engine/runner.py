@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 from daemon.domain import ModelCall, Run, TriggerKind
 from daemon.engine.actions import Actions, recover
-from daemon.engine.intake import Intake, sha256_of
+from daemon.engine.intake import Intake
 from daemon.engine.steps import RUNNERS, StepContext
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.extract import ExtractLimits, extract, vision
@@ -97,14 +98,19 @@ class Runner:
         return _metadata_only(workflow, outputs) if workflow.record == "metadata" else outputs
 
     def _steps(self, run: Run, owner: str, workflow: Workflow, ctx: StepContext, outputs: dict[str, Any]) -> None:
+        unsaved = False
         try:
             for step in workflow.steps:
                 if step.step_id not in outputs:
+                    # Stored before the next model call, which may be slow to redo after a crash;
+                    # a route or write stores them with its intent, and the finish stores the rest.
+                    if unsaved and step.kind in _MODEL_KINDS:
+                        self._save(run, owner, outputs)
                     ctx.actions.step_id = step.step_id
                     outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
                     if ctx.splits:  # how inputs were split, beside the steps' own fields
                         outputs[SPLIT_KEY] = {**outputs.get(SPLIT_KEY, {}), **ctx.splits}
-                    self._save(run, owner, outputs)
+                    unsaved = True
                 ctx.scope[step.step_id] = outputs[step.step_id]
         except ModelUnavailable:
             raise  # queued again with its attempt refunded: the full outputs are needed to resume
@@ -128,13 +134,13 @@ class Runner:
             raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
         if info.st_size > self.limits.max_file_bytes:
             raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.limits.max_file_bytes}")
-        digest = sha256_of(path)
-        if fresh and run.trigger is TriggerKind.FILE and run.sha256 and digest != run.sha256:
-            self._requeue_changed(run, path)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if fresh and run.trigger is TriggerKind.FILE and run.sha256 and digest != run.sha256:
+            self._requeue_changed(run, path)
         extracted = extract(path, data, self.limits.extraction)
         if extracted.images:
             self._need_vision(run, path)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Collection, Iterable
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Connection, Engine, Row, Text, case, cast, func, literal, select, update,
+    ColumnElement, Connection, Engine, Row, Text, bindparam, case, cast, func, literal, select, update,
 )  # fmt: skip
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from daemon.domain import ModelCall, NewRun, Run, RunStatus, TriggerKind
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
-from daemon.store.db import reading
+from daemon.store.db import is_sqlite, reading
 from daemon.store.tables import meta, model_calls, runs
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -97,6 +99,16 @@ class RunStore:
         self._engine = engine
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
+        self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+        # SQLite has one writer at a time. Threads of this process take turns here instead of in
+        # SQLite's busy handler, which sleeps in steps of milliseconds while it waits for the lock.
+        self._write_turn = threading.Lock() if is_sqlite(engine) else nullcontext()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time."""
+        with self._write_turn, self._engine.begin() as conn:
+            yield conn
 
     # -- queueing -------------------------------------------------------------------------
 
@@ -108,7 +120,7 @@ class RunStore:
         """
         now = self._clock()
         values = _new_values(new, now)
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             run, created = self._insert_once(conn, values)
             if created or run.input_path == new.input_path:
                 return run, created
@@ -132,27 +144,17 @@ class RunStore:
         if workflows is not None and not workflows:
             return None
         now = self._clock()
+        params: dict[str, Any] = {
+            "b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_seconds),
+        }  # fmt: skip
         if run_id is not None:
-            which = runs.c.id == run_id
+            stmt, params["b_id"] = _claim_statement("id"), run_id
+        elif workflows is not None:
+            stmt, params["b_names"] = _claim_statement("among"), builtins.list(workflows)
         else:
-            oldest = select(runs.c.id).where(_moving_to(RUNNING), self._due(now))
-            if workflows is not None:
-                oldest = oldest.where(runs.c.workflow.in_(builtins.list(workflows)))
-            oldest = oldest.where(_not_overlapping())
-            # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
-            oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
-            which = runs.c.id == oldest.scalar_subquery()
-        stmt = (
-            update(runs)
-            .where(which, _moving_to(RUNNING))
-            .values(
-                status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=now,
-                lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
-            )  # fmt: skip
-            .returning(*_RUN_COLUMNS)
-        )
-        with self._engine.begin() as conn:
-            row = conn.execute(stmt).first()
+            stmt = _claim_statement("any")
+        with self._writing() as conn:
+            row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
     def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
@@ -206,7 +208,7 @@ class RunStore:
             .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def requeue_expired(self) -> builtins.list[int]:
@@ -226,7 +228,7 @@ class RunStore:
             .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
             .returning(runs.c.id)
         )
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             ids = builtins.list(conn.scalars(fail)) + builtins.list(conn.scalars(requeue))
         return sorted(ids)
 
@@ -235,7 +237,7 @@ class RunStore:
         ids = builtins.list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
@@ -248,7 +250,7 @@ class RunStore:
         stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
 
     # -- retention ------------------------------------------------------------------------
@@ -266,7 +268,7 @@ class RunStore:
             runs.c.error.is_(None) | ~runs.c.error.startswith(PRUNED_PREFIX, autoescape=True),
         )
         calls = model_calls.c.run_id.in_(select(runs.c.id).where(*old))
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             run_count = conn.execute(select(func.count()).select_from(runs).where(*old)).scalar_one()
             call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
             if run_count and not dry_run:
@@ -281,7 +283,7 @@ class RunStore:
         """Record a run that is skipped from the start (a tick that must not run); once per key."""
         now = self._clock()
         values = _new_values(new, now) | {"status": SKIPPED.value, "error": reason, "finished_at": now}
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             return self._insert_once(conn, values)
 
     def active(self, workflow: str) -> Run | None:
@@ -317,10 +319,9 @@ class RunStore:
         values = {name: getattr(call, name) for name in _CALL_VALUES}
         values.update(run_id=run_id, attempt=attempt, options=call.options or {})
         values["started_at"] = call.started_at or self._clock()
-        stmt = model_calls.insert().values(values).returning(model_calls.c.id)
         try:
-            with self._engine.begin() as conn:
-                return conn.execute(stmt).scalar_one()
+            with self._writing() as conn:
+                return conn.execute(_RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
 
@@ -389,13 +390,12 @@ class RunStore:
         """Set a value of the small key/value table."""
         stmt = self._insert(meta).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _insert_ignore(self, values: dict[str, Any]) -> Any:
-        return self._insert(runs).values(values).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+
 
     @staticmethod
     def _due(now: datetime) -> ColumnElement[bool]:
@@ -403,8 +403,7 @@ class RunStore:
 
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.dedupe_key == key)
-        row = conn.execute(stmt).first()
+        row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
         return None if row is None else _to_run(row)
 
     @staticmethod
@@ -427,7 +426,7 @@ class RunStore:
         found = None if key is None else self._known(conn, values["workflow"], key)
         if found is not None:
             return found, False
-        row = conn.execute(self._insert_ignore(values)).first()
+        row = conn.execute(self._insert_ignore, values).first()
         if row is not None:
             return _to_run(row), True
         # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
@@ -440,11 +439,51 @@ class RunStore:
         self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
     ) -> bool:
         """Update a run only while it is running under `owner`'s lease."""
-        allowed = runs.c.status == RUNNING.value if target is None else _moving_to(target, via=RUNNING)
-        stmt = (
-            update(runs)
-            .where(runs.c.id == run_id, allowed, runs.c.lease_owner == owner)
-            .values(values)
-        )
-        with self._engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        stmt = _fenced_statement(target)
+        if any(isinstance(v, ColumnElement) for v in values.values()):
+            stmt, params = stmt.values(values), {}
+        else:
+            params = dict(values)
+        with self._writing() as conn:
+            return conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+
+
+# The hot statements are built once: building and hashing a statement per call cost more than
+# running it. Bound parameter names start with b_ (column names are reserved for SET and VALUES).
+
+
+@cache
+def _claim_statement(which: str) -> Any:
+    """Lease a queued run: by id (due or not), or the oldest due one, optionally among workflows."""
+    if which == "id":
+        chosen = runs.c.id == bindparam("b_id")
+    else:
+        due = runs.c.not_before.is_(None) | (runs.c.not_before <= bindparam("b_now"))
+        oldest = select(runs.c.id).where(_moving_to(RUNNING), due, _not_overlapping())
+        if which == "among":
+            oldest = oldest.where(runs.c.workflow.in_(bindparam("b_names", expanding=True)))
+        # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
+        oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
+        chosen = runs.c.id == oldest.scalar_subquery()
+    return (
+        update(runs)
+        .where(chosen, _moving_to(RUNNING))
+        .values(
+            status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=bindparam("b_now"),
+            lease_owner=bindparam("b_owner"), lease_expires_at=bindparam("b_expires"),
+        )  # fmt: skip
+        .returning(*_RUN_COLUMNS)
+    )
+
+
+@cache
+def _fenced_statement(target: RunStatus | None) -> Any:
+    """UPDATE … WHERE the run is running under the lease of owner b_owner; SET from the parameters."""
+    allowed = runs.c.status == RUNNING.value if target is None else _moving_to(target, via=RUNNING)
+    return update(runs).where(runs.c.id == bindparam("b_id"), allowed, runs.c.lease_owner == bindparam("b_owner"))
+
+
+_KNOWN = select(*_RUN_COLUMNS).where(
+    runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
+)
+_RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
