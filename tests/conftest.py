@@ -5,6 +5,9 @@ port: point `ollama.Client(host=standin.url, timeout=10)` at it, steer it throug
 `standin.config` (latency, slots, fail_next, quirks, models...) and read `standin.requests`.
 """
 
+import os
+from dataclasses import dataclass
+
 import pytest
 
 from daemon.standin import StandinServer
@@ -16,5 +19,35 @@ def standin():
     server = StandinServer().start()
     try:
         yield server
+    finally:
+        server.stop()
+
+
+# --- a model server: the stand-in always, and a real Ollama when GRISTMILL_TEST_OLLAMA_URL is set ---
+
+REAL_OLLAMA_URL = os.environ.get("GRISTMILL_TEST_OLLAMA_URL")
+REAL_OLLAMA_MODEL = os.environ.get("GRISTMILL_TEST_MODEL", "llama3.2")
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    """Where model-facing tests send their calls, and which model they ask."""
+
+    url: str
+    model: str
+    real: bool
+
+
+@pytest.fixture(params=["standin", "real-ollama"])
+def model_server(request):
+    """Each model-facing test runs against the stand-in and, when configured, a real Ollama."""
+    if request.param == "real-ollama":
+        if not REAL_OLLAMA_URL:
+            pytest.skip("set GRISTMILL_TEST_OLLAMA_URL to run this against a real Ollama too")
+        yield ModelServer(REAL_OLLAMA_URL, REAL_OLLAMA_MODEL, real=True)
+        return
+    server = StandinServer().start()
+    try:
+        yield ModelServer(server.url, "llama3.2", real=False)
     finally:
         server.stop()

@@ -7,21 +7,10 @@ import socket
 import threading
 import time
 
-import pytest
-
 from daemon.domain import RunStatus
 from tests.support import INVOICE, LETTER, RECEIPT, wait_for
-from tests.test_crash import DEADLINE, Daemon, all_runs, fast_home, finished
-
-
-@pytest.fixture
-def home(tmp_path, standin):
-    home = fast_home(tmp_path, standin.url)
-    daemons: list[Daemon] = []
-    home.daemon = lambda **env: daemons.append(Daemon(home, **env)) or daemons[-1]  # type: ignore[attr-defined]
-    yield home
-    for daemon in daemons:
-        daemon.kill()
+from tests.test_crash import DEADLINE, all_runs, finished
+from tests.test_crash import home  # noqa: F401  (the fixture: a fast home whose daemons are killed after)
 
 
 def _drop_three(home) -> None:
