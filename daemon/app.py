@@ -21,6 +21,7 @@ from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
+from daemon.llm.limit import Limited
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
 from daemon.notify import Notifier
@@ -69,13 +70,13 @@ class App:
             backend = OllamaBackend(
                 settings.ollama_url, timeout=settings.model_timeout, connect_timeout=settings.connect_timeout
             )
-        self.backend = backend
+        self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
         self.runner = Runner(
             workflows=lambda: self.workflows,
             store=self.store,
-            backend=backend,
+            backend=self.backend,
             intake=self.intake,
             default_model=settings.model,
             limits=Limits(
@@ -88,7 +89,7 @@ class App:
             ).scope,
         )
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency, gate=self.gate,
+            self.store, self.runner, size=settings.concurrency + 1, gate=self.gate,
             workflows=lambda: list(self.workflows), on_finished=self._on_finished,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
         )
