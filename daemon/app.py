@@ -120,7 +120,7 @@ class App:
         else:
             self.watcher.configure(list(self.workflows.values()))
         self.scheduler.configure(self.workflows.values())
-        self.pool.wake()
+        self.pool.wake_all()
         log.info("workflows reloaded: %s", ", ".join(sorted(self.workflows)) or "none")
 
     def submit_file(self, workflow: Workflow, path: Path) -> bool:

@@ -51,8 +51,11 @@ class WorkerPool:
         self.owner = f"{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()  # guards _idle and _in_flight
         self._idle: set[int] = set()
+        # One bell per worker, so that one new run wakes one idle worker, not all of them.
+        self._bells = [threading.Event() for _ in range(size)]
+        self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
         self._in_flight: dict[int, Run] = {}
         self._threads: list[threading.Thread] = []
 
@@ -75,7 +78,7 @@ class WorkerPool:
     def stop(self, timeout: float, abort: Callable[[], bool] = lambda: False) -> list[int]:
         """Take no new runs; wait up to `timeout` (or until `abort()`) for running ones; return the rest."""
         self._stop.set()
-        self.wake()
+        self.wake_all()
         deadline = time.monotonic() + timeout
         workers = [t for t in self._threads if t.name != "heartbeat"]
         while any(t.is_alive() for t in workers) and time.monotonic() < deadline and not abort():
@@ -90,10 +93,19 @@ class WorkerPool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def wake(self) -> None:
-        """New work may be due: every idle worker looks again."""
+        """A new run was queued: one idle worker looks for it (busy ones look when they finish)."""
         with self._wake:
+            self._wakes += 1
+            if self._idle:
+                self._bells[self._idle.pop()].set()
+
+    def wake_all(self) -> None:
+        """Every worker looks again (workflows changed, or stopping)."""
+        with self._wake:
+            self._wakes += 1
             self._idle.clear()
-            self._wake.notify_all()
+            for bell in self._bells:
+                bell.set()
 
     @property
     def in_flight(self) -> int:
@@ -125,10 +137,11 @@ class WorkerPool:
             if not allowed:
                 self._sleep(n, wait, idle=False)
                 continue
+            wakes = self._wakes
             run = self.store.claim(self.owner, self.lease_seconds, workflows=self.workflow_names())
             if run is None:
                 self.gate.end_probe()
-                self._sleep(n, self._idle_wait(), idle=True)
+                self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
                 continue
             with self._wake:
                 self._in_flight[run.id] = run
@@ -138,12 +151,17 @@ class WorkerPool:
                 with self._wake:
                     self._in_flight.pop(run.id, None)
 
-    def _sleep(self, n: int, seconds: float, *, idle: bool) -> None:
+    def _sleep(self, n: int, seconds: float, *, idle: bool, unless_woken_since: int | None = None) -> None:
         with self._wake:
+            if unless_woken_since is not None and self._wakes != unless_woken_since:
+                return  # work came while this worker was looking: look again
             if idle:
                 self._idle.add(n)
-            if not self._stop.is_set():
-                self._wake.wait(seconds)
+        if not self._stop.is_set():
+            self._bells[n].wait(seconds)
+        self._bells[n].clear()
+        with self._wake:
+            self._idle.discard(n)  # looking again; idle once more only if it finds nothing
 
     def _idle_wait(self) -> float:
         due = self.store.next_due()
@@ -220,4 +238,4 @@ class WorkerPool:
         lapsed = self.store.requeue_expired()
         if lapsed:
             log.info("returned %d runs whose worker stopped to the queue: %s", len(lapsed), ", ".join(map(str, lapsed)))
-            self.wake()
+            self.wake_all()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from functools import lru_cache
 from pathlib import Path
 
 from daemon.errors import UnsafePathError
@@ -30,54 +32,71 @@ def static_base(template: str) -> Path:
 
 def confine(rendered: str, template: str) -> Path:
     """The absolute path `rendered` names, refused when it leaves the template's static folder."""
-    base = Path(os.path.normpath(static_base(template).absolute()))
+    base = _base(template)
     text = os.path.expanduser(rendered)
     below = _below(text, base)
     cleaned = _FORBIDDEN.sub("", below if below is not None else text)
-    path = base / cleaned if below is not None else Path(cleaned)
-    path = path if path.is_absolute() else base / path
-    resolved = Path(os.path.normpath(path))
-    if resolved != base and base not in resolved.parents:
+    path = os.path.join(base, cleaned) if below is not None or not os.path.isabs(cleaned) else cleaned
+    resolved = os.path.normpath(path)
+    inside = _inside(base)
+    if resolved != base and not resolved.startswith(inside):
         raise UnsafePathError(
             f"the path {rendered!r} leaves its folder {base}; nothing was moved or written there "
             f"(check the template {template!r}, and pass model answers through '| slug')",
             rendered,
-            base,
+            Path(base),
         )
-    parts = resolved.relative_to(base).parts
+    parts = resolved[len(inside):].split("/") if resolved != base else []
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
             raise UnsafePathError(
                 f"the name {part[:40]!r}… in the path made by {template!r} is longer than 255 bytes; "
                 "shorten it in the template (e.g. with '| truncate(100)')",
                 rendered,
-                base,
+                Path(base),
             )
     _refuse_links(base, parts, template)
-    return resolved
+    return Path(resolved)
 
 
-def _below(text: str, base: Path) -> str | None:
+def _base(template: str) -> str:
+    """The template's static folder, absolute and normalised."""
+    return _base_in(template, os.path.expanduser("~"), os.getcwd())
+
+
+@lru_cache(maxsize=1024)
+def _base_in(template: str, home: str, cwd: str) -> str:
+    # Templates are few and this runs for every move and write: worked out once per home and cwd.
+    return os.path.normpath(os.path.abspath(static_base(template)))
+
+
+def _inside(base: str) -> str:
+    return base.rstrip("/") + "/"
+
+
+def _below(text: str, base: str) -> str | None:
     """The part of `text` after `base` when `text` starts with it (so only that part is cleaned)."""
-    prefix = str(base).rstrip("/") + "/"
-    absolute = text if os.path.isabs(text) else str(base / text)
+    absolute = text if os.path.isabs(text) else os.path.join(base, text)
+    prefix = _inside(base)
     return absolute[len(prefix):] if absolute.startswith(prefix) else None
 
 
-def _refuse_links(base: Path, parts: tuple[str, ...], template: str) -> None:
+def _refuse_links(base: str, parts: list[str], template: str) -> None:
     # normpath does not see symlinks: a link below the base would carry the path out of it.
     here = base
     for part in parts:
-        here = here / part
-        if here.is_symlink():
+        here = os.path.join(here, part)
+        try:
+            mode = os.lstat(here).st_mode
+        except OSError:
+            return  # not there yet: nothing below it can be a link either
+        if stat.S_ISLNK(mode):
             raise UnsafePathError(
                 f"{here} is a symbolic link, so the path made by {template!r} could leave {base}; "
                 "gristmill does not follow links",
-                str(here),
-                base,
+                here,
+                Path(base),
             )
-        if not here.exists():
-            return
 
 
 def safe_name(name: str, fallback: str = "unnamed") -> str:
