@@ -333,6 +333,16 @@ def test_retry_unknown_id_changes_nothing(store):
     assert store.get(run.id).status == K
 
 
+def test_a_write_that_fails_leaves_the_shared_write_connection_usable(store):
+    # All writes of a process go through one connection: a failed one must be rolled back for the next.
+    run, _ = store.enqueue(manual())
+    with pytest.raises(RunNotFound):
+        store.record_call(999, ModelCall(model="llama3.2", messages=[]), attempt=1)
+    store.skip(run.id, "x")
+    assert store.get(run.id).status == K
+    assert store.calls(999) == []
+
+
 def test_retry_failed(store):
     for workflow in ("a", "a", "b"):
         store.enqueue(manual(workflow))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
 
 from daemon.errors import StoreError
 
@@ -48,8 +51,30 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
             _prepare_file(path)
         engine = create_engine(url, **kwargs)
         _tune_sqlite(engine, busy_timeout_ms)
+        writer = engine
+        if path is not None:
+            writer = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+            _tune_sqlite(writer, busy_timeout_ms)
+            event.listen(writer, "handle_error", _translate_error)
+            event.listen(engine, "engine_disposed", lambda _engine: writer.dispose())
+        _WRITERS[engine] = (threading.Lock(), writer)
     event.listen(engine, "handle_error", _translate_error)
     return engine
+
+
+# SQLite has one writer at a time. Threads of a process take turns on a lock instead of in
+# SQLite's busy handler, which sleeps in steps of milliseconds; and they write through one
+# connection, whose page cache stays warm where each pooled connection would drop its own
+# whenever another one wrote (260 page reads a run before, a tenth of the CPU per run).
+_WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], Engine]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time."""
+    turn, writer = _WRITERS.get(engine, (nullcontext(), engine))
+    with turn, writer.begin() as conn:
+        yield conn
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:

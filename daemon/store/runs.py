@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import builtins
-import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -20,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from daemon.domain import ModelCall, NewRun, Run, RunStatus, TriggerKind
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
-from daemon.store.db import is_sqlite, reading
+from daemon.store.db import reading, writing
 from daemon.store.tables import meta, model_calls, runs
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -100,15 +98,6 @@ class RunStore:
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
-        # SQLite has one writer at a time. Threads of this process take turns here instead of in
-        # SQLite's busy handler, which sleeps in steps of milliseconds while it waits for the lock.
-        self._write_turn = threading.Lock() if is_sqlite(engine) else nullcontext()
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time."""
-        with self._write_turn, self._engine.begin() as conn:
-            yield conn
 
     # -- queueing -------------------------------------------------------------------------
 
@@ -120,7 +109,7 @@ class RunStore:
         """
         now = self._clock()
         values = _new_values(new, now)
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
             if created or run.input_path == new.input_path:
                 return run, created
@@ -153,7 +142,7 @@ class RunStore:
             stmt, params["b_names"] = _claim_statement("among"), builtins.list(workflows)
         else:
             stmt = _claim_statement("any")
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
@@ -208,7 +197,7 @@ class RunStore:
             .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             return conn.execute(stmt).rowcount == 1
 
     def requeue_expired(self) -> builtins.list[int]:
@@ -228,7 +217,7 @@ class RunStore:
             .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
             .returning(runs.c.id)
         )
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             ids = builtins.list(conn.scalars(fail)) + builtins.list(conn.scalars(requeue))
         return sorted(ids)
 
@@ -237,7 +226,7 @@ class RunStore:
         ids = builtins.list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
@@ -250,7 +239,7 @@ class RunStore:
         stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
 
     # -- retention ------------------------------------------------------------------------
@@ -268,7 +257,7 @@ class RunStore:
             runs.c.error.is_(None) | ~runs.c.error.startswith(PRUNED_PREFIX, autoescape=True),
         )
         calls = model_calls.c.run_id.in_(select(runs.c.id).where(*old))
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             run_count = conn.execute(select(func.count()).select_from(runs).where(*old)).scalar_one()
             call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
             if run_count and not dry_run:
@@ -283,7 +272,7 @@ class RunStore:
         """Record a run that is skipped from the start (a tick that must not run); once per key."""
         now = self._clock()
         values = _new_values(new, now) | {"status": SKIPPED.value, "error": reason, "finished_at": now}
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             return self._insert_once(conn, values)
 
     def active(self, workflow: str) -> Run | None:
@@ -320,7 +309,7 @@ class RunStore:
         values.update(run_id=run_id, attempt=attempt, options=call.options or {})
         values["started_at"] = call.started_at or self._clock()
         try:
-            with self._writing() as conn:
+            with writing(self._engine) as conn:
                 return conn.execute(_RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
@@ -390,7 +379,7 @@ class RunStore:
         """Set a value of the small key/value table."""
         stmt = self._insert(meta).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
@@ -444,7 +433,7 @@ class RunStore:
             stmt, params = stmt.values(values), {}
         else:
             params = dict(values)
-        with self._writing() as conn:
+        with writing(self._engine) as conn:
             return conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
 
 
