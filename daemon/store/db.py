@@ -65,7 +65,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
 # SQLite has one writer at a time. Threads of a process take turns on a lock instead of in
 # SQLite's busy handler, which sleeps in steps of milliseconds; and they write through one
 # connection, whose page cache stays warm where each pooled connection would drop its own
-# whenever another one wrote (260 page reads a run before, a tenth of the CPU per run).
+# whenever another one wrote (257 page reads per run before, 1.5 after; see BENCHMARKS.md).
 _WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], Engine]] = weakref.WeakKeyDictionary()
 
 
