@@ -40,39 +40,36 @@ _SQLITE_PROBLEMS = (
 )
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
-    """Create the process's engine; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, **kwargs)
-    else:
-        path = _sqlite_file(url)
-        if path is not None:
-            _prepare_file(path)
-        engine = create_engine(url, **kwargs)
-        _tune_sqlite(engine, busy_timeout_ms)
-        writer = engine
-        if path is not None:
-            writer = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-            _tune_sqlite(writer, busy_timeout_ms)
-            event.listen(writer, "handle_error", _translate_error)
-            event.listen(engine, "engine_disposed", lambda _engine: writer.dispose())
-        _WRITERS[engine] = (threading.Lock(), writer)
-    event.listen(engine, "handle_error", _translate_error)
-    return engine
-
-
 # SQLite has one writer at a time. Threads of a process take turns on a lock instead of in
 # SQLite's busy handler, which sleeps in steps of milliseconds; and they write through one
 # connection, whose page cache stays warm where each pooled connection would drop its own
 # whenever another one wrote (257 page reads per run before, 1.5 after; see BENCHMARKS.md).
+# Every engine make_engine creates is here; elsewhere (PostgreSQL) the database takes the turns.
 _WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], Engine]] = weakref.WeakKeyDictionary()
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+    """Create the process's engine; SQLite gets WAL, a busy timeout, BEGIN IMMEDIATE and one writer."""
+    if make_url(url).get_backend_name() != "sqlite":
+        engine = _translating(create_engine(url, **kwargs))
+        _WRITERS[engine] = (nullcontext(), engine)
+        return engine
+    path = _sqlite_file(url)
+    if path is not None:
+        _prepare_file(path)
+    engine = _sqlite_engine(url, busy_timeout_ms, **kwargs)
+    writer = engine
+    if path is not None:
+        writer = _sqlite_engine(url, busy_timeout_ms, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        event.listen(engine, "engine_disposed", lambda _engine: writer.dispose())
+    _WRITERS[engine] = (threading.Lock(), writer)
+    return engine
 
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time."""
-    turn, writer = _WRITERS.get(engine, (nullcontext(), engine))
+    turn, writer = _WRITERS[engine]
     with turn, writer.begin() as conn:
         yield conn
 
@@ -122,6 +119,17 @@ def _prepare_file(path: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
     os.close(fd)
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
+    engine = _translating(create_engine(url, **kwargs))
+    _tune_sqlite(engine, busy_timeout_ms)
+    return engine
+
+
+def _translating(engine: Engine) -> Engine:
+    event.listen(engine, "handle_error", _translate_error)
+    return engine
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
