@@ -6,18 +6,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon import defaults
 from daemon.errors import InputError, PermanentInputError, SkipRun
-from daemon.extract import images, sandbox, text
-from daemon.extract.sniff import Kind, sniff
+from daemon.documents import images, sandbox, text
+from daemon.documents.sniff import Kind, sniff
 
 
 @dataclass(frozen=True)
-class ExtractLimits:
+class ReadLimits:
     """How much of a document is read, and what an untrusted parser may use."""
 
-    max_chars: int = 200_000
-    seconds: float = 30.0
-    memory_mb: int = 1024
+    max_chars: int = defaults.MAX_CHARS
+    seconds: float = defaults.EXTRACT_SECONDS
+    memory_mb: int = defaults.EXTRACT_MEMORY_MB
 
     @property
     def max_unpacked(self) -> int:
@@ -26,8 +27,8 @@ class ExtractLimits:
 
 
 @dataclass(frozen=True)
-class Extracted:
-    """The text of a document and what else was learnt reading it."""
+class Document:
+    """A document as the model reads it: its text (or images) and what was learnt reading it."""
 
     text: str
     kind: str
@@ -36,10 +37,8 @@ class Extracted:
     images: tuple[bytes, ...] = ()
 
 
-def extract(path: Path, data: bytes, limits: ExtractLimits | int) -> Extracted:
+def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
     """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise."""
-    if isinstance(limits, int):  # the old signature's max_chars
-        limits = ExtractLimits(max_chars=limits)
     kind = sniff(path, data)
     if kind is Kind.EMPTY:
         raise SkipRun(f"{path.name} is empty; nothing to read")
@@ -47,16 +46,16 @@ def extract(path: Path, data: bytes, limits: ExtractLimits | int) -> Extracted:
         what = "a zip archive" if kind is Kind.ZIP else "a binary file"
         raise SkipRun(f"{path.name} is {what}, not a document gristmill can read; nothing to send")
     if kind is Kind.IMAGE:
-        return Extracted("", kind.value, images.describe(data), images=(data,))
+        return Document("", kind.value, images.describe(data), images=(data,))
     body, meta = _text_of(kind, path, data, limits)
     if not body.strip():
         raise SkipRun(_nothing(kind, path, meta))
     if len(body) > limits.max_chars:
-        return Extracted(body[: limits.max_chars], kind.value, meta | {"chars": len(body)}, truncated=True)
-    return Extracted(body, kind.value, meta)
+        return Document(body[: limits.max_chars], kind.value, meta | {"chars": len(body)}, truncated=True)
+    return Document(body, kind.value, meta)
 
 
-def _text_of(kind: Kind, path: Path, data: bytes, limits: ExtractLimits) -> tuple[str, dict[str, Any]]:
+def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any]]:
     if kind is Kind.TEXT:
         return text.plain(data)
     if kind is Kind.CSV:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pypdf  # noqa: F401  (preloaded so each child forks with it imported)
 
-from daemon.extract import docx, html, mail, pdf
-from daemon.extract.text import decode
+from daemon.documents import docx, html, mail, pdf
+from daemon.documents.text import decode
 
 
 def pdf_text(data: bytes, max_chars: int) -> tuple[str, dict[str, Any]]:
