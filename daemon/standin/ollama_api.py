@@ -24,7 +24,6 @@ from daemon.standin.plumbing import JSON_TYPE, Exchange, ndjson
 
 VERSION = "0.12.6"
 LOAD_NS = 1_000_000
-_UNLOAD = (0, "0", "0s", "0m")
 
 
 def handle(h: Exchange) -> None:
@@ -122,7 +121,7 @@ def _complete(h: Exchange, kind: str) -> None:
 
 
 def _load_only(h: Exchange, kind: str, body: dict[str, Any], options: dict[str, Any], keep_alive: float) -> None:
-    unload = body.get("keep_alive") in _UNLOAD
+    unload = keep_alive == 0
     if unload:
         h.standin.loaded.unload(body["model"])
     else:
