@@ -230,7 +230,7 @@ def test_num_predict_and_cut_quirk_give_done_reason_length(standin):
 
 def test_stall_quirk_on_ollamas_stream(standin):
     standin.config.update({"quirks": ["stall"], "stall_seconds": 60})
-    stream = client(standin, timeout=0.3).chat(
+    stream = client(standin, timeout=1.0).chat(
         model="llama3.2", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
     )
     seen = []

@@ -209,7 +209,7 @@ def test_cut_quirk_gives_finish_reason_length(standin):
 
 def test_stall_quirk_stops_sending_after_the_first_chunks(standin):
     standin.config.update({"quirks": ["stall"], "stall_seconds": 60})
-    quick = openai.OpenAI(base_url=standin.url + "/v1", api_key="x", max_retries=0, timeout=0.3)
+    quick = openai.OpenAI(base_url=standin.url + "/v1", api_key="x", max_retries=0, timeout=1.0)
     _clients.append(quick)
     stream = quick.chat.completions.create(
         model="llama3.2", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
