@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email import policy
 from email.parser import BytesHeaderParser
 
-_ANGLE = re.compile(r"<[^<>\s]+>")
+_ANGLE = re.compile(r"<[^<>]+>")
 MAX_MESSAGE_ID = 500  # longer ones are hashed: a key column need not hold a hostile header
 
 
@@ -42,7 +42,8 @@ def normalise_message_id(raw: str | None) -> str | None:
     text = " ".join(str(raw).split())
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     found = _ANGLE.search(text)
-    value = found.group(0) if found else text
+    # Folding may leave spaces inside the brackets (obsolete syntax); the id itself has none.
+    value = "".join(found.group(0).split()) if found else text
     if not value:
         return None
     if len(value) > MAX_MESSAGE_ID:
