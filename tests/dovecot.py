@@ -83,6 +83,7 @@ def _mail_owner() -> tuple[int, int, str, str]:
 
 def _make_certificates(root: Path) -> None:
     """A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it."""
+
     def run(*args: str) -> None:
         subprocess.run([OPENSSL, *args], cwd=root, check=True, capture_output=True, timeout=60)
 
@@ -168,8 +169,7 @@ class Dovecot:
 
     def _try_start(self, conf: Path) -> bool:
         if self.process is None:
-            out = open(self.root / "stdout.log", "ab")
-            with out:
+            with open(self.root / "stdout.log", "ab") as out:
                 self.process = subprocess.Popen(
                     [DOVECOT, "-F", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,

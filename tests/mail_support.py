@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from daemon.mail import FileCursor, MailboxSpec, MailboxWatcher, MessageKey, MemoryCursor
+from daemon.mail import FileCursor, MailboxSpec, MailboxWatcher, MemoryCursor, MessageKey
 from daemon.mail.reader import FolderReader
 from tests.dovecot import Dovecot
 
@@ -43,7 +43,13 @@ class Inbox:
 
 def spec_for(server: Dovecot, **overrides: Any) -> MailboxSpec:
     """Plain text on loopback unless told otherwise."""
-    fields = dict(host="127.0.0.1", port=server.imap_port, tls=False, user=server.user, password_env=PASSWORD_ENV)
+    fields = {
+        "host": "127.0.0.1",
+        "port": server.imap_port,
+        "tls": False,
+        "user": server.user,
+        "password_env": PASSWORD_ENV,
+    }
     return MailboxSpec(**{**fields, **overrides})
 
 
@@ -54,7 +60,7 @@ def getenv_for(server: Dovecot):
 def make_watcher(server: Dovecot, inbox: Inbox, cursor_dir: Path, **options: Any) -> MailboxWatcher:
     """A quick-reacting watcher: short backoff and wake-ups, so tests take seconds, not minutes."""
     spec = options.pop("spec", None) or spec_for(server, **options.pop("spec_options", {}))
-    settings = dict(backoff_base=0.05, backoff_cap=0.5, wake_seconds=0.1, timeout=10.0, name="mail-test")
+    settings = {"backoff_base": 0.05, "backoff_cap": 0.5, "wake_seconds": 0.1, "timeout": 10.0, "name": "mail-test"}
     return MailboxWatcher(
         spec, inbox.submit, cursor=FileCursor.in_data_dir(cursor_dir, "mail-test"), getenv=getenv_for(server),
         **{**settings, **options},

@@ -52,8 +52,12 @@ def test_nine_messages_each_once_over_idle(dovecot, inbox, watchers, tmp_path):
     _settled(dovecot, inbox, 9)
     assert [data for _, data in inbox.calls[:9]] == sent  # intact, oldest first
     assert len(set(inbox.identities)) == 10
-    assert {key.message_id for key, _ in inbox.calls[:9]} == {f"<m{n}.gristmill-test@example.org>" for n in range(1, 10)}
-    assert all(key.url.startswith(f"imap://alice@127.0.0.1:{dovecot.imap_port}/INBOX;UIDVALIDITY=") for key, _ in inbox.calls)
+    assert {key.message_id for key, _ in inbox.calls[:9]} == {
+        f"<m{n}.gristmill-test@example.org>" for n in range(1, 10)
+    }
+    assert all(
+        key.url.startswith(f"imap://alice@127.0.0.1:{dovecot.imap_port}/INBOX;UIDVALIDITY=") for key, _ in inbox.calls
+    )
 
 
 def test_polls_when_the_server_has_no_idle(dovecot, inbox, watchers, tmp_path):

@@ -34,8 +34,11 @@ def tls_context(spec: MailboxSpec) -> ssl.SSLContext | None:
     try:
         return ssl.create_default_context(cafile=str(spec.tls_ca_file))
     except (OSError, ssl.SSLError) as exc:
-        raise MailboxRefused(f"mailbox {spec.label}: tls_ca_file {spec.tls_ca_file} is not a readable PEM "
-                             f"certificate ({exc}); point it at the CA of your mail server", spec.label) from exc
+        raise MailboxRefused(
+            f"mailbox {spec.label}: tls_ca_file {spec.tls_ca_file} is not a readable PEM "
+            f"certificate ({exc}); point it at the CA of your mail server",
+            spec.label,
+        ) from exc
 
 
 def password_of(spec: MailboxSpec, getenv: GetEnv) -> str:
@@ -89,8 +92,11 @@ def open_mailbox(spec: MailboxSpec, getenv: GetEnv, *, timeout: float = 30.0) ->
     try:
         return connect(spec, password, timeout=timeout)
     except LoginError as exc:
-        raise MailboxRefused(f"mailbox {spec.label}: the server refused the login of {spec.user} ({exc}); "
-                             f"check the user and the password in {spec.password_env}", spec.label) from exc
+        raise MailboxRefused(
+            f"mailbox {spec.label}: the server refused the login of {spec.user} ({exc}); "
+            f"check the user and the password in {spec.password_env}",
+            spec.label,
+        ) from exc
     except ssl.SSLCertVerificationError as exc:
         raise MailboxRefused(f"mailbox {spec.label}: {describe(exc)}", spec.label) from exc
     except CONNECTION_ERRORS as exc:
@@ -111,8 +117,8 @@ def close(client: IMAPClient) -> None:
     """Log out, or just drop the connection when the server is gone."""
     try:
         client.logout()
-    except Exception:  # the connection is already broken; closing the socket is all that is left
-        with contextlib.suppress(Exception):
+    except CONNECTION_ERRORS:  # the connection is already broken; closing the socket is all that is left
+        with contextlib.suppress(*CONNECTION_ERRORS):
             client.shutdown()
 
 

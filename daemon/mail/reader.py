@@ -94,9 +94,8 @@ class FolderReader:
         for uid in batch:
             if uid in heads:
                 self._refuse_big(uid, heads[uid].get(_HEADER, b""), sizes[uid])
-            elif uid in bodies and bodies[uid].get(_BODY) is not None:
-                if not self._offer(uid, bodies[uid][_BODY]):
-                    return False
+            elif bodies.get(uid, {}).get(_BODY) is not None and not self._offer(uid, bodies[uid][_BODY]):
+                return False
             self._advance(uid)  # expunged since the size was read: nothing to hand over
         return True
 
@@ -104,8 +103,8 @@ class FolderReader:
         key = key_of(self.mailbox, self.folder, self.uidvalidity, uid, data)
         try:
             taken = self.submit(data, key)
-        except Exception as exc:  # the caller's failure must not end the watcher; the message comes again
-            log.error("mailbox %s: queueing message UID %d failed (%s); it is tried again", self.label, uid, exc)
+        except Exception:  # the caller's failure must not end the watcher; the message comes again
+            log.exception("mailbox %s: queueing message UID %d failed; it is tried again", self.label, uid)
             return False
         if not taken:
             log.debug("mailbox %s: message UID %d not queued now; it is tried again", self.label, uid)
