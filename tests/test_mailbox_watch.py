@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pytest
@@ -66,9 +67,11 @@ def test_polls_when_the_server_has_no_idle(dovecot, inbox, watchers, tmp_path):
     wait_for(lambda: watcher.status.state is WatchState.WATCHING, what="the watcher to connect")
     assert watcher.status.mode == "poll"
     dovecot.append(message(1))
-    dovecot.append(message(2))
+    dovecot.append(message(2, message_id=False))
     wait_for(lambda: inbox.count() == 2, what="two polled messages")
     _settled(dovecot, inbox, 2)
+    key, data = inbox.calls[1]
+    assert key.message_id is None and key.identity == "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_idle_is_renewed_and_still_sees_new_mail(dovecot, inbox, watchers, tmp_path, caplog):

@@ -91,12 +91,14 @@ class MailboxWatcher:
         self.sleep: Sleep = sleep or self._stopping.wait
         self._thread: threading.Thread | None = None
         self._status = WatcherStatus(WatchState.STOPPED, None, 0, None)
+        self._failures = 0  # connection attempts failed in a row; the backoff grows with it
 
     # ---------------------------------------------------------------- the service
 
     def start(self) -> MailboxWatcher:
         """Start watching in a thread of its own; returns at once."""
         self._stopping.clear()
+        self._failures = 0
         self._status = WatcherStatus(WatchState.STARTING, None, 0, None)
         self._thread = threading.Thread(target=self._run, name=f"mailbox {self.spec.label}", daemon=True)
         self._thread.start()
@@ -136,23 +138,22 @@ class MailboxWatcher:
             finally:
                 if client is not None:
                     close(client)
-            if not self.stopping and self._status.failures:
-                failures = self._status.failures
-                self.sleep(backoff_delay(failures, self.backoff_base, self.backoff_cap, self.jitter()))
+            if not self.stopping and self._failures:
+                self.sleep(backoff_delay(self._failures, self.backoff_base, self.backoff_cap, self.jitter()))
         self._status = WatcherStatus(WatchState.STOPPED, None, 0, None)
 
     def _lost(self, reason: str) -> None:
-        failures = self._status.failures + 1
-        if failures == 1:
+        self._failures += 1
+        if self._status.state is not WatchState.DOWN:
             log.warning("%s is unreachable: %s; reconnecting with backoff, no mail is lost", self.what, reason)
         else:
-            log.debug("%s: try %d failed: %s", self.what, failures, reason)
-        self._status = WatcherStatus(WatchState.DOWN, None, failures, reason)
+            log.debug("%s: try %d failed: %s", self.what, self._failures, reason)
+        self._status = WatcherStatus(WatchState.DOWN, None, self._failures, reason)
 
     def _reached(self, mode: str) -> None:
-        if self._status.failures:
+        if self._status.state is WatchState.DOWN:
             log.warning("%s is reachable again after %d failed tries; reading what arrived meanwhile",
-                        self.what, self._status.failures)  # fmt: skip
+                        self.what, self._failures)  # fmt: skip
         elif self._status.state is WatchState.STARTING:
             how = "IDLE" if mode == "idle" else f"polling every {self.spec.poll_interval:g} s"
             log.info("%s: watching (%s)", self.what, how)
@@ -165,6 +166,9 @@ class MailboxWatcher:
         idle = self.spec.idle and client.has_capability("IDLE")
         self._reached("idle" if idle else "poll")
         self._drain(client)
+        # Only a connection that got this far resets the backoff: one that breaks at once every time
+        # (a server fault) keeps backing off instead of logging lost/back every second.
+        self._failures = 0
         while not self.stopping:
             if idle:
                 self._idle(client)
