@@ -122,6 +122,15 @@ def _config_path(environ: dict[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
+def read_secret(name: str) -> str | None:
+    """The value of the environment variable `name` that a workflow names for a secret (`*_env`), or None.
+
+    Secrets are read here, at the moment they are needed, so that the environment stays this module's
+    to read; callers never store, log or record what it returns.
+    """
+    return os.environ.get(name) or None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read environment and settings file; raise `SettingsError` in one sentence when invalid."""
     path = _config_path(dict(os.environ))
