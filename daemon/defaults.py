@@ -50,3 +50,9 @@ EXTRACT_MEMORY_MB = 1024
 
 CONTEXT_TOKENS = 8192
 """num_ctx sent for long prompts when a workflow's options set none."""
+
+HTTP = "127.0.0.1:8377"
+"""Where the dashboard, /metrics and HTTP hooks listen (`off` to disable)."""
+
+HOOK_WAIT_MAX_SECONDS = 300.0
+"""The longest `?wait=SECONDS` a hook request may ask for; longer waits are cut to this."""

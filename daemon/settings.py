@@ -23,6 +23,7 @@ from pydantic_settings import (
 from daemon import defaults
 from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
+from daemon.web.address import HttpAddress, parse_http
 
 DEFAULT_CONFIG_NAME = "gristmill.toml"
 
@@ -63,6 +64,18 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    http: str = Field(defaults.HTTP, description="where the dashboard, /metrics and hooks listen: HOST:PORT or off")
+
+    @field_validator("http", mode="after")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        parse_http(value)  # raises ValueError with the sentence
+        return value
+
+    @property
+    def http_address(self) -> HttpAddress | None:
+        """Where the dashboard and the hooks listen; None when it is off."""
+        return parse_http(self.http)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
@@ -146,8 +159,9 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         origin = f" in {path}" if path else ""
+        reason = err["msg"].removeprefix("Value error, ")
         raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg']}", path
+            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {reason}", path
         ) from exc
     finally:
         _CONFIG_FILE.pop("path", None)

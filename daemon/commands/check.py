@@ -10,6 +10,7 @@ from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.triggers import Level
 from daemon.workflow import Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -35,7 +36,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
-    code = max(code, _webhooks(workflows.values(), echo), _data_at_rest(settings, echo))
+    code = max(code, _webhooks(workflows.values(), echo), _triggers(workflows.values(), echo))
+    code = max(code, _data_at_rest(settings, echo))
     url = settings.ollama_url
     if is_local(url):
         echo(f"model traffic goes to {url}, on this machine or the local network")
@@ -82,6 +84,21 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int
                 except RemoteRefused as exc:
                     echo(f"error: {exc}")
                 code = INVALID
+    return code
+
+
+_CODES = {Level.OK: OK, Level.WARNING: OK, Level.FAILED: FAILED, Level.INVALID: INVALID}
+_PREFIX = {Level.OK: "", Level.WARNING: "warning: ", Level.FAILED: "error: ", Level.INVALID: "error: "}
+
+
+def _triggers(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """What each trigger kind finds of its workflows: secrets set, mailboxes reachable, hook paths distinct."""
+    code = OK
+    for name, kind in registry().triggers.items():
+        mine = [w for w in workflows if w.trigger.kind.name == name]
+        for finding in kind.diagnose(mine) if mine else []:
+            echo(_PREFIX[finding.level] + finding.message)
+            code = max(code, _CODES[finding.level])
     return code
 
 

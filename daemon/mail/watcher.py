@@ -84,7 +84,7 @@ class MailboxWatcher:
         self.spec, self.getenv, self.timeout, self.opener = spec, getenv, timeout, opener
         self.what = f"mailbox {spec.label}" + (f" (workflow {name})" if name else "")
         self.reader = FolderReader(spec.url, spec.folder, submit, cursor, max_bytes=max_bytes, refuse=refuse,
-                                   label=spec.label)  # fmt: skip
+                                   label=spec.label, existing=spec.existing)  # fmt: skip
         self.backoff_base, self.backoff_cap, self.jitter = backoff_base, backoff_cap, jitter
         self.idle_renew, self.wake_seconds, self.clock = idle_renew, wake_seconds, clock
         self._stopping = threading.Event()

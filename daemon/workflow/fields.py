@@ -16,6 +16,7 @@ from daemon.workflow.templates import check_template
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 STEP_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 # Names the engine puts into every template's scope; a step id must not hide them.
 RESERVED_STEP_IDS = frozenset({"file", "run", "now", "items"})
@@ -61,7 +62,7 @@ def _template(value: str) -> str:
     except TemplateSyntaxError as exc:
         where = f" (template line {exc.lineno})" if exc.lineno and "\n" in value.strip() else ""
         message = (exc.message or "syntax error").rstrip(".")
-        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where)
+        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where) from None
     return value
 
 
@@ -79,7 +80,7 @@ def _duration(value: str) -> str:
     try:
         parse_duration(value)
     except ValueError as exc:
-        raise problem("duration", "{reason}", reason=str(exc))
+        raise problem("duration", "{reason}", reason=str(exc)) from None
     return value
 
 
@@ -93,6 +94,13 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _env_name(value: str) -> str:
+    if not ENV_NAME_PATTERN.match(value):
+        raise problem("env_name", "'{name}' is not an environment variable name; use letters, digits and "
+                      "underscores, such as MAIL_PASSWORD", name=value)  # fmt: skip
+    return value
+
+
 TemplateSource = Annotated[str, AfterValidator(_template)]
 TemplateStr = Annotated[str, AfterValidator(_not_blank), AfterValidator(_template)]
 ExpandedPath = Annotated[Path, AfterValidator(_expand_path)]
@@ -100,6 +108,8 @@ Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Since = Annotated[str, AfterValidator(_since)]
 Text = Annotated[str, AfterValidator(_not_blank)]
+# The NAME of an environment variable that holds a secret (`password_env`, `token_env`): never the secret.
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 def names_to_dict(value: Any) -> Any:

@@ -68,7 +68,7 @@ class ScheduleTrigger(StrictModel):
         try:
             wall_triggers(" ".join(fields))
         except CronError as exc:
-            raise problem("cron", "{reason}", reason=exc.message)
+            raise problem("cron", "{reason}", reason=exc.message) from None
         return " ".join(fields)
 
     @field_validator("timezone")
@@ -80,7 +80,7 @@ class ScheduleTrigger(StrictModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise problem("timezone", "unknown time zone '{zone}'; use a name such as Europe/Berlin",
-                          zone=value)  # fmt: skip
+                          zone=value) from None  # fmt: skip
         return value
 
     @model_validator(mode="after")
@@ -126,7 +126,8 @@ def validate_trigger(data: Any, info: ValidationInfo) -> Trigger:
     if isinstance(data, Trigger):
         return data
     kinds = registry().triggers
-    choices = " or ".join(kinds) if len(kinds) <= 2 else ", ".join(kinds)
+    names = list(kinds)
+    choices = " or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " or " + names[-1]
     if not isinstance(data, dict):
         raise problem("trigger", "expected a mapping with one of {choices}", choices=choices)
     for key in data:
