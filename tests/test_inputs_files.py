@@ -19,6 +19,7 @@ from daemon.store.migrate import upgrade
 from daemon.triggers import TriggerServices
 from daemon.workflow import Workflow, load_workflow
 from tests.dovecot import message
+from tests.support import REPO
 from tests.test_workflow_files import error_of, write
 
 MAILBOX_HEAD = """\
@@ -204,3 +205,11 @@ def test_a_message_too_large_is_recorded_skipped_once(queue) -> None:
     data = message(4)
     assert mail.submit(workflow, data, key_of("imap://a@h:993/INBOX", "INBOX", 7, 4, data))  # still not run
     assert len(store.history()) == 1
+
+
+def test_the_readme_s_worked_flow_loads(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("name: support-desk") :]
+    workflow = load_workflow(write(tmp_path, block[: block.index("```")]))
+    assert workflow.trigger.kind.name == "http"
+    assert [action.name for _, action in workflow.actions()] == ["webhook", "copy_to", "keep", "copy_to"]
