@@ -125,9 +125,12 @@ def workflows(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a workflow now (on FILE for a watch workflow) and print the run."""
+    from daemon.commands.usage import trigger_input
     from daemon.views import print_run, run_json
 
     app = _app()
+    if name in app.workflows:
+        trigger_input(app.workflows[name], file)
     run = app.trigger(name, file, dry_run=dry_run)
     if as_json:
         _print_json(run_json(run))
@@ -175,9 +178,15 @@ def show(run_id: int, as_json: bool) -> None:
 @click.option("--workflow", "-w", help="With --failed: only this workflow.")
 def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
     """Queue runs again; the daemon (or `run --once`) picks them up."""
+    from daemon.commands.usage import known_workflow
+    from daemon.workflow import load_workflows
+
     if bool(run_ids) == failed:
         raise UsageError("give run ids or --failed, not both and not neither")
-    store = _store(load_settings())
+    settings = load_settings()
+    store = _store(settings)
+    if workflow is not None:
+        known_workflow(workflow, load_workflows(settings.workflows)[0], store)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
