@@ -57,9 +57,7 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-ENVIRONMENT = _Environment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
-)
+ENVIRONMENT = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
 ENVIRONMENT.filters["slug"] = slug
 
 
