@@ -70,6 +70,41 @@ def test_html_keeps_the_main_text_without_menus_or_scripts():
         assert furniture not in result.text
 
 
+def _html(markup: str) -> str:
+    return extract(Path("page.html"), f"<!doctype html><html><body>{markup}</body></html>".encode(), LIMITS).text
+
+
+def test_a_page_wrapped_in_a_form_yields_its_text_without_the_controls():
+    text = _html(
+        '<form id="aspnetForm" action="/x"><div><h1>Notice</h1><p>The meeting moves to Friday.</p>'
+        '<label>Name <input name="n"></label><button>Send now</button>'
+        "<select><option>Option one</option></select><textarea>typed here</textarea></div></form>"
+    )
+    assert "Notice" in text and "The meeting moves to Friday." in text and "Name" in text
+    for control in ("Send now", "Option one", "typed here"):
+        assert control not in text
+
+
+def test_an_articles_header_title_is_kept_and_the_site_banner_dropped():
+    text = _html(
+        "<header>Site banner</header><article><header><h1>Rates rise again</h1><p>By Anna</p></header>"
+        "<p>The bank raised its rate.</p></article><footer>Copyright footer</footer>"
+    )
+    assert text.splitlines()[0] == "Rates rise again"
+    assert "By Anna" in text and "The bank raised its rate." in text
+    assert "Site banner" not in text and "Copyright footer" not in text
+
+
+def test_table_cells_are_separated_and_rows_are_lines():
+    text = _html(
+        "<main><table><tr><th>Item</th><th>Price</th></tr><tr><td>Tea</td><td>3.50</td></tr>"
+        "<tr><td>Cake <b>large</b></td><td>4.00</td></tr></table><p>Total 7.50</p>"
+        "<table><tr><td>a<td>b<tr><td>c<td>d</table></main>"
+    )
+    assert text.splitlines()[:3] == ["Item | Price", "Tea | 3.50", "Cake large | 4.00"]
+    assert "Total 7.50" in text and "a | b\nc | d" in text
+
+
 def test_email_gives_headers_body_and_attachment_names():
     result = extract(Path("mail.eml"), docs.eml_with_attachment(), LIMITS)
     assert result.kind == "email"
@@ -129,7 +164,9 @@ def test_parser_time_limit_ends_the_parse():
 
 
 def test_images_are_passed_on_as_images():
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big") + b"\x08\x02"
+    png = (
+        b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big") + b"\x08\x02"
+    )
     result = extract(Path("receipt.png"), png, LIMITS)
     assert result.kind == "image" and result.images == (png,)
     assert result.meta["width"] == 640 and result.meta["height"] == 480
