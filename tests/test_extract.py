@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -60,6 +61,51 @@ def test_docx_paragraphs_and_title():
 def test_zip_bomb_named_docx_is_refused():
     with pytest.raises(InputError, match=r"bomb\.docx could not be read as a Word document: .*zip bomb"):
         extract(Path("bomb.docx"), docs.docx_bomb(64), LIMITS)
+
+
+SCANS = ExtractLimits(max_chars=200_000, seconds=30, memory_mb=1024, scan_pages=5)
+
+
+def _png(data: bytes):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image
+
+
+def test_pdf_pages_without_text_are_rendered_with_their_page_numbers():
+    result = extract(Path("scan.pdf"), docs.scanned_pdf([None, None]), SCANS)
+    assert result.text == "" and result.image_pages == (1, 2) and len(result.images) == 2
+    assert result.meta["scanned_pages"] == [1, 2] and result.meta["pages"] == 2
+    page = _png(result.images[0])
+    assert page.width == 1275 and abs(page.height - 1650) <= 1  # US Letter at 150 dpi
+    assert page.convert("L").getpixel((page.width // 2, page.height * 2 // 11)) < 64  # the black bar
+    assert page.convert("L").getpixel((5, page.height - 5)) > 200  # white paper
+
+
+def test_a_mixed_pdf_gives_the_text_pages_as_text_and_the_scans_as_images():
+    result = extract(Path("letter.pdf"), docs.scanned_pdf(["Cover letter", None, "Appendix"]), SCANS)
+    assert result.text == "Cover letter\n\nAppendix"
+    assert result.image_pages == (2,) and len(result.images) == 1 and result.meta["scanned_pages"] == [2]
+
+
+def test_scanned_pages_beyond_the_page_limit_are_counted_not_rendered():
+    limits = ExtractLimits(scan_pages=2)
+    result = extract(Path("scan.pdf"), docs.scanned_pdf([None, None, None]), limits)
+    assert result.image_pages == (1, 2) and result.meta["scanned_pages_left_out"] == 1
+
+
+def test_the_pixel_limit_shrinks_every_rendered_page():
+    huge = docs.scanned_pdf([None], size=(14_400, 14_400))  # 200 x 200 inches, PDF's largest page
+    result = extract(Path("poster.pdf"), huge, ExtractLimits(scan_pages=1, scan_pixels=250_000, memory_mb=512))
+    page = _png(result.images[0])
+    assert page.width * page.height <= 250_000 * 1.01
+
+
+def test_without_scanning_a_pdf_of_scans_is_still_skipped():
+    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 page\(s\), a scan\?\)"):
+        extract(Path("scan.pdf"), docs.scanned_pdf([None, None]), LIMITS)
 
 
 def test_html_keeps_the_main_text_without_menus_or_scripts():
