@@ -25,7 +25,7 @@ def test_multi_page_pdf_gives_every_page_and_its_metadata():
 
 def test_pdf_without_text_layer_is_skipped_with_the_reason():
     data = docs.pdf(["", ""])
-    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 page\(s\)"):
+    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
         extract(Path("scan.pdf"), data, LIMITS)
 
 
@@ -104,7 +104,7 @@ def test_the_pixel_limit_shrinks_every_rendered_page():
 
 
 def test_without_scanning_a_pdf_of_scans_is_still_skipped():
-    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 page\(s\), a scan\?\)"):
+    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
         extract(Path("scan.pdf"), docs.scanned_pdf([None, None]), LIMITS)
 
 

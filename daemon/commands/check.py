@@ -9,6 +9,7 @@ from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.settings import Settings
+from daemon.words import count
 from daemon.workflow import RouteStep, Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -49,7 +50,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     except ModelError as exc:
         echo(f"error: {exc}; start it with 'ollama serve' or point GRISTMILL_OLLAMA_URL at it")
         return max(code, FAILED)
-    echo(f"model server {url}: reachable, {len(available)} models")
+    echo(f"model server {url}: reachable, {count(len(available), 'model')}")
     users: dict[str, list[str]] = {}
     for workflow in workflows.values():
         users.setdefault(workflow.model or settings.model, []).append(workflow.name)

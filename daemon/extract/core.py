@@ -10,6 +10,7 @@ from typing import Any
 from daemon.errors import InputError, PermanentInputError, SkipRun
 from daemon.extract import images, sandbox, text
 from daemon.extract.sniff import Kind, sniff
+from daemon.words import count
 
 
 @dataclass(frozen=True)
@@ -110,5 +111,6 @@ def _nothing(kind: Kind, path: Path, meta: dict[str, Any]) -> str:
     if kind is Kind.PDF:
         pages = meta.get("pages")
         failed = f"; rendering its pages failed ({meta['scan_error']})" if meta.get("scan_error") else ""
-        return f"{path.name} has no text layer ({pages} page(s), a scan?){failed}; nothing to send to the model"
+        pages = count(pages, "page") if isinstance(pages, int) else "its pages"
+        return f"{path.name} has no text layer ({pages}, a scan?){failed}; nothing to send to the model"
     return f"{path.name} contains no text; nothing to send to the model"

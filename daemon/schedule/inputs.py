@@ -19,6 +19,7 @@ from daemon.extract import ExtractLimits, extract
 from daemon.schedule.ticks import zone_of
 from daemon.store import RunStore
 from daemon.triggers.match import Matcher
+from daemon.words import count
 from daemon.workflow import FilesInput, RunsInput, Workflow
 
 NOTHING_NEW = "nothing new"
@@ -76,9 +77,9 @@ class InputCollector:
                 "status": run.status.value, "outputs": run.outputs,
                 "created_at": run.created_at.isoformat(),
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            }  # fmt: skip
+            }
             for run in found
-        ]
+        ]  # fmt: skip
 
     def _files(self, spec: FilesInput, since: datetime | None) -> list[dict[str, Any]]:
         root = Path(os.path.abspath(spec.path.expanduser()))
@@ -121,7 +122,7 @@ class InputCollector:
 def document(items: list[dict[str, Any]], max_chars: int) -> str:
     """The text the model reads: the list of item names first, then one section per item."""
     names = ", ".join(item["name"] for item in items)
-    parts = [f"{len(items)} items: {names}.\n"]
+    parts = [f"{count(len(items), 'item')}: {names}.\n"]
     used = len(parts[0])
     for shown, item in enumerate(items):
         section = f"\n## {item['name']}\n{_body(item)}\n"
