@@ -155,7 +155,7 @@ def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) ->
     from daemon.views import RUN_COLUMNS, print_table, run_json, run_rows
 
     store = _store(load_settings())
-    found = store.list(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
+    found = store.history(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
     if as_json:
         _print_json([run_json(r) for r in found])
     else:

@@ -21,10 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from daemon import defaults
 from daemon import settings_checks as checks
+from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 
-DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_CONFIG_NAME = "gristmill.toml"
 
 
@@ -42,34 +43,32 @@ class Settings(BaseSettings):
     database_url: str | None = None
     workflows: Path = Path("workflows")
     ollama_url: str = Field(
-        default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_URL, validate_default=True
+        default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL, validate_default=True
     )
-    model: str = "llama3.2"
-    concurrency: int = Field(2, ge=1, le=256)
+    model: str = defaults.MODEL
+    concurrency: int = Field(defaults.CONCURRENCY, ge=1, le=256)
     allow_remote_model: bool = False
     # Ranges the user declares local beyond the built-in private ones (a Tailscale or WireGuard net).
     local_networks: Annotated[tuple[checks.Network, ...], NoDecode] = ()
     log_format: LogFormat = LogFormat.TEXT
-    max_attempts: int = Field(3, ge=1, le=100)
-    model_timeout: float = Field(300.0, gt=0, description="seconds one model call may take")
-    connect_timeout: float = Field(5.0, gt=0)
-    rescan_seconds: float = Field(300.0, ge=0, description="periodic rescan of watched folders; 0 = off")
-    backoff_max_seconds: float = Field(60.0, gt=0)
-    stop_timeout: float = Field(30.0, ge=0)
-    lease_seconds: float = Field(30.0, gt=0, description="a running run whose lease lapsed returns to the queue")
-    heartbeat_seconds: float = Field(10.0, gt=0, description="how often running runs' leases are renewed")
+    max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, le=100)
+    model_timeout: float = Field(defaults.MODEL_TIMEOUT, gt=0)
+    connect_timeout: float = Field(defaults.CONNECT_TIMEOUT, gt=0)
+    rescan_seconds: float = Field(defaults.RESCAN_SECONDS, ge=0)
+    backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
+    stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
+    lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
+    heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.
     notify_socket: str | None = Field(None, validation_alias="NOTIFY_SOCKET")
     watchdog_usec: int | None = Field(None, validation_alias="WATCHDOG_USEC", ge=0)
     watchdog_pid: int | None = Field(None, validation_alias="WATCHDOG_PID")
-    max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
-    max_chars: int = Field(200_000, gt=0, description="extracted characters kept per document")
-    schedule_grace_seconds: float = Field(
-        60.0, gt=0, description="a tick recorded later than this was missed (catch-up policy applies)"
-    )
-    extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
-    extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
-    context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
+    max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, gt=0)
+    max_chars: int = Field(defaults.MAX_CHARS, gt=0)
+    schedule_grace_seconds: float = Field(defaults.SCHEDULE_GRACE_SECONDS, gt=0)
+    extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
+    extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
+    context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
@@ -98,6 +97,11 @@ class Settings(BaseSettings):
         if lease is not None and value >= lease:
             raise ValueError(f"it must be shorter than lease_seconds ({lease}), or leases lapse while runs are alive")
         return value
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """How documents are read: characters kept, and the parser's time and memory."""
+        return ReadLimits(self.max_chars, self.extract_seconds, self.extract_memory_mb)
 
     @property
     def db_url(self) -> str:

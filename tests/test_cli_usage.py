@@ -45,8 +45,8 @@ def test_trigger_of_a_scheduled_workflow_with_a_file_refuses_the_file(home):
     result = home.cli("trigger", "daily-digest", str(doc))
     assert result.returncode == 2
     assert result.stderr == (
-        "gristmill: workflow 'daily-digest' runs on a schedule and takes no FILE (it reads its own input); "
-        "run it with: gristmill trigger daily-digest\n"
+        "gristmill: workflow 'daily-digest' is started by its schedule trigger and takes no FILE "
+        "(it reads its own input); run it with: gristmill trigger daily-digest\n"
     )
     assert home.runs() == []  # nothing was recorded
 

@@ -21,12 +21,12 @@ def known_workflow(name: str, loaded: Collection[str], store: RunStore) -> None:
 
 
 def trigger_input(workflow: Workflow, file: Path | None) -> None:
-    """Refuse a FILE given to a scheduled workflow, which reads its own input, and a missing one for a watch."""
+    """Refuse a FILE given to a workflow that reads its own input (a schedule), and a missing one for a watch."""
     name = workflow.name
-    if workflow.trigger.watch is None and file is not None:
+    if not workflow.takes_file and file is not None:
         raise UsageError(
-            f"workflow '{name}' runs on a schedule and takes no FILE (it reads its own input); "
-            f"run it with: gristmill trigger {name}"
+            f"workflow '{name}' is started by its {workflow.trigger.kind.name} trigger and takes no FILE "
+            f"(it reads its own input); run it with: gristmill trigger {name}"
         )
-    if workflow.trigger.watch is not None and file is None:
+    if workflow.takes_file and file is None:
         raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")

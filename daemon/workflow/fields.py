@@ -62,7 +62,7 @@ def _template(value: str) -> str:
     except TemplateSyntaxError as exc:
         where = f" (template line {exc.lineno})" if exc.lineno and "\n" in value.strip() else ""
         message = (exc.message or "syntax error").rstrip(".")
-        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where)
+        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where) from None
     return value
 
 
@@ -80,7 +80,7 @@ def _duration(value: str) -> str:
     try:
         parse_duration(value)
     except ValueError as exc:
-        raise problem("duration", "{reason}", reason=str(exc))
+        raise problem("duration", "{reason}", reason=str(exc)) from None
     return value
 
 
@@ -138,3 +138,17 @@ Duration = Annotated[str, AfterValidator(_duration)]
 Since = Annotated[str, AfterValidator(_since)]
 Text = Annotated[str, AfterValidator(_not_blank)]
 JsonSchema = Annotated[dict[str, Any], AfterValidator(json_schema)]
+
+
+def names_to_dict(value: Any) -> Any:
+    """A list of names means each name with an empty value; a name with no value gets ""."""
+    if isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            raise problem("names", "each item of this list must be a name")
+        seen = [item for i, item in enumerate(value) if item in value[:i]]
+        if seen:
+            raise problem("names", "'{name}' is listed twice", name=seen[0])
+        return {item: "" for item in value}
+    if isinstance(value, dict):
+        return {key: "" if text is None else text for key, text in value.items()}
+    return value

@@ -8,8 +8,8 @@ import PIL.Image  # noqa: F401  (preloaded so each child forks with them importe
 import pypdf  # noqa: F401
 import pypdfium2  # noqa: F401
 
-from daemon.extract import docx, html, mail, pdf
-from daemon.extract.text import decode
+from daemon.documents import docx, html, mail, pdf
+from daemon.documents.text import decode
 
 
 def pdf_text(

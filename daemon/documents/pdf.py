@@ -1,4 +1,4 @@
-"""PDF text with pypdf: pages, title, author; pages without a text layer rendered with pypdfium2. Runs inside the sandbox."""
+"""PDF text with pypdf (pages, title, author); pages without a text layer rendered by pypdfium2. In the sandbox."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from email import policy
 from email.parser import BytesParser
 from typing import Any
 
-from daemon.extract import html
+from daemon.documents import html
 
 _HEADERS = ("From", "To", "Cc", "Date", "Subject")
 

@@ -1,4 +1,4 @@
-"""Remembering which file versions were already handed to intake, so rescans do not re-hash them."""
+"""Remembering which file versions were already handed to intake, so rescans do not hash them again."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
-SEEN_MAX = 100_000  # entries of ~300 bytes: ~30 MB at most, then the least recent are forgotten
+SUBMITTED_MAX = 100_000  # entries of ~300 bytes: ~30 MB at most, then the least recent are forgotten
 
 # (inode, size, mtime_ns) of a regular file; a symlink is remembered as LINK.
 Signature = tuple[int, int, int] | str
 LINK = "symlink"
 
 
-class SeenFiles:
+class Submitted:
     """A bounded, thread-safe map (workflow, path) → signature of the version last submitted.
 
     Forgetting an entry is harmless: the file is hashed again and the store's dedupe answers.
     """
 
-    def __init__(self, limit: int = SEEN_MAX) -> None:
+    def __init__(self, limit: int = SUBMITTED_MAX) -> None:
         self.limit = limit
         self._lock = threading.Lock()
         self._items: OrderedDict[Hashable, Signature] = OrderedDict()

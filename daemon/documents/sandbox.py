@@ -78,7 +78,7 @@ class Sandbox:
             self._reset()
             # SEQPACKET, not DGRAM: the zygote must see end-of-file (and exit) when the daemon dies.
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            code = f"from daemon.extract.sandbox import zygote; zygote({child.fileno()})"
+            code = f"from daemon.documents.sandbox import zygote; zygote({child.fileno()})"
             self._zygote = subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
             )
@@ -122,7 +122,7 @@ def _kill(pid: int) -> None:
 
 def zygote(control_fd: int) -> None:
     """Fork one child per received socket until the daemon closes the control socket."""
-    from daemon.extract import parsers  # noqa: F401  (imported before forking, once)
+    from daemon.documents import parsers  # noqa: F401  (imported before forking, once)
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     control = socket.socket(fileno=control_fd)
@@ -160,7 +160,7 @@ def _child(sock: socket.socket) -> None:
 def _parse(job: dict[str, Any], data: bytes) -> list[Any]:
     import resource
 
-    from daemon.extract import parsers
+    from daemon.documents import parsers
 
     limit = int(job["memory_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

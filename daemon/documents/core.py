@@ -7,19 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon import defaults
+from daemon.documents import images, sandbox, text
+from daemon.documents.sniff import Kind, sniff
 from daemon.errors import InputError, PermanentInputError, SkipRun
-from daemon.extract import images, sandbox, text
-from daemon.extract.sniff import Kind, sniff
 from daemon.words import count
 
 
 @dataclass(frozen=True)
-class ExtractLimits:
+class ReadLimits:
     """How much of a document is read, and what an untrusted parser may use."""
 
-    max_chars: int = 200_000
-    seconds: float = 30.0
-    memory_mb: int = 1024
+    max_chars: int = defaults.MAX_CHARS
+    seconds: float = defaults.EXTRACT_SECONDS
+    memory_mb: int = defaults.EXTRACT_MEMORY_MB
     # Pages of a PDF without a text layer rendered as images for a vision model; 0: none (a
     # text-less PDF is skipped). The pixel limit caps each page's bitmap (and so the child's memory).
     scan_pages: int = 0
@@ -33,8 +34,8 @@ class ExtractLimits:
 
 
 @dataclass(frozen=True)
-class Extracted:
-    """The text of a document and what else was learnt reading it."""
+class Document:
+    """A document as the model reads it: its text (or images) and what was learnt reading it."""
 
     text: str
     kind: str
@@ -46,14 +47,12 @@ class Extracted:
     image_pages: tuple[int, ...] = ()
 
 
-def extract(path: Path, data: bytes, limits: ExtractLimits | int) -> Extracted:
+def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
     """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise.
 
     With `limits.scan_pages`, a PDF's pages without a text layer come back rendered as `images`
     with their `image_pages`, beside the text of the other pages (which may be empty).
     """
-    if isinstance(limits, int):  # the old signature's max_chars
-        limits = ExtractLimits(max_chars=limits)
     kind = sniff(path, data)
     if kind is Kind.EMPTY:
         raise SkipRun(f"{path.name} is empty; nothing to read")
@@ -61,7 +60,7 @@ def extract(path: Path, data: bytes, limits: ExtractLimits | int) -> Extracted:
         what = "a zip archive" if kind is Kind.ZIP else "a binary file"
         raise SkipRun(f"{path.name} is {what}, not a document gristmill can read; nothing to send")
     if kind is Kind.IMAGE:
-        return Extracted("", kind.value, images.describe(data), images=(data,))
+        return Document("", kind.value, images.describe(data), images=(data,))
     body, meta, scans = _text_of(kind, path, data, limits)
     if not body.strip() and not scans:
         raise SkipRun(_nothing(kind, path, meta))
@@ -69,12 +68,10 @@ def extract(path: Path, data: bytes, limits: ExtractLimits | int) -> Extracted:
     cut = len(body) > limits.max_chars
     if cut:
         meta, body = meta | {"chars": len(body)}, body[: limits.max_chars]
-    return Extracted(body, kind.value, meta, truncated=cut, images=scans, image_pages=pages)
+    return Document(body, kind.value, meta, truncated=cut, images=scans, image_pages=pages)
 
 
-def _text_of(
-    kind: Kind, path: Path, data: bytes, limits: ExtractLimits
-) -> tuple[str, dict[str, Any], tuple[bytes, ...]]:
+def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any], tuple[bytes, ...]]:
     """Text, metadata and rendered scanned pages (PDF only) of a document."""
     if kind is Kind.TEXT:
         return (*text.plain(data), ())

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.domain import Run
+from daemon.errors import GristmillError
 from daemon.files import ops
 from daemon.files.paths import confine
 from daemon.workflow import Workflow
-from daemon.workflow.templates import render
+from daemon.workflow.templates import file_scope, render
+
+log = logging.getLogger("gristmill")
 
 
 def move_failed(workflow: Workflow, run: Run, error: str | None) -> Path | None:
@@ -26,12 +30,21 @@ def move_failed(workflow: Workflow, run: Run, error: str | None) -> Path | None:
         return None
     template = workflow.on_failure.move_to
     scope = {
-        "file": {
-            "path": str(source), "name": source.name, "stem": source.stem, "suffix": source.suffix,
-            "subfolder": run.context.get("subfolder", ""), "sha256": run.sha256,
-        },
+        "file": file_scope(source, subfolder=run.context.get("subfolder", ""), sha256=run.sha256),
         "run": {"id": run.id, "workflow": run.workflow, "error": error or ""},
         "now": datetime.now(UTC),
-    }  # fmt: skip
-    folder = confine(render(template, scope), template)
-    return ops.move_file(source, folder)
+    }
+    return ops.move_file(source, confine(render(template, scope), template))
+
+
+def after_failure(workflow: Workflow | None, run: Run, error: str | None) -> None:
+    """A run failed for good: move its file per `on_failure`, and say where it went (or why not)."""
+    if workflow is None or workflow.on_failure is None:
+        return
+    try:
+        moved = move_failed(workflow, run, error)
+    except (GristmillError, OSError) as exc:
+        log.warning("run %d failed and its file stays where it is: on_failure could not move it: %s", run.id, exc)
+        return
+    if moved is not None:
+        log.info("run %d failed; its file was moved to %s (on_failure)", run.id, moved)

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from daemon.documents import ReadLimits, read_document
 from daemon.errors import InputError, PermanentInputError, SkipRun
-from daemon.extract import ExtractLimits, extract
 from tests import docs_support as docs
 
-LIMITS = ExtractLimits(max_chars=200_000, seconds=30, memory_mb=1024)
+LIMITS = ReadLimits(max_chars=200_000, seconds=30, memory_mb=1024)
 
 
 def test_multi_page_pdf_gives_every_page_and_its_metadata():
     data = docs.pdf(["First page text", "Second page text", "Third page text"], title="Report")
-    result = extract(Path("report.pdf"), data, LIMITS)
+    result = read_document(Path("report.pdf"), data, LIMITS)
     assert result.kind == "pdf"
     assert ["First page text", "Second page text", "Third page text"] == result.text.split("\n\n")
     assert result.meta["pages"] == 3 and result.meta["title"] == "Report"
@@ -26,13 +26,13 @@ def test_multi_page_pdf_gives_every_page_and_its_metadata():
 def test_pdf_without_text_layer_is_skipped_with_the_reason():
     data = docs.pdf(["", ""])
     with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
-        extract(Path("scan.pdf"), data, LIMITS)
+        read_document(Path("scan.pdf"), data, LIMITS)
 
 
 def test_broken_pdf_fails_with_a_reason():
     data = docs.pdf(["Hello"])[:60] + b"garbage that is not a PDF body"
     with pytest.raises(PermanentInputError, match=r"broken\.pdf could not be read as a PDF"):
-        extract(Path("broken.pdf"), data, LIMITS)  # permanent: the run fails without more attempts
+        read_document(Path("broken.pdf"), data, LIMITS)  # permanent: the run fails without more attempts
 
 
 def test_pdf_decompression_bomb_is_contained():
@@ -40,19 +40,19 @@ def test_pdf_decompression_bomb_is_contained():
     # the outcome is a clear refusal within the limits, never the daemon's memory.
     started = time.monotonic()
     with pytest.raises((InputError, SkipRun), match=r"bomb\.pdf (could not be read|has no text)"):
-        extract(Path("bomb.pdf"), docs.pdf_bomb(200), ExtractLimits(memory_mb=256, seconds=30))
+        read_document(Path("bomb.pdf"), docs.pdf_bomb(200), ReadLimits(memory_mb=256, seconds=30))
     assert time.monotonic() - started < 30
 
 
 def test_memory_limit_contains_a_parse():
     # Under the unpacked-size check (max_chars is large here) but over the memory limit.
     with pytest.raises(InputError, match=r"big\.docx could not be read as a Word document: .*(memory|died)"):
-        extract(Path("big.docx"), docs.docx_bomb(120), ExtractLimits(max_chars=5_000_000, memory_mb=128))
+        read_document(Path("big.docx"), docs.docx_bomb(120), ReadLimits(max_chars=5_000_000, memory_mb=128))
 
 
 def test_docx_paragraphs_and_title():
     data = docs.docx(["Dear customer,", "your order has shipped."], title="Shipping note")
-    result = extract(Path("note.docx"), data, LIMITS)
+    result = read_document(Path("note.docx"), data, LIMITS)
     assert result.kind == "docx"
     assert result.text == "Dear customer,\nyour order has shipped."
     assert result.meta["title"] == "Shipping note"
@@ -60,10 +60,10 @@ def test_docx_paragraphs_and_title():
 
 def test_zip_bomb_named_docx_is_refused():
     with pytest.raises(InputError, match=r"bomb\.docx could not be read as a Word document: .*zip bomb"):
-        extract(Path("bomb.docx"), docs.docx_bomb(64), LIMITS)
+        read_document(Path("bomb.docx"), docs.docx_bomb(64), LIMITS)
 
 
-SCANS = ExtractLimits(max_chars=200_000, seconds=30, memory_mb=1024, scan_pages=5)
+SCANS = ReadLimits(max_chars=200_000, seconds=30, memory_mb=1024, scan_pages=5)
 
 
 def _png(data: bytes):
@@ -75,7 +75,7 @@ def _png(data: bytes):
 
 
 def test_pdf_pages_without_text_are_rendered_with_their_page_numbers():
-    result = extract(Path("scan.pdf"), docs.scanned_pdf([None, None]), SCANS)
+    result = read_document(Path("scan.pdf"), docs.scanned_pdf([None, None]), SCANS)
     assert result.text == "" and result.image_pages == (1, 2) and len(result.images) == 2
     assert result.meta["scanned_pages"] == [1, 2] and result.meta["pages"] == 2
     page = _png(result.images[0])
@@ -85,31 +85,31 @@ def test_pdf_pages_without_text_are_rendered_with_their_page_numbers():
 
 
 def test_a_mixed_pdf_gives_the_text_pages_as_text_and_the_scans_as_images():
-    result = extract(Path("letter.pdf"), docs.scanned_pdf(["Cover letter", None, "Appendix"]), SCANS)
+    result = read_document(Path("letter.pdf"), docs.scanned_pdf(["Cover letter", None, "Appendix"]), SCANS)
     assert result.text == "Cover letter\n\nAppendix"
     assert result.image_pages == (2,) and len(result.images) == 1 and result.meta["scanned_pages"] == [2]
 
 
 def test_scanned_pages_beyond_the_page_limit_are_counted_not_rendered():
-    limits = ExtractLimits(scan_pages=2)
-    result = extract(Path("scan.pdf"), docs.scanned_pdf([None, None, None]), limits)
+    limits = ReadLimits(scan_pages=2)
+    result = read_document(Path("scan.pdf"), docs.scanned_pdf([None, None, None]), limits)
     assert result.image_pages == (1, 2) and result.meta["scanned_pages_left_out"] == 1
 
 
 def test_the_pixel_limit_shrinks_every_rendered_page():
     huge = docs.scanned_pdf([None], size=(14_400, 14_400))  # 200 x 200 inches, PDF's largest page
-    result = extract(Path("poster.pdf"), huge, ExtractLimits(scan_pages=1, scan_pixels=250_000, memory_mb=512))
+    result = read_document(Path("poster.pdf"), huge, ReadLimits(scan_pages=1, scan_pixels=250_000, memory_mb=512))
     page = _png(result.images[0])
     assert page.width * page.height <= 250_000 * 1.01
 
 
 def test_without_scanning_a_pdf_of_scans_is_still_skipped():
     with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
-        extract(Path("scan.pdf"), docs.scanned_pdf([None, None]), LIMITS)
+        read_document(Path("scan.pdf"), docs.scanned_pdf([None, None]), LIMITS)
 
 
 def test_html_keeps_the_main_text_without_menus_or_scripts():
-    result = extract(Path("page.html"), docs.HTML_PAGE.encode(), LIMITS)
+    result = read_document(Path("page.html"), docs.HTML_PAGE.encode(), LIMITS)
     assert result.kind == "html" and result.meta["title"] == "Quarterly report"
     assert "Revenue grew by 12 percent" in result.text and "Costs fell slightly." in result.text
     for furniture in ("About us menu", "tracking", "color:red", "Copyright footer", "Site banner"):
@@ -117,7 +117,7 @@ def test_html_keeps_the_main_text_without_menus_or_scripts():
 
 
 def _html(markup: str) -> str:
-    return extract(Path("page.html"), f"<!doctype html><html><body>{markup}</body></html>".encode(), LIMITS).text
+    return read_document(Path("page.html"), f"<!doctype html><html><body>{markup}</body></html>".encode(), LIMITS).text
 
 
 def test_a_page_wrapped_in_a_form_yields_its_text_without_the_controls():
@@ -152,7 +152,7 @@ def test_table_cells_are_separated_and_rows_are_lines():
 
 
 def test_email_gives_headers_body_and_attachment_names():
-    result = extract(Path("mail.eml"), docs.eml_with_attachment(), LIMITS)
+    result = read_document(Path("mail.eml"), docs.eml_with_attachment(), LIMITS)
     assert result.kind == "email"
     assert "Subject: Invoice for October" in result.text
     assert "please find the invoice attached." in result.text
@@ -163,40 +163,40 @@ def test_email_gives_headers_body_and_attachment_names():
 
 def test_latin1_text_is_decoded():
     data = "Grüße aus Köln, schöne Straße, Gebühr: 12 €".encode("cp1252") * 3
-    result = extract(Path("brief.txt"), data, LIMITS)
+    result = read_document(Path("brief.txt"), data, LIMITS)
     assert "Grüße aus Köln" in result.text and "\ufffd" not in result.text
     assert result.meta["encoding"] != "utf-8"
 
 
 def test_invalid_utf8_is_replaced_not_fatal():
-    result = extract(Path("mixed.md"), b"# Title\nvalid text \xff\xfe\xfa then more", LIMITS)
+    result = read_document(Path("mixed.md"), b"# Title\nvalid text \xff\xfe\xfa then more", LIMITS)
     assert result.text.startswith("# Title\nvalid text")
 
 
 def test_binary_named_txt_is_skipped():
     with pytest.raises(SkipRun, match=r"notes\.txt is a binary file"):
-        extract(Path("notes.txt"), bytes(range(256)) * 8, LIMITS)
+        read_document(Path("notes.txt"), bytes(range(256)) * 8, LIMITS)
 
 
 def test_empty_file_is_skipped():
     with pytest.raises(SkipRun, match=r"empty\.txt is empty"):
-        extract(Path("empty.txt"), b"", LIMITS)
+        read_document(Path("empty.txt"), b"", LIMITS)
 
 
 def test_content_wins_over_the_name():
-    result = extract(Path("looks-like.txt"), docs.pdf(["Actually a PDF"]), LIMITS)
+    result = read_document(Path("looks-like.txt"), docs.pdf(["Actually a PDF"]), LIMITS)
     assert result.kind == "pdf" and result.text == "Actually a PDF"
 
 
 def test_csv_and_json_are_text_with_metadata():
-    table = extract(Path("export.csv"), b"date,amount\n2026-01-01,12.5\n2026-01-02,3\n", LIMITS)
+    table = read_document(Path("export.csv"), b"date,amount\n2026-01-01,12.5\n2026-01-02,3\n", LIMITS)
     assert table.kind == "csv" and table.meta["columns"] == ["date", "amount"] and table.meta["rows"] == 2
-    data = extract(Path("data.json"), b'{"a": 1}', LIMITS)
+    data = read_document(Path("data.json"), b'{"a": 1}', LIMITS)
     assert data.kind == "json" and data.text == '{"a": 1}' and data.meta["valid_json"] is True
 
 
 def test_long_text_is_cut_at_max_chars_and_says_so():
-    result = extract(Path("long.txt"), b"word " * 1000, ExtractLimits(max_chars=100))
+    result = read_document(Path("long.txt"), b"word " * 1000, ReadLimits(max_chars=100))
     assert len(result.text) == 100 and result.truncated and result.meta["chars"] == 5000
 
 
@@ -204,7 +204,7 @@ def test_parser_time_limit_ends_the_parse():
     page = ("<p>" + "text " * 20 + "</p>") * 400_000
     started = time.monotonic()
     with pytest.raises(InputError, match=r"took longer than 0\.2 s") as raised:
-        extract(Path("huge.html"), page.encode(), ExtractLimits(seconds=0.2))
+        read_document(Path("huge.html"), page.encode(), ReadLimits(seconds=0.2))
     assert not isinstance(raised.value, PermanentInputError)  # a busy machine may do better next time
     assert time.monotonic() - started < 10
 
@@ -213,6 +213,6 @@ def test_images_are_passed_on_as_images():
     png = (
         b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big") + b"\x08\x02"
     )
-    result = extract(Path("receipt.png"), png, LIMITS)
+    result = read_document(Path("receipt.png"), png, LIMITS)
     assert result.kind == "image" and result.images == (png,)
     assert result.meta["width"] == 640 and result.meta["height"] == 480
