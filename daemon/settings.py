@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from daemon import defaults
+from daemon.costs import Price
 from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
+    prices: dict[str, Price] = {}
+    cost_compare: list[str] = list(defaults.COST_COMPARE)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
