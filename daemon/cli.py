@@ -214,6 +214,21 @@ def prune(dry_run: bool) -> None:
         click.echo(line)
 
 
+@main.command()
+@click.option("--since", help="Only calls made this recently, e.g. 30d or 24h.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def costs(since: str | None, as_json: bool) -> None:
+    """Tokens, calls and model time per workflow and model, and what paid APIs would have charged."""
+    from daemon.commands.costs import costs_report, print_costs
+
+    settings = load_settings()
+    result = costs_report(settings, _store(settings).engine, since)
+    if as_json:
+        _print_json(result)
+    else:
+        print_costs(console, result)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -5,6 +5,7 @@ No other module reads the environment; everything else receives a `Settings` obj
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from enum import StrEnum
@@ -23,6 +24,7 @@ from pydantic_settings import (
 
 from daemon import defaults
 from daemon import settings_checks as checks
+from daemon.costs import Price
 from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 
@@ -69,6 +71,9 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
+    prices: dict[str, Price] = {}
+    cost_compare: list[str] = list(defaults.COST_COMPARE)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
@@ -143,6 +148,15 @@ def _config_path(environ: dict[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
+def read_secret(name: str) -> str | None:
+    """The value of the environment variable `name` that a workflow names for a secret (`*_env`), or None.
+
+    Secrets are read here, at the moment they are needed, so that the environment stays this module's
+    to read; callers never store, log or record what it returns.
+    """
+    return os.environ.get(name) or None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read environment and settings file; raise `SettingsError` in one sentence when invalid."""
     environ = dict(os.environ)
@@ -158,11 +172,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else ""
-        field = Settings.model_fields.get(key)
-        origin = _origin(key, environ, data, path)
-        raise SettingsError(f"setting '{key}' {origin} is invalid: {checks.explain(err, field)}", path) from exc
+        raise _invalid(exc, environ, data, path) from exc
     finally:
         _CONFIG_FILE.pop("path", None)
     if settings.database_url is None:
@@ -173,6 +183,23 @@ def load_settings(**overrides: Any) -> Settings:
                 f"setting 'data_dir' {origin} is invalid: {problem}; choose a folder you can write", path
             )
     return settings
+
+
+def _invalid(exc: ValidationError, environ: dict[str, str], data: dict[str, Any], path: Path | None) -> SettingsError:
+    """One sentence for the first problem: the setting (or the key inside it), where it came from, what is wrong."""
+    errors = exc.errors()
+    # A misspelt key inside a table also makes the key meant "missing": name the misspelling, with the fix.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(str(part) for part in err["loc"])
+    key = loc[0] if loc else ""
+    inside = err["type"] in ("missing", "extra_forbidden") and len(loc) > 1  # the table that lacks or has the key
+    where = ".".join(loc[:-1] if inside else loc)
+    reason = checks.explain(err, Settings.model_fields.get(key))
+    if err["type"] == "extra_forbidden":
+        meant = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(map(str, e["loc"][:-1])) == loc[:-1]]
+        close = difflib.get_close_matches(loc[-1], [str(m) for m in meant], n=1)
+        reason += f" (did you mean '{close[0]}'?)" if close else ""
+    return SettingsError(f"setting '{where}' {_origin(key, environ, data, path)} is invalid: {reason}", path)
 
 
 def file_keys() -> list[str]:

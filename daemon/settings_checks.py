@@ -113,13 +113,23 @@ def unknown_keys(data: dict[str, Any], allowed: list[str], path: Path) -> None:
         raise SettingsError(f"unknown setting '{key}' in {path}{hint}", path)
 
 
+_EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "text",
+             "list": "a list", "dict": "a table", "tuple": "a list"}  # fmt: skip
+
+
 def explain(error: dict[str, Any], field: FieldInfo | None) -> str:
-    """What a pydantic error on one setting means, as the second half of a sentence."""
-    if error["type"] == "value_error":
+    """What a pydantic error on one setting (or a key inside one) means, as the second half of a sentence."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "value_error":
         return str(error["ctx"]["error"])
-    if field is None:
-        return error["msg"]
-    return f"expected {expected(field)}, got {error['input']!r}"
+    if kind == "missing":
+        return f"'{loc[-1]}' is missing"
+    if kind == "extra_forbidden":
+        return f"'{loc[-1]}' is not one of its keys"
+    if len(loc) == 1 and field is not None:
+        return f"expected {expected(field)}, got {error['input']!r}"
+    words = _EXPECTED.get(kind.split("_")[0])
+    return f"expected {words}, got {error['input']!r}" if words else f"{error['msg']} (got {error['input']!r})"
 
 
 def expected(field: FieldInfo) -> str:
@@ -137,6 +147,10 @@ def _kind(annotation: Any) -> str:
     args = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) is tuple:
         return "a list of CIDR ranges such as 100.64.0.0/10"
+    if get_origin(annotation) is list:
+        return "a list"
+    if get_origin(annotation) is dict:
+        return "a table"
     if get_origin(annotation) is not None and len(args) == 1:
         annotation = args[0]
     if isinstance(annotation, type) and issubclass(annotation, Enum):

@@ -54,6 +54,21 @@ def test_wrong_type_in_the_file_names_key_file_and_what_is_expected(home_dir):
     )
 
 
+PRICE = '[prices.my-api]\ninput = {input}\noutput = 1\nas_of = "2026-01-01"\n{source} = "https://example.org"\n'
+
+
+def test_a_wrong_value_inside_a_table_names_its_path(home_dir):
+    (home_dir / "gristmill.toml").write_text(PRICE.format(input='"cheap"', source="source"))
+    assert _error() == "setting 'prices.my-api.input' in gristmill.toml is invalid: expected a number, got 'cheap'"
+
+
+def test_a_misspelt_key_inside_a_table_suggests_the_key_meant(home_dir):
+    (home_dir / "gristmill.toml").write_text(PRICE.format(input="1", source="sourc"))
+    assert _error() == (
+        "setting 'prices.my-api' in gristmill.toml is invalid: 'sourc' is not one of its keys (did you mean 'source'?)"
+    )
+
+
 def test_wrong_type_in_the_environment_names_the_variable(home_dir, monkeypatch):
     monkeypatch.setenv("GRISTMILL_MODEL_TIMEOUT", "soon")
     message = _error()
