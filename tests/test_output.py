@@ -102,3 +102,11 @@ def test_counted_nouns():
     assert one_line("plain name.pdf") == "plain name.pdf"
     with pytest.raises(CronError, match="it has 1 field, not 5"):
         wall_triggers("5")
+
+
+def test_a_one_field_cron_in_a_workflow_says_1_field(tmp_path):
+    from daemon.workflow import load_workflows
+
+    (tmp_path / "t.yaml").write_text("name: t\ntrigger: {schedule: {cron: '5'}}\nsteps: [summarise: ]\n")
+    _, errors = load_workflows(tmp_path)
+    assert "'5' has 1 field; a cron expression has 5" in str(errors[0])
