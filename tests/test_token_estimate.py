@@ -85,3 +85,12 @@ def test_observations_from_many_threads_are_all_kept():
     for thread in threads:
         thread.join()
     assert len(calibration._seen["m"]) == 4000
+
+
+def test_splitting_text_without_spaces_keeps_every_character_and_each_piece_fits():
+    from daemon.engine.chunking import split_text
+
+    for text, budget in (("株" * 5000, 1000), ("QUJD" * 3000 + " tail", 300)):
+        pieces = split_text(text, budget)
+        assert "".join(pieces).replace(" ", "").replace("\n", "") == text.replace(" ", "")
+        assert all(estimate_tokens(piece) <= budget for piece in pieces)

@@ -96,13 +96,23 @@ def _units(text: str, budget: int) -> list[str]:
         if estimate_tokens(paragraph) <= budget:
             units.append(paragraph)
             continue
-        words, run = paragraph.split(), []
-        for word in words:
-            word = word[: budget * 3 // 2]  # a "word" longer than the budget (base64 ...) is cut
-            if estimate_tokens(" ".join([*run, word])) > budget:
-                units.append(" ".join(run))
-                run = []
-            run.append(word)
+        run: list[str] = []
+        for word in paragraph.split():
+            for part in _parts(word, budget):
+                if run and estimate_tokens(" ".join([*run, part])) > budget:
+                    units.append(" ".join(run))
+                    run = []
+                run.append(part)
         if run:
             units.append(" ".join(run))
     return units
+
+
+def _parts(word: str, budget: int) -> list[str]:
+    """A "word" too big for the budget (base64, or CJK text without spaces) in pieces that fit, none lost.
+
+    No character is estimated at more than one token, so `budget` characters always fit.
+    """
+    if estimate_tokens(word) <= budget:
+        return [word]
+    return [word[i : i + budget] for i in range(0, len(word), budget)]
