@@ -51,6 +51,9 @@ EXTRACT_MEMORY_MB = 1024
 CONTEXT_TOKENS = 8192
 """num_ctx sent for long prompts when a workflow's options set none."""
 
+COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
+"""The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""
+
 HTTP = "127.0.0.1:8377"
 """Where the dashboard, /metrics and HTTP hooks listen (`off` to disable)."""
 
