@@ -6,6 +6,7 @@ that goes away and comes back, copies of messages already run, and a crash in th
 
 from __future__ import annotations
 
+import json
 import signal
 from email.message import EmailMessage
 
@@ -219,3 +220,16 @@ def test_the_shipped_folder_checks_without_a_mailbox_or_tokens(tmp_path, standin
     result = home.cli("check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: workflow mail-triage" in result.stdout and "warning: workflow form-triage" in result.stdout
+
+
+def test_a_saved_message_run_by_hand_touches_no_mailbox(mail, dovecot):
+    dovecot.append(labelled(1, "invoice"))
+    saved = mail.root / "saved.eml"
+    saved.write_bytes(labelled(2, "invoice"))
+    result = mail.cli("trigger", "mail-triage", str(saved), "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["outputs"]["kind"]["label"] == "invoice"
+    assert run["outputs"]["filed"]["destination"] is None
+    assert "started by hand" in run["outputs"]["filed"]["note"]
+    assert dovecot.message_ids("INBOX") == [mid(1)] and "Invoices" not in dovecot.folders()
