@@ -9,6 +9,7 @@ A mail server that is away is an outage: the run waits with backoff and uses up 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from imapclient import IMAPClient
@@ -60,9 +61,9 @@ class MailAction(RouteAction):
         """What the action's destination reads as in the run's record."""
         return str(target)
 
+    @abstractmethod
     def act(self, client: IMAPClient, key: MessageKey, target: Any) -> imap.MailActionResult:
-        """Do it on the server (idempotent)."""
-        raise NotImplementedError
+        """Do it on the server; finding it already done is fine (the step may run again after a crash)."""
 
 
 class MoveToFolder(MailAction):
