@@ -96,6 +96,8 @@ class App:
         self.watcher = self._new_watcher()
         grace = timedelta(seconds=settings.schedule_grace_seconds)
         self.scheduler = Scheduler(TickFirer(self.store, self.intake, grace=grace), lambda: self.workflows)
+        self.web: Any = None  # the dashboard, while serving
+        self.health: Health | None = None
 
     def _new_watcher(self) -> Watcher:
         return Watcher(self.submit_file, refuse=self.intake.refuse, rescan_seconds=self.settings.rescan_seconds)
@@ -201,6 +203,9 @@ class App:
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
         notifier = Notifier(self.settings.notify_socket)
+        from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
+
+        self.web = start_dashboard(self)  # before the workers, so the metrics count every run
         recovered = self.store.requeue_expired()
         if recovered:
             log.info("returned %d interrupted runs to the queue", len(recovered))
@@ -245,6 +250,8 @@ class App:
             self.store.release(run_id, self.pool.owner, not_before=None, error=f"the daemon {why}; queued again", refund_attempt=True)
         if left:
             log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
+        if self.web is not None:
+            self.web.stop()
         log.info("stopped")
 
     def _watchdog(self, notifier: Notifier, folder: FolderWatch) -> Watchdog:
@@ -257,7 +264,8 @@ class App:
             "scheduler": self.scheduler.alive,
             "database": self._database_answers,
         }
-        return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
+        self.health = Health(checks)  # also what the dashboard's /healthz asks
+        return Watchdog(notifier, self.health, usec=usec, status=self._status)
 
     def _database_answers(self) -> bool:
         self.store.get_meta("health")  # raises StoreError when the database cannot be read

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from daemon.errors import SettingsError
+from daemon.web.address import DEFAULT_HTTP, HttpAddress, parse_http
 
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_CONFIG_NAME = "gristmill.toml"
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
     extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
     context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
+    http: str = Field(DEFAULT_HTTP, description="where the dashboard and /metrics listen: HOST:PORT or off")
+    http_token: SecretStr | None = Field(None, min_length=16, description="needed by every request when set")
+    # Set by systemd when stderr goes to the journal: "DEVICE:INODE" of that stream.
+    journal_stream: str | None = Field(None, validation_alias="JOURNAL_STREAM")
+
+    @field_validator("http", mode="after")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        parse_http(value)  # raises ValueError with the sentence
+        return value
+
+    @property
+    def http_address(self) -> HttpAddress | None:
+        """Where the dashboard listens; None when it is off."""
+        return parse_http(self.http)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
@@ -134,7 +150,8 @@ def load_settings(**overrides: Any) -> Settings:
         key = ".".join(str(p) for p in err["loc"])
         origin = f" in {path}" if path else ""
         raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg']}", path
+            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg'].removeprefix('Value error, ')}",
+            path,
         ) from exc
     finally:
         _CONFIG_FILE.pop("path", None)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from daemon.domain import ModelCall, Run
+
+if TYPE_CHECKING:
+    from daemon.store.corrections import Correction
 
 NS = 1_000_000_000
 
@@ -18,8 +21,8 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def run_json(run: Run) -> dict[str, Any]:
-    """A run as `runs --json` prints it."""
+def run_json(run: Run, *, corrected: bool = False) -> dict[str, Any]:
+    """A run as `runs --json` prints it; `corrected`: some step of it has a correction."""
     return {
         "id": run.id,
         "workflow": run.workflow,
@@ -35,6 +38,21 @@ def run_json(run: Run) -> dict[str, Any]:
         "error": run.error,
         "outputs": run.outputs,
         "context": run.context,
+        "corrected": corrected,
+    }
+
+
+def correction_json(correction: Correction) -> dict[str, Any]:
+    """A correction as `show --json` lists it under `corrections`."""
+    return {
+        "id": correction.id,
+        "step": correction.step_id,
+        "kind": correction.kind.value,
+        "change": correction.change,
+        "output": correction.output,
+        "original": correction.original,
+        "author": correction.author,
+        "created_at": _time(correction.created_at),
     }
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon import metrics
 from daemon.domain import ModelCall, Run, TriggerKind
 from daemon.engine.actions import Actions, recover
 from daemon.engine.intake import Intake
@@ -175,6 +176,7 @@ class Runner:
             call = vision.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
+            metrics.model_call(run, kept)
 
         return Asker(
             backend=self.backend,
