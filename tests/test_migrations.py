@@ -90,6 +90,8 @@ EXPECTED = {
             "ix_runs_status_not_before_id": (["status", "not_before", "id"], False),
             "ix_runs_workflow_created_at": (["workflow", "created_at"], False),
             "ix_runs_sha256": (["sha256"], False),
+            "ix_runs_workflow_id": (["workflow", "id"], False),
+            "ix_runs_created_at": (["created_at"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
         "fks": [],

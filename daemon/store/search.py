@@ -150,19 +150,25 @@ def _filter_params(where: RunFilter) -> dict[str, Any]:
 
 
 def _sqlite_sql(where: RunFilter) -> str:
-    # bm25 weights: a hit in the file name counts most, then outputs, then the error.
+    # Ranked inside FTS5 first (joining runs only when a filter needs it), then the page's rows are
+    # read: SQLite computes the snippet only for the rows the LIMIT keeps. bm25 weights: a hit in
+    # the file name counts most, then the outputs, then the error.
+    filters = _filters(where, "r")
+    join = " JOIN runs r ON r.id = runs_fts.rowid" if filters else ""
     return f"""
-        SELECT r.id, r.workflow, r.status, r.input_path, r.created_at,
-               bm25(runs_fts, 4.0, 2.0, 1.0) AS rank,
-               snippet(runs_fts, -1, '{HIT_OPEN}', '{HIT_CLOSE}', '…', 16) AS snippet
-        FROM runs_fts JOIN runs r ON r.id = runs_fts.rowid
-        WHERE runs_fts MATCH :q{_filters(where, "r")}
-        ORDER BY rank, r.id DESC LIMIT :limit OFFSET :offset"""
+        WITH best AS (
+            SELECT runs_fts.rowid AS id, bm25(runs_fts, 4.0, 2.0, 1.0) AS rank,
+                   snippet(runs_fts, -1, '{HIT_OPEN}', '{HIT_CLOSE}', '…', 16) AS snippet
+            FROM runs_fts{join} WHERE runs_fts MATCH :q{filters}
+            ORDER BY rank, runs_fts.rowid DESC LIMIT :limit OFFSET :offset
+        )
+        SELECT r.id, r.workflow, r.status, r.input_path, r.created_at, best.rank, best.snippet
+        FROM best JOIN runs r ON r.id = best.id ORDER BY best.rank, r.id DESC"""
 
 
 _PG_TEXT = "coalesce(search_name, '') || ' ' || coalesce(search_text, '') || ' ' || coalesce(error, '')"
 # Exactly the expression of migration 0003's GIN index, or the index is not used.
-_PG_DOCUMENT = f"to_tsvector('simple', {_PG_TEXT})"
+_PG_DOCUMENT = f"to_tsvector('simple', regexp_replace({_PG_TEXT}, '[[:punct:]]+', ' ', 'g'))"
 
 
 def _postgres_sql(where: RunFilter) -> str:

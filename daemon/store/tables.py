@@ -92,6 +92,9 @@ runs = Table(
     Index(None, "status", "not_before", "id"),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
+    # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
+    Index(None, "workflow", "id"),
+    Index(None, "created_at"),
     # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
     sqlite_autoincrement=True,
 )

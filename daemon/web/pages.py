@@ -26,7 +26,7 @@ def overview(request: Request) -> Response:
     source = dashboard.source
     engine = source.store.engine
     spans = queries.windows(datetime.now(UTC))
-    per_window = {label: queries.counts_since(engine, since) for label, since in spans.items()}
+    per_window = queries.counts_in_windows(engine, spans)
     names = sorted(set(source.workflows()) | {name for counts in per_window.values() for name in counts})
     return dashboard.render(
         request, "overview.html", counts=source.store.counts(), failed_24h=queries.failed_since(engine, spans["24 h"]),

@@ -1,6 +1,6 @@
 """Full-text search over runs, and corrections of step outputs.
 
-runs gets `search_name` and `search_text` (written by the store with the values they index); on
+runs gets `search_name` and `search_text`, and two indexes for the dashboard's pages (written by the store with the values they index); on
 SQLite an external-content FTS5 table `runs_fts` over them and `error`, kept in step by triggers in
 the same transaction as the row; on PostgreSQL a GIN index over the same text. Existing runs are
 backfilled. A new table `corrections` records what a person said a step's output should have been.
@@ -27,9 +27,11 @@ depends_on: str | Sequence[str] | None = None
 BATCH = 2000  # runs backfilled per round trip
 
 # The PostgreSQL document; daemon/store/search.py queries this exact expression so the index is used.
+# Punctuation becomes a space first, so `12.5` or `INV-2026` are words as in SQLite's index and
+# in daemon/store/search.py's queries (PostgreSQL's parser would keep them whole).
 PG_DOCUMENT = (
-    "to_tsvector('simple', coalesce(search_name, '') || ' ' || coalesce(search_text, '') || ' ' || "
-    "coalesce(error, ''))"
+    "to_tsvector('simple', regexp_replace(coalesce(search_name, '') || ' ' || coalesce(search_text, '') || ' ' || "
+    "coalesce(error, ''), '[[:punct:]]+', ' ', 'g'))"
 )
 
 _FTS_COLUMNS = "search_name, search_text, error"
@@ -55,6 +57,9 @@ _SQLITE_FTS = (
 def upgrade() -> None:
     op.add_column("runs", sa.Column("search_name", sa.Text(), nullable=True))
     op.add_column("runs", sa.Column("search_text", sa.Text(), nullable=True))
+    # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
+    op.create_index(op.f("ix_runs_workflow_id"), "runs", ["workflow", "id"])
+    op.create_index(op.f("ix_runs_created_at"), "runs", ["created_at"])
     _create_corrections()
     _backfill()
     if op.get_bind().dialect.name == "sqlite":
@@ -72,6 +77,8 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS runs_fts")
     else:
         op.execute("DROP INDEX IF EXISTS ix_runs_search")
+    op.drop_index(op.f("ix_runs_created_at"), table_name="runs")
+    op.drop_index(op.f("ix_runs_workflow_id"), table_name="runs")
     op.drop_index(op.f("ix_corrections_run_id"), table_name="corrections")
     op.drop_table("corrections")
     with op.batch_alter_table("runs") as batch:
