@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from daemon.domain import RunStatus
 from daemon.errors import UsageError
 from daemon.store.db import reading
-from daemon.store.tables import UtcDateTime
+from daemon.store.tables import UtcDateTime, runs
 
 HIT_OPEN, HIT_CLOSE = "\ue000", "\ue001"  # private-use characters mark hits; documents never hold them raw
 MAX_TERMS = 16
@@ -117,17 +117,39 @@ def search(
 ) -> list[SearchHit]:
     """Runs matching `query` (see the module doc), best first; UsageError for an empty query."""
     parsed = parse_query(query)
-    if engine.dialect.name == "sqlite":
-        sql, match = _sqlite_sql(where), fts5_match(parsed)
-    else:
-        sql, match = _postgres_sql(where), pg_tsquery(parsed)
+    params = {"limit": limit, "offset": offset, **_filter_params(where)}
+    with reading(engine) as conn:
+        if engine.dialect.name == "sqlite":
+            return _sqlite_search(conn, where, params | {"q": fts5_match(parsed)})
+        rows = conn.execute(_typed(_postgres_sql(where), where), params | {"q": pg_tsquery(parsed)}).all()
+    return [_hit(row) for row in rows]
+
+
+def _typed(sql: str, where: RunFilter) -> Any:
     stmt = text(sql).columns(created_at=UtcDateTime())
     times = [bindparam(name, type_=UtcDateTime()) for name in ("since", "until") if getattr(where, name)]
-    stmt = stmt.bindparams(*times) if times else stmt
-    params = {"q": match, "limit": limit, "offset": offset, **_filter_params(where)}
-    with reading(engine) as conn:
-        rows = conn.execute(stmt, params).all()
-    return [_hit(row) for row in rows]
+    return stmt.bindparams(*times) if times else stmt
+
+
+def _sqlite_search(conn: Connection, where: RunFilter, params: dict[str, Any]) -> list[SearchHit]:
+    # Two statements: SQLite computes snippet() only for the rows a LIMIT keeps when the ranked
+    # query stands alone; inside a subquery it computes it for every match (seconds at 100,000 runs).
+    # bm25 weights: a hit in the file name counts most, then the outputs, then the error.
+    filters = _filters(where, "r")
+    join = " JOIN runs r ON r.id = runs_fts.rowid" if filters else ""
+    ranked = conn.execute(_typed(f"""
+        SELECT runs_fts.rowid, bm25(runs_fts, 4.0, 2.0, 1.0) AS rank,
+               snippet(runs_fts, -1, '{HIT_OPEN}', '{HIT_CLOSE}', '…', 16)
+        FROM runs_fts{join} WHERE runs_fts MATCH :q{filters}
+        ORDER BY rank, runs_fts.rowid DESC LIMIT :limit OFFSET :offset""", where), params).all()
+    if not ranked:
+        return []
+    found = conn.execute(
+        select(runs.c.id, runs.c.workflow, runs.c.status, runs.c.input_path, runs.c.created_at)
+        .where(runs.c.id.in_([row[0] for row in ranked]))
+    )
+    by_id = {row[0]: row for row in found}
+    return [_hit((*by_id[run_id], rank, snippet)) for run_id, rank, snippet in ranked if run_id in by_id]
 
 
 def _filters(where: RunFilter, alias: str) -> str:
@@ -147,23 +169,6 @@ def _filter_params(where: RunFilter) -> dict[str, Any]:
     params = {"workflow": where.workflow, "status": where.status and where.status.value}
     params |= {"since": where.since, "until": where.until}
     return {name: value for name, value in params.items() if value is not None}
-
-
-def _sqlite_sql(where: RunFilter) -> str:
-    # Ranked inside FTS5 first (joining runs only when a filter needs it), then the page's rows are
-    # read: SQLite computes the snippet only for the rows the LIMIT keeps. bm25 weights: a hit in
-    # the file name counts most, then the outputs, then the error.
-    filters = _filters(where, "r")
-    join = " JOIN runs r ON r.id = runs_fts.rowid" if filters else ""
-    return f"""
-        WITH best AS (
-            SELECT runs_fts.rowid AS id, bm25(runs_fts, 4.0, 2.0, 1.0) AS rank,
-                   snippet(runs_fts, -1, '{HIT_OPEN}', '{HIT_CLOSE}', '…', 16) AS snippet
-            FROM runs_fts{join} WHERE runs_fts MATCH :q{filters}
-            ORDER BY rank, runs_fts.rowid DESC LIMIT :limit OFFSET :offset
-        )
-        SELECT r.id, r.workflow, r.status, r.input_path, r.created_at, best.rank, best.snippet
-        FROM best JOIN runs r ON r.id = best.id ORDER BY best.rank, r.id DESC"""
 
 
 _PG_TEXT = "coalesce(search_name, '') || ' ' || coalesce(search_text, '') || ' ' || coalesce(error, '')"
