@@ -120,7 +120,11 @@ def _row(rng: random.Random, n: int, created: datetime) -> tuple:
     outputs = {
         "summary": {"text": summary},
         "kind": {"label": rng.choice(LABELS), "confidence": 0.9},
-        "fields": {"vendor": rng.choice(VENDORS), "invoice_number": f"INV-{n:06d}", "total": round(rng.random() * 900, 2)},
+        "fields": {
+            "vendor": rng.choice(VENDORS),
+            "invoice_number": f"INV-{n:06d}",
+            "total": round(rng.random() * 900, 2),
+        },
     }
     path = f"/home/anna/Inbox/{name}"
     stamp = created.replace(tzinfo=None).isoformat(sep=" ")

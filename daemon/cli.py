@@ -144,12 +144,11 @@ def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """Run history, newest first."""
+    from daemon.store.corrections import CorrectionStore
     from daemon.views import run_json, runs_table
 
-    from daemon.store.corrections import CorrectionStore
-
     store = _store(load_settings())
-    found = store.list(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
+    found = store.history(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
     if as_json:
         corrected = CorrectionStore(store.engine).corrected(r.id for r in found)
         _print_json([run_json(r, corrected=r.id in corrected) for r in found])
@@ -176,8 +175,10 @@ def show(run_id: int, as_json: bool) -> None:
     else:
         print_run(console, run, calls)
         for c in corrections:
-            console.print(f"corrected step {c.step_id} ({c.kind.value}) by {c.author} at {c.created_at:%Y-%m-%d %H:%M}: "
-                          f"{json.dumps(c.change, ensure_ascii=False)}", markup=False)
+            when = c.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            change = json.dumps(c.change, ensure_ascii=False)
+            line = f"corrected step {c.step_id} ({c.kind.value}) by {c.author} at {when}: {change}"
+            console.print(line, markup=False)
 
 
 @main.command()
@@ -200,19 +201,15 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A right field value (extract); repeatable.")
 @click.option("--text", help="The right text (summarise and prompt steps).")
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded correction as JSON.")
-def correct(run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, as_json: bool) -> None:
+def correct(
+    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, as_json: bool
+) -> None:
     """Record the right output of a step of a run; the run's own record stays as it was."""
-    from daemon.commands.correct import build_change, os_user
-    from daemon.store.corrections import CorrectionStore
+    from daemon.commands.correct import correct_run
     from daemon.views import correction_json
-    from daemon.workflow import load_workflows
 
     settings = load_settings()
-    store = _store(settings)
-    run = store.get(run_id)
-    workflow = load_workflows(settings.workflows)[0].get(run.workflow)
-    change = build_change(workflow, step_id, label=label, sets=sets, text=text)
-    recorded = CorrectionStore(store.engine).add(run_id, step_id, change, author=os_user())
+    recorded = correct_run(settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text)
     if as_json:
         _print_json(correction_json(recorded))
     else:
@@ -264,6 +261,21 @@ def prune(dry_run: bool) -> None:
     report = prune_runs(_store(settings), loaded.values(), datetime.now(UTC), dry_run=dry_run)
     for line in report.lines():
         click.echo(line)
+
+
+@main.command()
+@click.option("--since", help="Only calls made this recently, e.g. 30d or 24h.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def costs(since: str | None, as_json: bool) -> None:
+    """Tokens, calls and model time per workflow and model, and what paid APIs would have charged."""
+    from daemon.commands.costs import costs_report, print_costs
+
+    settings = load_settings()
+    result = costs_report(settings, _store(settings).engine, since)
+    if as_json:
+        _print_json(result)
+    else:
+        print_costs(console, result)
 
 
 @main.group()

@@ -20,10 +20,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from daemon import defaults
+from daemon.costs import Price
+from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 from daemon.web.address import DEFAULT_HTTP, HttpAddress, parse_http
 
-DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_CONFIG_NAME = "gristmill.toml"
 
 
@@ -40,31 +42,32 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("gristmill")))
     database_url: str | None = None
     workflows: Path = Path("workflows")
-    ollama_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_URL)
-    model: str = "llama3.2"
-    concurrency: int = Field(2, ge=1, le=256)
+    ollama_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL)
+    model: str = defaults.MODEL
+    concurrency: int = Field(defaults.CONCURRENCY, ge=1, le=256)
     allow_remote_model: bool = False
     log_format: LogFormat = LogFormat.TEXT
-    max_attempts: int = Field(3, ge=1, le=100)
-    model_timeout: float = Field(300.0, gt=0, description="seconds one model call may take")
-    connect_timeout: float = Field(5.0, gt=0)
-    rescan_seconds: float = Field(300.0, ge=0, description="periodic rescan of watched folders; 0 = off")
-    backoff_max_seconds: float = Field(60.0, gt=0)
-    stop_timeout: float = Field(30.0, ge=0)
-    lease_seconds: float = Field(30.0, gt=0, description="a running run whose lease lapsed returns to the queue")
-    heartbeat_seconds: float = Field(10.0, gt=0, description="how often running runs' leases are renewed")
+    max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, le=100)
+    model_timeout: float = Field(defaults.MODEL_TIMEOUT, gt=0)
+    connect_timeout: float = Field(defaults.CONNECT_TIMEOUT, gt=0)
+    rescan_seconds: float = Field(defaults.RESCAN_SECONDS, ge=0)
+    backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
+    stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
+    lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
+    heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.
     notify_socket: str | None = Field(None, validation_alias="NOTIFY_SOCKET")
     watchdog_usec: int | None = Field(None, validation_alias="WATCHDOG_USEC", ge=0)
     watchdog_pid: int | None = Field(None, validation_alias="WATCHDOG_PID")
-    max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
-    max_chars: int = Field(200_000, gt=0, description="extracted characters kept per document")
-    schedule_grace_seconds: float = Field(
-        60.0, gt=0, description="a tick recorded later than this was missed (catch-up policy applies)"
-    )
-    extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
-    extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
-    context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
+    max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, gt=0)
+    max_chars: int = Field(defaults.MAX_CHARS, gt=0)
+    schedule_grace_seconds: float = Field(defaults.SCHEDULE_GRACE_SECONDS, gt=0)
+    extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
+    extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
+    context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
+    prices: dict[str, Price] = {}
+    cost_compare: list[str] = list(defaults.COST_COMPARE)
     http: str = Field(DEFAULT_HTTP, description="where the dashboard and /metrics listen: HOST:PORT or off")
     http_token: SecretStr | None = Field(None, min_length=16, description="needed by every request when set")
     # Set by systemd when stderr goes to the journal: "DEVICE:INODE" of that stream.
@@ -93,6 +96,11 @@ class Settings(BaseSettings):
         if lease is not None and value >= lease:
             raise ValueError(f"it must be shorter than lease_seconds ({lease}), or leases lapse while runs are alive")
         return value
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """How documents are read: characters kept, and the parser's time and memory."""
+        return ReadLimits(self.max_chars, self.extract_seconds, self.extract_memory_mb)
 
     @property
     def db_url(self) -> str:
@@ -134,6 +142,15 @@ def _config_path(environ: dict[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
+def read_secret(name: str) -> str | None:
+    """The value of the environment variable `name` that a workflow names for a secret (`*_env`), or None.
+
+    Secrets are read here, at the moment they are needed, so that the environment stays this module's
+    to read; callers never store, log or record what it returns.
+    """
+    return os.environ.get(name) or None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read environment and settings file; raise `SettingsError` in one sentence when invalid."""
     path = _config_path(dict(os.environ))
@@ -150,7 +167,8 @@ def load_settings(**overrides: Any) -> Settings:
         key = ".".join(str(p) for p in err["loc"])
         origin = f" in {path}" if path else ""
         raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg'].removeprefix('Value error, ')}",
+            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: "
+            f"{err['msg'].removeprefix('Value error, ')}",
             path,
         ) from exc
     finally:

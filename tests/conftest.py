@@ -51,3 +51,18 @@ def model_server(request):
         yield ModelServer(server.url, "llama3.2", real=False)
     finally:
         server.stop()
+
+
+# --- a real IMAP server (Debian's dovecot-imapd) on loopback, for the mailbox trigger ---
+
+
+@pytest.fixture
+def dovecot():
+    """A running private Dovecot (see tests/dovecot.py); stopped and deleted after the test."""
+    from tests.dovecot import Dovecot
+
+    server = Dovecot.create()
+    try:
+        yield server.start()
+    finally:
+        server.remove()

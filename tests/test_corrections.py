@@ -58,7 +58,9 @@ def test_a_label_correction_is_recorded_and_the_original_stays(home):
 
 def test_field_corrections_are_typed_and_accumulate(home):
     bill = _ids(home)["bill.txt"]
-    home.cli("correct", str(bill), "--step", "fields", "--set", "vendor=Globex", "--set", "invoice_number=0042", check=True)
+    home.cli(
+        "correct", str(bill), "--step", "fields", "--set", "vendor=Globex", "--set", "invoice_number=0042", check=True
+    )
     home.cli("correct", str(bill), "--step", "fields", "--set", "due_date=2027-01-31", check=True)
     latest = _show(home, bill)["corrections"][-1]
     assert latest["output"]["vendor"] == "Globex"
@@ -76,7 +78,10 @@ def test_a_text_correction(home):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--step", "kind", "--label", "postcard"], "'postcard' is not a label of step 'kind'; its labels are: invoice"),
+        (
+            ["--step", "kind", "--label", "postcard"],
+            "'postcard' is not a label of step 'kind'; its labels are: invoice",
+        ),
         (["--step", "nope", "--label", "letter"], "has no step 'nope'; its steps are: summary, kind"),
         (["--step", "kind", "--text", "x"], "step 'kind' is a classify step; --text is for summarise and prompt"),
         (["--step", "kind"], "give exactly one of --label, --set FIELD=VALUE"),

@@ -46,7 +46,9 @@ def site(tmp_path_factory):
     home.drop("corner-bakery-receipt.md", RECEIPT)
     home.drop("letter-from-ben.txt", LETTER)
     home.drop(HOSTILE_NAME, HOSTILE)
-    home.drop("globex-bill.txt", INVOICE.replace("ACME Tools GmbH", "Globex Corporation"), folder=home.root / "Invoices")
+    home.drop(
+        "globex-bill.txt", INVOICE.replace("ACME Tools GmbH", "Globex Corporation"), folder=home.root / "Invoices"
+    )
     daemon, base = serve(home)
     try:
         wait_finished(home, 5)
@@ -200,5 +202,3 @@ def test_the_retry_button_queues_the_run_again(site, page):
     again = json.loads(home.cli("show", str(invoice), "--json", check=True).stdout)
     assert again["finished_at"] > before  # it ran again (and found its file already filed away)
     assert again["status"] == "skipped" and "was removed before its run started" in again["error"]
-
-

@@ -77,7 +77,9 @@ def test_a_post_needs_the_same_origin_and_the_token(tmp_path, monkeypatch):
     assert client.post("/runs/1/retry", data={"csrf": csrf}).status_code == 403  # no Origin, no Referer
     assert client.post("/runs/1/retry", data={"csrf": csrf}, headers={"origin": "null"}).status_code == 403
     assert client.post("/runs/1/retry", data={}, headers=origin).status_code == 403
-    assert client.post("/runs/1/retry", data={"csrf": csrf}, headers=origin).status_code == 404  # past the guard: no run 1
+    assert (
+        client.post("/runs/1/retry", data={"csrf": csrf}, headers=origin).status_code == 404
+    )  # past the guard: no run 1
     assert client.post("/runs/1/retry", data={"csrf": csrf},
                        headers={"referer": "http://127.0.0.1:8377/runs/1"}).status_code == 404  # fmt: skip
 

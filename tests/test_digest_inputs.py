@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.domain import NewRun, RunStatus, TriggerKind
+from daemon.domain import NewRun, RunStatus, Origin
 from daemon.errors import SkipRun
 from daemon.schedule.inputs import InputCollector, document
 from daemon.store import RunStore
@@ -34,7 +34,7 @@ def _digest(input_: dict) -> Workflow:
 
 
 def _finished(store, workflow, *, name=None, outputs=None, status=RunStatus.SUCCEEDED):
-    new = NewRun(workflow=workflow, trigger=TriggerKind.FILE if name else TriggerKind.MANUAL,
+    new = NewRun(workflow=workflow, trigger=Origin.FILE if name else Origin.MANUAL,
                  input_path=f"/in/{name}" if name else None)  # fmt: skip
     run, _ = store.enqueue(new)
     claimed = store.claim("t", 60, run_id=run.id)

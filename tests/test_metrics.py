@@ -7,8 +7,8 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.metrics import Metrics, expect, install, run_finished
 from daemon.domain import RunStatus
+from daemon.metrics import Metrics, expect, install, run_finished
 from tests.dashboard_support import serve, wait_finished
 from tests.support import INVOICE, LETTER, RECEIPT
 from tests.test_crash import fast_home
@@ -67,9 +67,9 @@ def test_counts_equal_what_happened(tmp_path, standin):
 
 def test_events_before_the_dashboard_is_up_are_counted_not_lost():
     """The daemon's workers may end runs while the dashboard's thread is still importing."""
-    from daemon.domain import Run, TriggerKind
+    from daemon.domain import Origin, Run
 
-    run = Run(1, "w", RunStatus.SUCCEEDED, TriggerKind.FILE, None, None, None, {}, {}, 1, 3, None,
+    run = Run(1, "w", RunStatus.SUCCEEDED, Origin.FILE, None, None, None, {}, {}, 1, 3, None,
               None, None, None, None, None, None)  # type: ignore[arg-type]  # fmt: skip
     run_finished(run, RunStatus.SUCCEEDED, 1.0)  # nobody expects metrics: dropped
     expect()

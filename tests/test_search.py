@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.domain import NewRun, RunStatus, TriggerKind
+from daemon.domain import NewRun, Origin, RunStatus
 from daemon.errors import UsageError
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import downgrade, upgrade
@@ -50,7 +50,7 @@ def store(tmp_path: Path):
 
 
 def _finished(store: RunStore, name: str, outputs: dict, *, workflow: str = "w", error: str | None = None) -> int:
-    run, _ = store.enqueue(NewRun(workflow, TriggerKind.FILE, f"/in/{name}", name, name))
+    run, _ = store.enqueue(NewRun(workflow, Origin.FILE, f"/in/{name}", name, name))
     claimed = store.claim("me", 30, run_id=run.id)
     assert claimed is not None
     status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
@@ -63,7 +63,7 @@ def _ids(store: RunStore, query: str, **where) -> list[int]:
 
 
 def test_the_index_follows_every_write_of_the_run_in_its_transaction(store):
-    run, _ = store.enqueue(NewRun("w", TriggerKind.FILE, "/in/acme_invoice-2026.txt", "a", "a"))
+    run, _ = store.enqueue(NewRun("w", Origin.FILE, "/in/acme_invoice-2026.txt", "a", "a"))
     assert _ids(store, "acme") == [run.id]  # by name as soon as it is queued
     assert _ids(store, "payment") == []
     store.claim("me", 30, run_id=run.id)
@@ -110,7 +110,7 @@ def test_the_migration_backfills_runs_recorded_before_it(tmp_path: Path):
         conn.exec_driver_sql(
             "INSERT INTO runs (workflow, status, trigger, input_path, created_at, outputs, error) VALUES "
             "('w', 'failed', 'file', '/in/old_report.pdf', '2026-01-01 00:00:00', "
-            "'{\"fields\": {\"vendor\": \"Globex\"}}', 'no text layer')"
+            '\'{"fields": {"vendor": "Globex"}}\', \'no text layer\')'
         )
     upgrade(engine)
     assert [h.run_id for h in search(engine, "old report")] == [1]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from daemon.actions.webhook import check_webhook
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
-from daemon.engine.actions import check_webhook
 from daemon.netguard import RemoteRefused, is_local
+from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
-from daemon.workflow import RouteStep, Workflow, load_workflows
+from daemon.workflow import Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
 
@@ -18,6 +19,13 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     """Print what is right and wrong, one line each; return the exit code."""
     code = OK
     echo(f"settings: database {settings.db_url}; workflows in {settings.workflows}")
+    try:
+        plugins = registry().plugins
+    except PluginError as exc:
+        echo(f"error: {exc}")
+        return INVALID
+    if plugins:
+        echo(f"plugins: {', '.join(plugins)}")
     if not settings.workflows.is_dir():
         echo(f"error: the workflows folder {settings.workflows} does not exist; create it or set GRISTMILL_WORKFLOWS")
         code = INVALID
@@ -79,11 +87,7 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int
 
 def webhook_urls(workflow: Workflow) -> set[str]:
     """Every webhook address a workflow's routes declare."""
-    found = set()
-    for step in workflow.steps:
-        if isinstance(step, RouteStep):
-            found |= {action.webhook for _, action in step.route.actions() if action.webhook}
-    return found
+    return {action.target for _, action in workflow.actions() if action.name == "webhook"}
 
 
 def _data_at_rest(settings: Settings, echo: Callable[[str], None]) -> int:

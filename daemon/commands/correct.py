@@ -14,8 +14,13 @@ from typing import Any
 
 from daemon.errors import BadAnswer, UsageError
 from daemon.llm.answers import check_fields, match_label
-from daemon.store.corrections import Change
-from daemon.workflow import StepKind, Workflow
+from daemon.settings import Settings
+from daemon.store import RunStore
+from daemon.store.corrections import Change, Correction, CorrectionStore
+from daemon.workflow import Workflow, load_workflows
+
+# Step kinds by their names in workflow files (plugins may add others; those take no corrections here).
+SUMMARISE, CLASSIFY, EXTRACT, PROMPT = "summarise", "classify", "extract", "prompt"
 
 
 def os_user() -> str:
@@ -36,10 +41,26 @@ def build_change(
     if label is not None:
         return Change.label_of(_declared_label(step, label))
     if text is not None:
-        _expect(step, (StepKind.SUMMARISE, StepKind.PROMPT), "--text")
+        _expect(step, (SUMMARISE, PROMPT), "--text")
         return Change.text_of(text)
-    _expect(step, (StepKind.EXTRACT, StepKind.PROMPT), "--set")
+    _expect(step, (EXTRACT, PROMPT), "--set")
     return Change.fields_of(_typed_fields(step, dict(_split(item) for item in sets)))
+
+
+def correct_run(
+    settings: Settings,
+    store: RunStore,
+    run_id: int,
+    step_id: str,
+    *,
+    label: str | None,
+    sets: Sequence[str],
+    text: str | None,
+) -> Correction:
+    """`gristmill correct`: check the correction against the run's workflow file (when it loads) and record it."""
+    workflow = load_workflows(settings.workflows)[0].get(store.get(run_id).workflow)
+    change = build_change(workflow, step_id, label=label, sets=sets, text=text)
+    return CorrectionStore(store.engine).add(run_id, step_id, change, author=os_user())
 
 
 def _step(workflow: Workflow | None, step_id: str) -> Any:
@@ -53,17 +74,17 @@ def _step(workflow: Workflow | None, step_id: str) -> Any:
         ) from None
 
 
-def _expect(step: Any, kinds: tuple[StepKind, ...], option: str) -> None:
-    if step is not None and step.kind not in kinds:
-        allowed = " and ".join(kind.value for kind in kinds)
-        raise UsageError(f"step '{step.step_id}' is a {step.kind.value} step; {option} is for {allowed} steps")
+def _expect(step: Any, kinds: tuple[str, ...], option: str) -> None:
+    if step is not None and step.kind.name not in kinds:
+        allowed = " and ".join(kinds)
+        raise UsageError(f"step '{step.step_id}' is a {step.kind.name} step; {option} is for {allowed} steps")
 
 
 def _declared_label(step: Any, label: str) -> str:
-    _expect(step, (StepKind.CLASSIFY,), "--label")
+    _expect(step, (CLASSIFY,), "--label")
     if step is None:
         return label.strip()
-    labels = list(step.classify.labels)
+    labels = list(step.spec.labels)
     matched = match_label(label, labels)
     if matched is None:
         raise UsageError(f"'{label}' is not a label of step '{step.step_id}'; its labels are: {', '.join(labels)}")
@@ -87,12 +108,14 @@ def _value(text: str) -> Any:
 
 def _typed_fields(step: Any, values: dict[str, str]) -> dict[str, Any]:
     """Each value converted to its declared type (a number from "1,234.50"); a wrong one is a UsageError."""
-    if step is None or step.kind is not StepKind.EXTRACT:
+    if step is None or step.kind.name != EXTRACT:
         return {name: _value(text) for name, text in values.items()}
-    properties = step.extract.json_schema()["properties"]
+    properties = step.spec.json_schema()["properties"]
     unknown = sorted(set(values) - set(properties))
     if unknown:
-        raise UsageError(f"step '{step.step_id}' has no field {', '.join(unknown)}; its fields are: {', '.join(properties)}")
+        raise UsageError(
+            f"step '{step.step_id}' has no field {', '.join(unknown)}; its fields are: {', '.join(properties)}"
+        )
     typed = {}
     for name, text in values.items():
         # `--set invoice_number=0042` is the text 0042 for a string field, not the number 42.

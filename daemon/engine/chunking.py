@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.llm.ask import Asker
+if TYPE_CHECKING:
+    from daemon.llm.ask import Asker
 
 # Servers give at least this much context when no num_ctx is sent (Ollama: 2048 or more).
 SERVER_MINIMUM_CTX = 2048
@@ -31,6 +32,7 @@ class Window:
     num_ctx: int
     reserve: int
     share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
+    sends: bool = True  # False: the server's default context is assumed, no num_ctx is sent
 
     @property
     def prompt_budget(self) -> int:
@@ -42,23 +44,17 @@ def window_for(asker: Asker, needed: int, answer_tokens: int) -> Window:
     reserve = max(answer_tokens, 128)
     if "num_ctx" in asker.options:
         return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share)
-    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share)
+    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share, sends=False)
     if needed <= assumed.prompt_budget:
         return assumed
+    # Never rely on the server's default for a long prompt.
     model_max = asker.backend.info(asker.model).context_length or asker.context_tokens
-    num_ctx = min(model_max, asker.context_tokens)
-    asker.options["num_ctx"] = num_ctx  # never rely on the server's default for a long prompt
-    return Window(num_ctx, reserve, asker.prompt_share)
+    return Window(min(model_max, asker.context_tokens), reserve, asker.prompt_share)
 
 
-def context_in_effect(asker: Asker, options: dict[str, Any]) -> int:
-    """The most prompt tokens the server can have evaluated for a call sent with `options`.
-
-    Ollama caps num_ctx at the model's own context; with no num_ctx it uses its default, which
-    gristmill assumes is at least SERVER_MINIMUM_CTX.
-    """
-    sent = int(options.get("num_ctx") or SERVER_MINIMUM_CTX)
-    return min(sent, asker.backend.info(asker.model).context_length or sent)
+def planned(asker: Asker, window: Window) -> Asker:
+    """The asker that sends the window's num_ctx with every call of the plan."""
+    return asker.with_(options={"num_ctx": window.num_ctx}) if window.sends else asker
 
 
 def split_text(text: str, budget_tokens: int) -> list[str]:

@@ -90,7 +90,7 @@ def parse_query(query: str) -> SearchQuery:
         if words:
             terms.append(Term(words, prefix))
     if not terms:
-        raise UsageError(f"the search {query!r} has no words to look for; try a word, a prefix (inv*) or a \"phrase\"")
+        raise UsageError(f'the search {query!r} has no words to look for; try a word, a prefix (inv*) or a "phrase"')
     if len(terms) > MAX_TERMS:
         raise UsageError(f"the search has {len(terms)} terms; use at most {MAX_TERMS}")
     return SearchQuery(tuple(terms))
@@ -137,16 +137,23 @@ def _sqlite_search(conn: Connection, where: RunFilter, params: dict[str, Any]) -
     # bm25 weights: a hit in the file name counts most, then the outputs, then the error.
     filters = _filters(where, "r")
     join = " JOIN runs r ON r.id = runs_fts.rowid" if filters else ""
-    ranked = conn.execute(_typed(f"""
+    ranked = conn.execute(
+        _typed(
+            f"""
         SELECT runs_fts.rowid, bm25(runs_fts, 4.0, 2.0, 1.0) AS rank,
                snippet(runs_fts, -1, '{HIT_OPEN}', '{HIT_CLOSE}', '…', 16)
         FROM runs_fts{join} WHERE runs_fts MATCH :q{filters}
-        ORDER BY rank, runs_fts.rowid DESC LIMIT :limit OFFSET :offset""", where), params).all()
+        ORDER BY rank, runs_fts.rowid DESC LIMIT :limit OFFSET :offset""",
+            where,
+        ),
+        params,
+    ).all()
     if not ranked:
         return []
     found = conn.execute(
-        select(runs.c.id, runs.c.workflow, runs.c.status, runs.c.input_path, runs.c.created_at)
-        .where(runs.c.id.in_([row[0] for row in ranked]))
+        select(runs.c.id, runs.c.workflow, runs.c.status, runs.c.input_path, runs.c.created_at).where(
+            runs.c.id.in_([row[0] for row in ranked])
+        )
     )
     by_id = {row[0]: row for row in found}
     return [_hit((*by_id[run_id], rank, snippet)) for run_id, rank, snippet in ranked if run_id in by_id]

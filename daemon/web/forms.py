@@ -76,8 +76,8 @@ async def login(request: Request) -> Response:
     given = form.get("token")
     target = _next(form.get("next") if isinstance(form.get("next"), str) else None)
     if guard.token is None or not isinstance(given, str) or not guard.token_ok(given):
-        return request.app.state.dashboard.render(request, "login.html", status=401, next=target,
-                                                  error="That is not the token this dashboard was started with.")  # fmt: skip
+        wrong = "That is not the token this dashboard was started with."
+        return request.app.state.dashboard.render(request, "login.html", status=401, next=target, error=wrong)
     response = RedirectResponse(target, 303)
     response.headers.append("set-cookie", login_cookie(guard))
     return response

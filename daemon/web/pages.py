@@ -80,7 +80,9 @@ def run_list(request: Request) -> Response:
     page = queries.page_of_runs(source.store.engine, wanted.where, before=wanted.before, size=PAGE_SIZE)
     more = wanted.link(request, before=page.next_before) if page.next_before else None
     corrected = source.corrections.corrected(r.id for r in page.runs)
-    return dashboard.render(request, "runs.html", runs=page.runs, hits=None, corrected=corrected, next_link=more, **values)
+    return dashboard.render(
+        request, "runs.html", runs=page.runs, hits=None, corrected=corrected, next_link=more, **values
+    )
 
 
 def run_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:

@@ -51,7 +51,9 @@ def _conditions(where: RunFilter) -> list[Any]:
 
 def queued_by_workflow(engine: Engine) -> dict[str, int]:
     """How many runs are queued, per workflow that has any."""
-    stmt = select(runs.c.workflow, func.count()).where(runs.c.status == RunStatus.QUEUED.value).group_by(runs.c.workflow)
+    stmt = (
+        select(runs.c.workflow, func.count()).where(runs.c.status == RunStatus.QUEUED.value).group_by(runs.c.workflow)
+    )
     with reading(engine) as conn:
         return {workflow: count for workflow, count in conn.execute(stmt)}
 

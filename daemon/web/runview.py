@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.commands.correct import CLASSIFY, EXTRACT, PROMPT, SUMMARISE
 from daemon.domain import ModelCall, Run
 from daemon.store.corrections import Correction, CorrectionKind
-from daemon.workflow import StepKind, Workflow
+from daemon.workflow import Workflow
 
 
 @dataclass
@@ -29,15 +30,21 @@ class StepView:
         return self.corrected if self.corrected is not None else self.output
 
 
-def step_views(run: Run, calls: list[ModelCall], corrections: list[Correction], workflow: Workflow | None) -> list[StepView]:
+def step_views(
+    run: Run, calls: list[ModelCall], corrections: list[Correction], workflow: Workflow | None
+) -> list[StepView]:
     """The run's steps in the workflow's order (steps it no longer has last), with their calls."""
     order = workflow.step_ids if workflow is not None else []
-    step_ids = [s for s in order if s in run.outputs] + [s for s in run.outputs if s not in order and not s.startswith("_")]
+    step_ids = [s for s in order if s in run.outputs] + [
+        s for s in run.outputs if s not in order and not s.startswith("_")
+    ]
     latest = {c.step_id: c.output for c in corrections}  # oldest first, so the last one wins
     views = []
     for step_id in step_ids:
         step = _step(workflow, step_id)
-        view = StepView(step_id, step.kind.value if step is not None else None, run.outputs[step_id], latest.get(step_id))
+        view = StepView(
+            step_id, step.kind.name if step is not None else None, run.outputs[step_id], latest.get(step_id)
+        )
         view.calls = [c for c in calls if c.step_id == step_id]
         _add_form(view, step)
         views.append(view)
@@ -70,12 +77,13 @@ def _add_form(view: StepView, step: Any) -> None:
     output = view.current
     if step is None or not isinstance(output, dict):
         return
-    if step.kind is StepKind.CLASSIFY:
-        view.form, view.labels = CorrectionKind.LABEL, list(step.classify.labels)
+    kind = step.kind.name
+    if kind == CLASSIFY:
+        view.form, view.labels = CorrectionKind.LABEL, list(step.spec.labels)
     elif any(isinstance(v, dict) and set(v) == {"sha256", "chars"} for v in output.values()):
         return  # `record: metadata`: only digests were kept, nothing a person could correct in place
-    elif step.kind is StepKind.EXTRACT or (step.kind is StepKind.PROMPT and "text" not in output):
+    elif kind == EXTRACT or (kind == PROMPT and "text" not in output):
         view.form = CorrectionKind.FIELDS
         view.fields = [(name, field_text(value)) for name, value in output.items() if not name.startswith("_")]
-    elif step.kind in (StepKind.SUMMARISE, StepKind.PROMPT) and isinstance(output.get("text"), str):
+    elif kind in (SUMMARISE, PROMPT) and isinstance(output.get("text"), str):
         view.form = CorrectionKind.TEXT

@@ -130,7 +130,9 @@ async def checked_form(request: Request) -> FormData:
     given = form.get(CSRF_FIELD)
     expected = request.state.csrf
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(403, "refused: the form's security token is missing or stale; reload the page and try again")
+        raise HTTPException(
+            403, "refused: the form's security token is missing or stale; reload the page and try again"
+        )
     return form
 
 

@@ -62,8 +62,8 @@ class DashboardSource(ABC):
     def health(self) -> Health:
         """The named checks /healthz runs."""
 
-    def wake(self) -> None:
-        """Runs were queued (a retry): let the workers look now. The database alone has none."""
+    def wake(self) -> None:  # noqa: B027 (a hook: the database alone has no workers to wake)
+        """Runs were queued (a retry): let the workers look now."""
 
     def queue_depth(self) -> dict[str, int]:
         """Queued runs per workflow, zero for loaded workflows with none (for /metrics)."""
@@ -111,7 +111,9 @@ class DatabaseSource(DashboardSource):
 
     mode = "web"  # type: ignore[assignment]
 
-    def __init__(self, settings: Settings, store: RunStore, *, probe: Callable[[str], str | None] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: RunStore, *, probe: Callable[[str], str | None] | None = None
+    ) -> None:
         super().__init__(settings, store)
         self._probe = probe or _probe_ollama
         self._lock = threading.Lock()
@@ -128,7 +130,10 @@ class DatabaseSource(DashboardSource):
         with self._lock:
             if self._probed is None or time.monotonic() - self._probed[0] > PROBE_EVERY:
                 problem = self._probe(self.settings.ollama_url)
-                self._probed = (time.monotonic(), ServerState(SERVER, self.settings.ollama_url, problem is None, problem))
+                self._probed = (
+                    time.monotonic(),
+                    ServerState(SERVER, self.settings.ollama_url, problem is None, problem),
+                )
             return [self._probed[1]]
 
     def health(self) -> Health:

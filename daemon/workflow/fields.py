@@ -100,3 +100,17 @@ Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Since = Annotated[str, AfterValidator(_since)]
 Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+def names_to_dict(value: Any) -> Any:
+    """A list of names means each name with an empty value; a name with no value gets ""."""
+    if isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            raise problem("names", "each item of this list must be a name")
+        seen = [item for i, item in enumerate(value) if item in value[:i]]
+        if seen:
+            raise problem("names", "'{name}' is listed twice", name=seen[0])
+        return {item: "" for item in value}
+    if isinstance(value, dict):
+        return {key: "" if text is None else text for key, text in value.items()}
+    return value

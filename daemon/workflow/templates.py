@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, Template
@@ -51,6 +52,11 @@ ENVIRONMENT.filters["slug"] = slug
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Template:
     return ENVIRONMENT.from_string(source)
+
+
+def file_scope(path: Path, **fields: Any) -> dict[str, Any]:
+    """What templates see of a file (`file`, a digest's items): its path and name parts, plus `fields`."""
+    return {"path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix, **fields}
 
 
 def check_template(source: str) -> None:
