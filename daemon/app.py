@@ -177,6 +177,8 @@ class App:
             "gristmill ready: %d workflows, %d files found at start, model server %s",
             len(self.workflows), queued, self.settings.ollama_url,
         )
+        if self.web is not None:
+            self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()

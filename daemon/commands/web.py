@@ -25,6 +25,7 @@ def serve_web(settings: Settings) -> None:
     if not server.start():
         engine.dispose()
         raise UsageError(f"nothing was served: {address} cannot be listened on (see the line above)")
+    server.begin()
     try:
         while not life.stopping and server.alive():
             life.wait(5.0)

@@ -1,8 +1,9 @@
 """The dashboard's server: its socket bound at start, uvicorn and Starlette on a thread of their own.
 
 Binding first, on the caller's thread, makes "address already in use" one log line at once; the web
-stack is imported on the thread, so the daemon's start-up does not wait for it (connections that
-arrive meanwhile wait in the socket's backlog).
+stack is imported on the thread once `begin()` is called (the daemon calls it when it is ready), so
+start-up never waits for it, not even for the GIL. Connections that arrive meanwhile wait in the
+socket's backlog; runs that end meanwhile are counted when the metrics are installed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class DashboardServer:
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._stopping = threading.Event()
+        self._begin = threading.Event()
 
     def start(self) -> bool:
         """Bind and start serving; False (and one log line) when the address cannot be had."""
@@ -63,12 +65,17 @@ class DashboardServer:
         log.info("dashboard and metrics at %s", self.address.url)
         return True
 
+    def begin(self) -> None:
+        """Load the web stack and serve (until now, connections wait in the backlog)."""
+        self._begin.set()
+
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop serving and release the address."""
         self._stopping.set()
+        self._begin.set()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -78,6 +85,9 @@ class DashboardServer:
         metrics.install(None)
 
     def _serve(self) -> None:
+        self._begin.wait()
+        if self._stopping.is_set():
+            return
         try:
             import uvicorn
 
