@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from daemon.settings import LogFormat
+from daemon.words import one_line
 
 # What call sites may pass as `extra=`; JSON lines carry those present.
 FIELDS = ("run_id", "workflow", "step", "server", "model", "duration_ms", "outcome")
@@ -26,13 +27,6 @@ _QUIET = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 # syslog priorities, as sd-daemon(3) reads them at the start of a line.
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
-
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
-
-
-def one_line(text: str) -> str:
-    """`text` with control characters escaped, so a record never spans lines."""
-    return text.translate(_CONTROL)
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -56,12 +50,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 class TextFormatter(logging.Formatter):
-    """`time LEVEL message`; a traceback follows on indented lines."""
+    """`time LEVEL message` on one line (control characters escaped); a traceback follows, indented."""
 
     def __init__(self, *, timestamps: bool = True) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(message)s" if timestamps else "%(levelname)s %(message)s",
-                         "%Y-%m-%d %H:%M:%S")  # fmt: skip
+        super().__init__(TEXT_FORMAT if timestamps else "%(levelname)s %(message)s", TIME_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         message = record.message
@@ -96,6 +93,11 @@ def under_journald(journal_stream: str | None, stream: TextIO) -> bool:
     except (OSError, ValueError):
         return False
     return journal_stream == f"{info.st_dev}:{info.st_ino}"
+
+
+def text_formatter() -> logging.Formatter:
+    """The text log format: time, level, the message on one line (a traceback follows on its own lines)."""
+    return TextFormatter()
 
 
 def make_formatter(fmt: LogFormat, *, journald: bool = False) -> logging.Formatter:
