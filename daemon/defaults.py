@@ -54,8 +54,5 @@ CONTEXT_TOKENS = 8192
 COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
 """The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""
 
-HTTP = "127.0.0.1:8377"
-"""Where the dashboard, /metrics and HTTP hooks listen (`off` to disable)."""
-
 HOOK_WAIT_MAX_SECONDS = 300.0
 """The longest `?wait=SECONDS` a hook request may ask for; longer waits are cut to this."""

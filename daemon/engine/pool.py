@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from daemon import defaults, failpoints
+from daemon import defaults, failpoints, metrics
 from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
 from daemon.engine.outage import OutageGate
@@ -219,8 +219,10 @@ class WorkerPool:
         delay = self.retry_base * 2 ** (run.attempts - 1)
         not_before = self.clock() + timedelta(seconds=delay)
         self.store.release(run.id, self.owner, not_before=not_before, error=error)
-        log.info("run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay,
-                 error)  # fmt: skip
+        log.info(
+            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error,
+            extra={"run_id": run.id, "workflow": run.workflow, "outcome": "retry"},
+        )  # fmt: skip
 
     def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
         with self._lock:
@@ -232,7 +234,9 @@ class WorkerPool:
         what = run.input_path or "scheduled"
         suffix = f": {error}" if error else ""
         level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
-        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
+        fields = {"run_id": run.id, "workflow": run.workflow, "duration_ms": round(took * 1000), "outcome": status}
+        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status, took, suffix, extra=fields)
+        metrics.run_finished(run, status, took)
         if status is RunStatus.FAILED:
             after_failure(self.workflows().get(run.workflow), run, error)
 

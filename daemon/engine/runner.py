@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon import metrics
 from daemon.actions import ActionServices
 from daemon.documents import read_document
 from daemon.domain import ModelCall, Origin, Run
@@ -169,6 +170,7 @@ class Runner:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
+            metrics.model_call(run, kept)
 
         return Asker(
             backend=self.backend, record=record, model=workflow.model or self.settings.model,
