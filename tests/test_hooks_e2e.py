@@ -1,4 +1,5 @@
-"""HTTP hooks end to end: the real daemon serving the shipped form-triage workflow, real requests, real SIGKILL."""
+"""HTTP hooks end to end: the real daemon serving the shipped form-triage workflow on the dashboard's server,
+real requests, real SIGKILL."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def hooks(tmp_path, standin):
     def start() -> Daemon:
         daemon = Daemon(home).start()
         daemons.append(daemon)
-        wait_for(lambda: "hooks served at" in daemon.log, timeout=DEADLINE, what="the hook server")
+        wait_for(lambda: "gristmill ready" in daemon.log, timeout=DEADLINE, what="the daemon to be ready")
         return daemon
 
     home.start = start  # type: ignore[attr-defined]
@@ -122,3 +123,33 @@ def test_sigkill_right_after_the_202_loses_nothing(hooks, standin):
     assert second.stop() == 0
     (run,) = all_runs(hooks)
     assert run.id == run_id and run.outputs["kind"]["label"] == "support"
+
+
+def test_hooks_stand_beside_the_dashboard_s_guard(hooks):
+    dashboard = "dashboard-token-0123456789"
+    hooks.extra_env["GRISTMILL_HTTP_TOKEN"] = dashboard
+    daemon = hooks.start()
+    base = hooks.url.rsplit("/hooks/", 1)[0]
+    assert httpx.get(base + "/runs", timeout=30).status_code == 401  # the pages need the dashboard's token
+    assert _post(hooks.url, token=dashboard, json=FORM).status_code == 401  # which opens no hook
+    # No Origin, no session, no CSRF token, another Host: a form service's request, taken on its token.
+    answer = _post(hooks.url + "?wait=30", json=FORM, headers={"Host": "hooks.example.org"})
+    assert answer.status_code == 200, answer.text
+    assert "set-cookie" not in answer.headers and answer.headers["cache-control"] == "no-store"
+    assert daemon.stop() == 0
+    assert dashboard not in daemon.log and TOKEN not in daemon.log
+
+
+def test_a_reload_adds_and_removes_hook_routes(hooks):
+    daemon = hooks.start()
+    other = hooks.url.replace("form-triage", "alerts")
+    assert _post(other, json=FORM).status_code == 404
+    text = (hooks.workflows / "form-triage.yaml").read_text()
+    path = hooks.write_workflow("alerts.yaml", text.replace("form-triage", "alerts"))
+    wait_for(lambda: _post(other, json={"alert": "disk full"}).status_code == 202, timeout=DEADLINE,
+             what="the new hook after the reload")  # fmt: skip
+    path.unlink()
+    wait_for(lambda: _post(other, json={"alert": "again"}).status_code == 404, timeout=DEADLINE,
+             what="the hook to go with its file")  # fmt: skip
+    assert _post(hooks.url, json=FORM).status_code == 202  # the other hook stayed
+    assert daemon.stop() == 0

@@ -1,4 +1,4 @@
-"""The hook endpoint as Starlette routes: `hook_routes(source)` for any Starlette app to mount.
+"""The hook endpoints as Starlette routes: one route per http workflow, mounted by the dashboard's server.
 
 `POST /hooks/NAME` with `Authorization: Bearer <token>`: the token is checked (in constant time)
 before the body is read, the body is capped at `GRISTMILL_MAX_FILE_BYTES` while it streams in, then
@@ -14,44 +14,49 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 
 from daemon import defaults
 from daemon.domain import Run
 from daemon.inbound.hook import HookRefusal, parse_body, precheck
 from daemon.inbound.source import HookSource
-from daemon.inbound.spec import PREFIX
 from daemon.settings import read_secret
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]  # all routed here, so the refusal is ours (405)
+# Every method is routed to the hook, so that the refusal of a GET is ours (405, in JSON, with Allow).
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 POLL_FIRST, POLL_MAX = 0.02, 0.25  # seconds between looks at a run while a request waits for it
+HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 def hook_routes(source: HookSource) -> list[Route]:
-    """One route for every hook path: the workflow is looked up per request, so reloads need no remount."""
-    return [Route(PREFIX + "{name:path}", _endpoint(source), methods=METHODS, name="hooks")]
+    """One route per loaded http workflow, at its `path`."""
+    return [Route(path, _endpoint(source, name), methods=METHODS) for path, name in sorted(source.paths().items())]
 
 
-def hook_app(source: HookSource) -> Starlette:
-    """The hook routes on their own, for when the dashboard is not serving them."""
-    return Starlette(routes=hook_routes(source))
+def hook_router(source: HookSource) -> Router:
+    """The routes of every hook, as one ASGI app; `HookSource.configure` replaces its routes on a reload."""
+    return Router(routes=hook_routes(source), default=_not_found)
 
 
-def _endpoint(source: HookSource) -> Callable[[Request], Awaitable[JSONResponse]]:
+def _endpoint(source: HookSource, name: str) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def receive(request: Request) -> JSONResponse:
-        return await handle(source, request)
+        return await handle(source, name, request)
 
     return receive
 
 
-async def handle(source: HookSource, request: Request) -> JSONResponse:
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await _refused(HookRefusal(404, f"no hook is served at {scope['path']}"))(scope, receive, send)
+
+
+async def handle(source: HookSource, name: str, request: Request) -> JSONResponse:
     """One hook request, from token to answer."""
-    workflow = source.workflow_at(request.url.path)
-    if workflow is None:
+    workflow = source.services.workflows().get(name)
+    if workflow is None:  # removed by a reload a moment ago
         return _refused(HookRefusal(404, f"no hook is served at {request.url.path}"))
     headers = dict(request.headers)
     token = read_secret(workflow.trigger.spec.token_env)
@@ -67,8 +72,8 @@ async def handle(source: HookSource, request: Request) -> JSONResponse:
     if wait > 0:
         run = await _await_run(source, run, wait)
         if run.status.finished:
-            return JSONResponse(_finished(run), status_code=200)
-    return JSONResponse({"run": run.id}, status_code=202)
+            return JSONResponse(_finished(run), status_code=200, headers=HEADERS)
+    return JSONResponse({"run": run.id}, status_code=202, headers=HEADERS)
 
 
 def _too_large(limit: int) -> HookRefusal:
@@ -115,4 +120,4 @@ def _finished(run: Run) -> dict[str, Any]:
 
 
 def _refused(refusal: HookRefusal) -> JSONResponse:
-    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=dict(refusal.headers))
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=HEADERS | dict(refusal.headers))

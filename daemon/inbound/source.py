@@ -2,9 +2,9 @@
 
 A body is stored durably in the inbound spool before its run is queued, and the request is answered
 only after both: a SIGKILL right after the `202` loses nothing. The run's dedupe key is the body's
-sha256, so the same content twice is one run (the first one's id is answered). The routes
-(`hook_routes`) serve on the dashboard's web server when it runs; without it, on a small server of
-their own at `GRISTMILL_HTTP` (started only while an http workflow is loaded).
+sha256, so the same content twice is one run (the first one's id is answered). The requests are
+served on the dashboard's web server (`GRISTMILL_HTTP`), which mounts `web_mount()`: one POST route
+per http workflow (`routes.py`), outside the dashboard's own guard.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from daemon.domain import Origin, Run
 from daemon.inbound.hook import HookBody, HookLimits
-from daemon.inbound.spec import CONTEXT_KEY, HttpTrigger
+from daemon.inbound.spec import CONTEXT_KEY, PREFIX, HttpTrigger
 from daemon.inbound.spool import InboundSpool
-from daemon.triggers.base import TriggerServices, TriggerSource
+from daemon.triggers.base import TriggerServices, TriggerSource, WebMount
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
@@ -26,16 +26,13 @@ log = logging.getLogger("gristmill")
 class HookSource(TriggerSource):
     """The hook paths of the loaded http workflows; the requests themselves are handled by `routes.py`."""
 
-    def __init__(self, services: TriggerServices, *, serve_own: bool = True) -> None:
+    def __init__(self, services: TriggerServices) -> None:
         self.services = services
         self.spool = InboundSpool(services.settings.data_dir)
         self.limits = HookLimits(services.settings.max_file_bytes)
-        # False when the dashboard's web server mounts `hook_routes(self)` itself.
-        self.serve_own = serve_own
         self._paths: dict[str, str] = {}  # hook path → workflow name
-        self._lock = threading.Lock()
-        self._server: Any = None  # a HookServer while serving on our own
-        self._started = False
+        self._lock = threading.RLock()  # configure and web_mount build routes, which read paths(), under it
+        self._router: Any = None  # the Starlette router the dashboard mounted, once it asked for it
 
     def configure(self, workflows: list[Workflow]) -> None:
         paths: dict[str, str] = {}
@@ -49,29 +46,35 @@ class HookSource(TriggerSource):
                           workflow.name, spec.path, taken)  # fmt: skip
         with self._lock:
             self._paths = paths
-        if self._started:
-            self._serve()
+            if self._router is not None:
+                from daemon.inbound.routes import hook_routes
+
+                self._router.routes = hook_routes(self)  # a reload: the mounted router follows at once
 
     def start(self) -> None:
-        self._started = True
         self.spool.sweep()
-        self._serve()
+        if self._paths and self.services.settings.http_address is None:
+            log.warning("hooks are loaded (%s) but GRISTMILL_HTTP is off, so none is served",
+                        ", ".join(sorted(self._paths)))  # fmt: skip
+
+    def web_mount(self) -> WebMount:
+        from daemon.inbound.routes import hook_router  # the web stack loads with the dashboard, not before
+
+        with self._lock:
+            if self._router is None:
+                self._router = hook_router(self)
+        return WebMount(PREFIX, self._router)
 
     def alive(self) -> bool:
-        # A server that could not have its address said so once; the daemon runs on without hooks.
-        return self._server is None or self._server.alive()
+        return True  # nothing of its own runs: the dashboard's server serves the hooks
 
     def stop(self) -> None:
-        self._started = False
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Nothing to stop: requests end with the dashboard's server."""
 
-    def workflow_at(self, path: str) -> Workflow | None:
-        """The loaded workflow whose hook is at `path`, if any."""
+    def paths(self) -> dict[str, str]:
+        """Each served hook path and its workflow's name."""
         with self._lock:
-            name = self._paths.get(path)
-        return None if name is None else self.services.workflows().get(name)
+            return dict(self._paths)
 
     def accept(self, workflow: Workflow, body: HookBody) -> Run:
         """Store the body durably, then queue its run; the same content again gives the first run."""
@@ -92,20 +95,6 @@ class HookSource(TriggerSource):
     def run(self, run_id: int) -> Run:
         """The run as recorded now."""
         return self.services.store.get(run_id)
-
-    def _serve(self) -> None:
-        if not self.serve_own or self._server is not None or not self._paths:
-            return
-        address = self.services.settings.http_address
-        if address is None:
-            log.warning("hooks are loaded (%s) but GRISTMILL_HTTP is off, so none is served",
-                        ", ".join(sorted(self._paths)))  # fmt: skip
-            return
-        from daemon.inbound.server import HookServer  # the web stack loads only when a hook is served
-
-        server = HookServer(address, self)
-        if server.start():
-            self._server = server
 
 
 def hook_context(spec: HttpTrigger, body: HookBody) -> dict[str, Any]:

@@ -8,7 +8,7 @@ scans and stops the sources without knowing what they watch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -51,6 +51,18 @@ class Finding:
     message: str
 
 
+@dataclass(frozen=True)
+class WebMount:
+    """Requests under `prefix` that a trigger source answers itself, on the dashboard's web server.
+
+    `app` is an ASGI application that authenticates every request on its own (a hook's Bearer token),
+    so the dashboard's guard (its token, session, CSRF token and Host check) does not apply to it.
+    """
+
+    prefix: str
+    app: Callable[..., Awaitable[None]]
+
+
 class TriggerSource(ABC):
     """Finds the inputs of one trigger kind's workflows and queues a run for each, once."""
 
@@ -69,6 +81,10 @@ class TriggerSource(ABC):
     def catch_up(self) -> None:
         """`run --once`: queue everything due now, without background threads, then return."""
         self.scan()
+
+    def web_mount(self) -> WebMount | None:
+        """What the source serves on the dashboard's web server (hooks), if anything; asked once it starts."""
+        return None
 
     @abstractmethod
     def alive(self) -> bool:
