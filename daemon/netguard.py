@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from daemon.errors import UsageError
@@ -42,11 +42,16 @@ def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, ext
     return any(address in net for net in (*LOCAL_NETWORKS, *extra) if net.version == address.version)
 
 
-def is_local(url: str, extra: Iterable[Network] = ()) -> bool:
+def addresses_of(host: str) -> list[str]:
+    """The addresses a host name stands for, from the system's resolver (hosts file, DNS); none is contacted."""
+    return [info[4][0] for info in socket.getaddrinfo(host, None)]
+
+
+def is_local(url: str, extra: Iterable[Network] = (), resolve: Callable[[str], Iterable[str]] = addresses_of) -> bool:
     """True when every address the URL's host names is loopback, private, link-local or in `extra`.
 
     `extra` are the ranges the user declared local (GRISTMILL_LOCAL_NETWORKS, e.g. Tailscale's
-    100.64.0.0/10). Decided before any connection is made; a name is resolved, never contacted.
+    100.64.0.0/10). Decided before any connection is made; a name is resolved (`resolve`), never contacted.
     """
     host = urlsplit(url if "//" in url else f"http://{url}").hostname
     if not host:
@@ -57,10 +62,9 @@ def is_local(url: str, extra: Iterable[Network] = ()) -> bool:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            infos = socket.getaddrinfo(host, None)
+            addresses = [ipaddress.ip_address(address) for address in resolve(host)]
         except OSError:
             return False
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     extra = tuple(extra)
     return bool(addresses) and all(is_local_address(a, extra) for a in addresses)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import InputError, UnsafePathError
 from daemon.engine.effects import Effects
+from daemon.errors import InputError, UnsafePathError
 from daemon.files import ops
 
 SHM = Path("/dev/shm")
@@ -183,3 +183,62 @@ def test_temporaries_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
 def _copy(src: Path, folder: Path) -> Path:
     """A route's copy_to, the way a run does it: the intent recorded, then an exact name claimed."""
     return Effects(dry_run=False, record=lambda intent: None).place("copy_to", src, folder)
+
+
+# -- the publish step itself: a name taken after the free-name check must still never be replaced
+
+
+def test_publishing_a_write_onto_a_name_that_exists_fails_and_keeps_both(tmp_path):
+    dest = tmp_path / "Summaries" / "a.md"
+    dest.parent.mkdir()
+    dest.write_bytes(b"someone else's")
+
+    with pytest.raises(FileExistsError):
+        ops.write_exact(dest, b"ours")
+
+    assert dest.read_bytes() == b"someone else's"
+    assert list(dest.parent.iterdir()) == [dest]  # no temporary file left behind either
+
+
+def _rival(taken: list[Path]):
+    """An intent recorder that, like a second run, takes the first recorded name before it is published."""
+
+    def record(intent: dict) -> None:
+        if not taken:
+            taken.append(Path(intent["destination"]))
+            taken[0].parent.mkdir(parents=True, exist_ok=True)
+            taken[0].write_bytes(b"rival")
+
+    return record
+
+
+def test_a_name_taken_between_the_check_and_the_publish_of_a_write_gets_a_suffix(tmp_path):
+    taken: list[Path] = []
+    folder = tmp_path / "Summaries"
+
+    written = Effects(dry_run=False, record=_rival(taken)).write(folder / "a.md", "ours")
+
+    assert taken == [folder / "a.md"] and taken[0].read_bytes() == b"rival"
+    assert written == folder / "a (1).md" and written.read_text() == "ours"
+    assert sorted(p.name for p in folder.iterdir()) == ["a (1).md", "a.md"]
+
+
+def test_a_name_taken_before_a_move_across_file_systems_is_published_gets_a_suffix(tmp_path):
+    other = _other_file_system(tmp_path)
+    if other is None:
+        pytest.skip("no second file system here (/dev/shm missing or on the same device as the tmp dir)")
+    folder = Path(os.path.join(other, f"gristmill-race-{os.getpid()}-{tmp_path.name}"))
+    src = tmp_path / "bill.pdf"
+    src.write_bytes(b"new bill")
+    taken: list[Path] = []
+    try:
+        moved = Effects(dry_run=False, record=_rival(taken)).place("move_to", src, folder)
+
+        assert taken == [folder / "bill.pdf"] and taken[0].read_bytes() == b"rival"
+        assert moved == folder / "bill (1).pdf" and moved.read_bytes() == b"new bill" and not src.exists()
+        assert sorted(p.name for p in folder.iterdir()) == ["bill (1).pdf", "bill.pdf"]
+    finally:
+        for p in folder.glob("*"):
+            p.unlink()
+        if folder.exists():
+            folder.rmdir()

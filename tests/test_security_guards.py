@@ -6,7 +6,9 @@ guards refuse before anything is contacted (the injected `post` proves nothing w
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,11 +16,12 @@ import pytest
 from daemon.actions import ActionServices
 from daemon.actions.webhook import Webhook, check_webhook
 from daemon.engine.effects import Effects
-from daemon.steps import StepContext
 from daemon.errors import UnsafePathError
 from daemon.files.paths import confine, static_base
-from daemon.netguard import RemoteRefused, check_url, is_local
+from daemon.netguard import RemoteRefused, addresses_of, check_url, is_local
+from daemon.steps import StepContext
 from daemon.workflow import Workflow
+from tests.support import make_home
 
 # --------------------------------------------------------------------------- confine
 
@@ -100,6 +103,47 @@ def test_remote_addresses_are_not_local(url):
     assert not is_local(url)
 
 
+def _names(table: dict[str, list[str]]):
+    """A resolver for names this test controls (the system's hosts file is not ours to edit)."""
+
+    def resolve(host: str) -> list[str]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    return resolve
+
+
+def test_a_host_name_is_local_only_when_every_address_it_names_is_local():
+    resolve = _names({
+        "nas.home": ["192.168.1.20", "fd12::20"], "split.example": ["127.0.0.1", "203.0.113.5"],
+        "far.example": ["203.0.113.5"], "v6far.example": ["::1", "2001:db8::1"], "empty.example": [],
+    })  # fmt: skip
+    assert is_local("http://nas.home:11434", resolve=resolve)
+    for host in ("split.example", "far.example", "v6far.example", "empty.example", "unknown.example"):
+        assert not is_local(f"http://{host}:11434", resolve=resolve), host
+    assert is_local("http://far.example", [ipaddress.ip_network("203.0.113.0/24")], resolve=resolve)
+
+
+def test_the_system_resolver_names_localhost_and_nothing_leaves_the_machine():
+    # The one name every machine resolves, through the real resolver (is_local treats "localhost" itself
+    # as local without asking, so ask for its addresses directly).
+    assert {ipaddress.ip_address(a).is_loopback for a in addresses_of("localhost")} == {True}
+
+
+def test_check_with_a_remote_model_url_fails_with_the_sentence(tmp_path):
+    home = make_home(tmp_path, "http://203.0.113.5:11434")  # refused before any connection is tried
+    result = home.cli("check")
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if "203.0.113.5" in line]
+    assert line == (
+        "error: the model server http://203.0.113.5:11434 is not on this machine or a private network; documents "
+        "would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, or set "
+        "GRISTMILL_ALLOW_REMOTE_MODEL=true"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_check_url_refuses_in_one_sentence_naming_the_fix():
     with pytest.raises(RemoteRefused) as caught:
         check_url("http://203.0.113.5:11434", allowed=False, what="the model server",
@@ -122,10 +166,23 @@ def _workflow(webhook: str, **extra) -> Workflow:
 
 def _perform(workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple = ()) -> list[tuple[str, dict]]:
     sent: list[tuple[str, dict]] = []
-    act = ActionServices(Effects(dry_run, record=lambda intent: None), chain=lambda name, path: None,
-                         post=lambda u, body: sent.append((u, body)), dry_run=dry_run, local_networks=nets)
-    ctx = StepContext(workflow=workflow, step_id="route", scope={"run": {"id": 1}, "summarise": {"text": "t"}},
-                      text="d", images=(), file_path=None, ask=None, act=act)  # type: ignore[arg-type]
+    act = ActionServices(
+        Effects(dry_run, record=lambda intent: None),
+        chain=lambda name, path: None,
+        post=lambda u, body: sent.append((u, body)),
+        dry_run=dry_run,
+        local_networks=nets,
+    )
+    ctx = StepContext(
+        workflow=workflow,
+        step_id="route",
+        scope={"run": {"id": 1}, "summarise": {"text": "t"}},
+        text="d",
+        images=(),
+        file_path=None,
+        ask=None,
+        act=act,
+    )  # type: ignore[arg-type]
     Webhook().perform(url, ctx)
     return sent
 
@@ -139,7 +196,9 @@ def test_a_remote_webhook_is_refused_before_anything_is_sent():
 
 
 def test_a_local_webhook_is_sent_and_a_remote_one_when_the_workflow_allows_it():
-    assert [u for u, _ in _perform(_workflow("http://127.0.0.1:9/h"), "http://127.0.0.1:9/h")] == ["http://127.0.0.1:9/h"]
+    assert [u for u, _ in _perform(_workflow("http://127.0.0.1:9/h"), "http://127.0.0.1:9/h")] == [
+        "http://127.0.0.1:9/h"
+    ]
     remote = "http://203.0.113.5/hook"
     sent = _perform(_workflow(remote, allow_remote_webhooks=True), remote)
     assert sent[0][0] == remote and sent[0][1]["outputs"] == {"summarise": {"text": "t"}}
