@@ -1,0 +1,90 @@
+"""What to mutate and which tests judge it (pyproject.toml), the mutants mutmut writes, and their results."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MUTANTS = REPO / "mutants"
+EQUIVALENT = Path(__file__).with_name("equivalent.toml")
+
+# mutmut's exit-code vocabulary (mutmut.stats.status_by_exit_code), as stored in its .meta files.
+KILLED, SURVIVED, TIMEOUT, SUSPICIOUS = 1, 0, 36, 35
+
+
+@dataclass(frozen=True)
+class Module:
+    """One mutated source file and the test files, fastest first, that should kill its mutants."""
+
+    path: str  # "daemon/store/runs.py"
+    tests: tuple[str, ...]
+
+    @property
+    def dotted(self) -> str:
+        return self.path.removesuffix(".py").replace("/", ".")
+
+
+def modules() -> list[Module]:
+    """The modules of `[tool.gristmill.mutation.tests]`, which must be mutmut's `only_mutate` exactly."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]
+    tests: dict[str, list[str]] = tool["gristmill"]["mutation"]["tests"]
+    mutated = set(tool["mutmut"]["only_mutate"])
+    if set(tests) != mutated:
+        raise SystemExit(f"pyproject.toml: [tool.mutmut] only_mutate and [tool.gristmill.mutation.tests] differ: "
+                         f"{sorted(set(tests) ^ mutated)}")  # fmt: skip
+    for path, files in tests.items():
+        missing = [f for f in (path, *files) if not (REPO / f).exists()]
+        if missing:
+            raise SystemExit(f"pyproject.toml: [tool.gristmill.mutation.tests] names missing files: {missing}")
+    return [Module(path, tuple(files)) for path, files in tests.items()]
+
+
+def generate() -> None:
+    """(Re)write `mutants/`: a copy of the checkout with the listed modules mutated (mutmut's own steps).
+
+    mutmut keeps the result of every mutant whose function did not change since the last run.
+    """
+    from mutmut.__main__ import create_mutants
+    from mutmut.mutation.trampoline import set_mutant_under_test
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir
+
+    os.chdir(REPO)  # mutmut works relative to the project root
+    set_mutant_under_test("mutant_generation")
+    MUTANTS.mkdir(exist_ok=True)
+    copy_src_dir()
+    copy_also_copy_files()
+    create_mutants(max_children=1)
+    set_mutant_under_test("")
+
+
+def equivalent() -> dict[str, str]:
+    """Mutants shown not to change behaviour a user can see: name → the reason."""
+    return tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+
+
+class Results:
+    """The exit code of each mutant of one module, in mutmut's .meta file (None: not run yet)."""
+
+    def __init__(self, module: Module) -> None:
+        from mutmut.mutation.data import SourceFileMutationData
+
+        os.chdir(REPO)
+        self.data = SourceFileMutationData(path=module.path)
+        self.data.load()
+
+    @property
+    def codes(self) -> dict[str, int | None]:
+        return self.data.exit_code_by_key
+
+    def record(self, name: str, code: int, seconds: float) -> None:
+        self.data.exit_code_by_key[name] = code
+        self.data.durations_by_key[name] = seconds
+        self.data.save()
+
+    def to_run(self, *, fresh: bool) -> list[str]:
+        """Mutants not run yet, and those no test killed yet (a new test may kill them); all when `fresh`."""
+        done = (KILLED, TIMEOUT)
+        return [name for name, code in self.codes.items() if fresh or code not in done]
