@@ -109,10 +109,10 @@ class App:
         if workflow.takes_file:
             if file is None:
                 raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")
-            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL)
+            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL, dry_run=dry_run)
         else:
-            run, _ = self.intake.tick(workflow, None)
-        self.pool.execute_now(run.id, dry_run=dry_run)
+            run, _ = self.intake.tick(workflow, None, dry_run=dry_run)
+        self.pool.execute_now(run.id)
         return self.store.get(run.id)
 
     def _wake(self) -> None:

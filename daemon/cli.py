@@ -54,7 +54,9 @@ def _store(settings: Settings):
 
 
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    # A file name that is not UTF-8 holds lone surrogates; as \udcXX escapes it is valid JSON and exact.
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @click.group(cls=_Group)

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from daemon.domain import ModelCall, Run
+from daemon.files.lossless import printable
 
 NS = 1_000_000_000
 
@@ -35,6 +37,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "error": run.error,
         "outputs": run.outputs,
         "context": run.context,
+        "dry_run": run.dry_run,
     }
 
 
@@ -69,11 +72,15 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
-            str(run.id), run.workflow, run.status.value, Path(run.input_path).name if run.input_path else "—",
+            str(run.id), run.workflow, _status(run), printable(Path(run.input_path).name) if run.input_path else "—",
             run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), str(run.attempts),
-            run.error or _note(run),
+            printable(run.error or _note(run)),
         )
     return table
+
+
+def _status(run: Run) -> str:
+    return f"{run.status.value} (dry run)" if run.dry_run else run.status.value
 
 
 def _note(run: Run) -> str:
@@ -85,11 +92,13 @@ def _note(run: Run) -> str:
 
 def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     """One run with each step's calls and output, for `show`."""
-    console.print(f"[bold]run {run.id}[/] {run.workflow} [bold]{run.status.value}[/] ({run.trigger.value})")
-    console.print(f"input: {run.input_path or '—'}   attempts: {run.attempts}/{run.max_attempts}")
+    dry = ", dry run: nothing was moved or written" if run.dry_run else ""
+    console.print(f"[bold]run {run.id}[/] {run.workflow} [bold]{run.status.value}[/] ({run.trigger.value}{dry})")
+    where = printable(run.input_path or "—")
+    console.print(f"input: {where}   attempts: {run.attempts}/{run.max_attempts}", markup=False)
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
-        console.print(f"[red]error:[/] {run.error}")
+        console.print(f"[red]error:[/] {escape(printable(run.error))}")
     for step_id, output in run.outputs.items():
         console.print(f"\n[bold]step {step_id}[/] → {output}")
         for call in (c for c in calls if c.step_id == step_id):

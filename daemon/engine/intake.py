@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.domain import NewRun, Run, Origin
+from daemon.domain import NewRun, Origin, Run, RunStatus
 from daemon.errors import InputError
 from daemon.files.hashing import sha256_file
+from daemon.files.lossless import printable
 from daemon.store import RunStore
+from daemon.store.runs import VERSION
 from daemon.workflow import Workflow
+
+log = logging.getLogger("gristmill")
 
 
 class Intake:
@@ -24,11 +29,12 @@ class Intake:
         self.wake = wake
 
     def file(
-        self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE
+        self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE, dry_run: bool = False
     ) -> tuple[Run, bool]:
         """Queue `workflow` on the file at `path`; the same content in the same workflow runs once.
 
-        A manual trigger is never deduplicated: the user asked for it.
+        A manual trigger is never deduplicated: the user asked for it. A file that duplicates an
+        earlier run is recorded as a skipped run and logged, once per drop.
         """
         path = Path(os.path.abspath(path))
         try:
@@ -44,6 +50,7 @@ class Intake:
             "size": info.st_size,
             "mtime": datetime.fromtimestamp(info.st_mtime, UTC).isoformat(),
             "subfolder": _subfolder(workflow, path),
+            VERSION: f"{info.st_ino}:{info.st_mtime_ns}",
         }
         new = NewRun(
             workflow=workflow.name,
@@ -53,9 +60,12 @@ class Intake:
             dedupe_key=None if trigger is Origin.MANUAL else digest,
             context=context,
             max_attempts=self.max_attempts,
+            dry_run=dry_run,
         )
         run, created = self.store.enqueue(new, gone=lambda old: not os.path.lexists(old))
-        if created:
+        if created and run.status is RunStatus.SKIPPED:
+            log.info("run %d %s %s skipped: %s", run.id, workflow.name, printable(str(path)), run.error)
+        elif created:
             self.wake()
         return run, created
 
@@ -74,7 +84,9 @@ class Intake:
             self.store.skip(run.id, reason)
         return run
 
-    def tick(self, workflow: Workflow, tick: str | None, context: dict | None = None) -> tuple[Run, bool]:
+    def tick(
+        self, workflow: Workflow, tick: str | None, context: dict | None = None, *, dry_run: bool = False
+    ) -> tuple[Run, bool]:
         """Queue one run of a scheduled (or manually triggered) workflow with no input file."""
         new = NewRun(
             workflow=workflow.name,
@@ -82,6 +94,7 @@ class Intake:
             dedupe_key=tick,
             context=context or {},
             max_attempts=self.max_attempts,
+            dry_run=dry_run,
         )
         run, created = self.store.enqueue(new)
         if created:

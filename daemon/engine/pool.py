@@ -116,7 +116,7 @@ class WorkerPool:
         with self._lock:
             return not self._in_flight and len(self._idle) == self.size
 
-    def execute_now(self, run_id: int, *, dry_run: bool = False) -> None:
+    def execute_now(self, run_id: int) -> None:
         """Claim one given queued run and execute it on the calling thread."""
         run = self.store.claim(self.owner, self.lease_seconds, run_id=run_id)
         if run is None:
@@ -125,7 +125,7 @@ class WorkerPool:
         with self._lock:
             self._in_flight[run.id] = run
         try:
-            self._execute(run, dry_run=dry_run)
+            self._execute(run)
         finally:
             with self._lock:
                 self._in_flight.pop(run.id, None)
@@ -169,10 +169,10 @@ class WorkerPool:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.01, (due - self.clock()).total_seconds()))
 
-    def _execute(self, run: Run, *, dry_run: bool = False) -> None:
+    def _execute(self, run: Run) -> None:
         started = time.monotonic()
         try:
-            outputs = self.runner.execute(run, self.owner, dry_run=dry_run)
+            outputs = self.runner.execute(run, self.owner)
         except SkipRun as exc:
             self.gate.end_probe()
             self._finish(run, RunStatus.SKIPPED, started, error=exc.message)

@@ -55,12 +55,15 @@ class Runner:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
 
-    def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
-        """Run every step not already done by an earlier attempt; return the outputs to keep."""
+    def execute(self, run: Run, owner: str) -> dict[str, Any]:
+        """Run every step not already done by an earlier attempt; return the outputs to keep.
+
+        A dry run (`run.dry_run`, whichever worker claims it) moves and writes nothing.
+        """
         workflow = self.workflows().get(run.workflow)
         if workflow is None:
             raise SkipRun(f"workflow '{run.workflow}' is no longer loaded")
-        ctx = self._start(run, workflow, dry_run)
+        ctx = self._start(run, workflow, run.dry_run)
         try:
             for step in workflow.steps:
                 if not ctx.done(step):

@@ -9,13 +9,24 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Connection, Engine, Row, Text, bindparam, case, cast, func, literal, select, update,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
 )  # fmt: skip
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.domain import ModelCall, NewRun, Run, RunStatus, Origin
-from daemon.errors import InvalidTransition, RunNotFound, StoreError
+from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
+from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
 from daemon.store.tables import meta, model_calls, runs
@@ -29,6 +40,7 @@ _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 _CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
 PRUNED_PREFIX = "pruned:"
+VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
 
@@ -64,13 +76,28 @@ def _moving_to(
 
 
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
-    """The row of a newly queued run."""
+    """The row of a newly queued run; a dry run is never deduplicated (it must not make a file a duplicate)."""
     return {
         "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
-        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
+        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": None if new.dry_run else new.dedupe_key,
         "context": dict(new.context), "outputs": {}, "attempts": 0,
-        "max_attempts": new.max_attempts, "created_at": now,
+        "max_attempts": new.max_attempts, "created_at": now, "dry_run": new.dry_run,
     }  # fmt: skip
+
+
+def real_runs() -> ColumnElement[bool]:
+    """WHERE clause: runs that really happened; dry runs are consumed by nothing (digests, eval, since)."""
+    return runs.c.dry_run.is_(False)
+
+
+def _dropped_again(run: Run, new: NewRun) -> bool:
+    """Whether `new` is the same file at the same path as finished `run`, but put there anew.
+
+    A file version (inode and mtime, recorded by intake as `version`) that differs from the one the
+    run took is a new drop; the same version is the same drop seen again (a rescan, a restart).
+    """
+    seen, now = run.context.get(VERSION), new.context.get(VERSION)
+    return run.status.finished and seen is not None and now is not None and seen != now
 
 
 def _not_overlapping() -> ColumnElement[bool]:
@@ -110,13 +137,21 @@ class RunStore:
         values = _new_values(new, now)
         with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
-            if created or run.input_path == new.input_path:
+            if created:
                 return run, created
-            if self._unstarted(run) and run.input_path and gone(run.input_path):
+            if run.input_path == new.input_path:
+                if not _dropped_again(run, new):
+                    return run, False
+                why = "the same file dropped again"
+            elif self._unstarted(run) and run.input_path and gone(run.input_path):
                 return self._follow(conn, run, new), True
+            else:
+                why = "same content"
+            # One record per drop: the version in the key makes a rescan or restart find this one again.
+            version = new.context.get(VERSION)
             duplicate = values | {
-                "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
-                "error": f"duplicate of run {run.id} (same content)", "finished_at": now,
+                "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
+                "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
             }  # fmt: skip
             return self._insert_once(conn, duplicate)
 
@@ -221,15 +256,22 @@ class RunStore:
         return sorted(ids)
 
     def retry(self, run_ids: Iterable[int]) -> list[int]:
-        """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
+        """Queue failed or skipped runs again from scratch (their ids); queued and running ones stay.
+
+        RunNotFound for an unknown id, RetryRefused for a succeeded run (its record is never
+        overwritten); either way nothing changes.
+        """
         ids = list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
+            found = {run.id: run for run in map(_to_run, conn.execute(select(*_RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
+            done = [found[run_id] for run_id in ids if found[run_id].status is SUCCEEDED]
+            if done:
+                raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
             stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
             return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
 
@@ -284,16 +326,16 @@ class RunStore:
         return None if row is None else _to_run(row)
 
     def last_succeeded(self, workflow: str) -> Run | None:
-        """The succeeded run of `workflow` that finished last, if any."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """The succeeded real (not dry) run of `workflow` that finished last, if any."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
 
     def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
-        """Succeeded runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         if since is not None:
             stmt = stmt.where(runs.c.finished_at > since)
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
@@ -330,10 +372,12 @@ class RunStore:
         return _to_run(row)
 
     def history(
-        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
     ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and one status."""
+        """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
         stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if real_only:
+            stmt = stmt.where(real_runs())
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         if status is not None:
