@@ -179,8 +179,13 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
     """Queue runs again; the daemon (or `run --once`) picks them up."""
     if bool(run_ids) == failed:
         raise UsageError("give run ids or --failed, not both and not neither")
-    store = _store(load_settings())
+    from daemon.engine.doorbell import ring
+
+    settings = load_settings()
+    store = _store(settings)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
+    if queued:
+        ring(settings.data_dir)  # a daemon running here takes them now, not at its next look
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
 

@@ -68,6 +68,8 @@ class Run:
     def file_now(self) -> str | None:
         """Where the run's file is by its record: its input path, or where a step of it moved the file."""
         current = self.input_path
+        if self.dry_run:
+            return current
         for out in self.outputs.values():
             moved = isinstance(out, dict) and "move_to" in (out.get("action"), out.get("intent"))
             if moved and out.get("destination"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,13 @@ class Document:
     images: tuple[bytes, ...] = ()
 
 
-def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
-    """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise."""
+def read_document(
+    path: Path, data: bytes, limits: ReadLimits, *, waiting: Callable[[], AbstractContextManager[Any]] = nullcontext
+) -> Document:
+    """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise.
+
+    `waiting()` is entered while a sandboxed child parses (the caller's crash accounting).
+    """
     kind = sniff(path, data)
     if kind is Kind.EMPTY:
         raise SkipRun(f"{path.name} is empty; nothing to read")
@@ -47,7 +54,7 @@ def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
         raise SkipRun(f"{path.name} is {what}, not a document gristmill can read; nothing to send")
     if kind is Kind.IMAGE:
         return Document("", kind.value, images.describe(data), images=(data,))
-    body, meta = _text_of(kind, path, data, limits)
+    body, meta = _text_of(kind, path, data, limits, waiting)
     if not body.strip():
         raise SkipRun(_nothing(kind, path, meta))
     if len(body) > limits.max_chars:
@@ -55,7 +62,9 @@ def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
     return Document(body, kind.value, meta)
 
 
-def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any]]:
+def _text_of(
+    kind: Kind, path: Path, data: bytes, limits: ReadLimits, waiting: Callable[[], AbstractContextManager[Any]]
+) -> tuple[str, dict[str, Any]]:
     if kind is Kind.TEXT:
         return text.plain(data)
     if kind is Kind.CSV:
@@ -68,9 +77,8 @@ def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[s
         Kind.HTML: ("html", []),
         Kind.EMAIL: ("email", []),
     }[kind]
-    outcome, value = sandbox.SANDBOX.run(
-        parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb
-    )
+    with waiting():
+        outcome, value = sandbox.SANDBOX.run(parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb)
     if outcome == sandbox.Outcome.OK:
         return value[0], value[1]
     label = {Kind.PDF: "PDF", Kind.DOCX: "Word document", Kind.HTML: "web page", Kind.EMAIL: "e-mail"}[kind]

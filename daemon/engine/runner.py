@@ -10,22 +10,25 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon import failpoints
 from daemon.actions import ActionServices
 from daemon.domain import ModelCall, Origin, Run
 from daemon.documents import read_document
 from daemon.engine.context import RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
+from daemon.engine.journal import Journal
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.files.hashing import sha256_bytes
 from daemon.llm import images
 from daemon.llm.ask import Asker
-from daemon.llm.base import ModelBackend
+from daemon.llm.base import ModelBackend, ModelInfo
 from daemon.settings import Settings
 from daemon.steps import StepContext
 from daemon.store import RunStore
@@ -50,10 +53,13 @@ class Runner:
         settings: Settings,
         post: Callable[[str, dict[str, Any]], None],
         scheduled: ScheduledScope | None = None,
+        journal: Journal | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
+        # Marks the waits outside this process (model calls, the extraction child): see engine/takeover.py.
+        self.journal = journal or Journal(None, "")
 
     def execute(self, run: Run, owner: str) -> dict[str, Any]:
         """Run every step not already done by an earlier attempt; return the outputs to keep.
@@ -138,7 +144,8 @@ class Runner:
         digest = sha256_bytes(data)
         if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
             self._requeue_changed(workflow, path)
-        document = read_document(path, data, self.settings.read_limits)
+        document = read_document(path, data, self.settings.read_limits, waiting=lambda: self.journal.waiting(run.id))
+        failpoints.hit("document_read", document.text)
         if document.images:
             self._need_vision(workflow, path)
         file = file_scope(
@@ -170,7 +177,7 @@ class Runner:
             self.store.record_call(run.id, kept, attempt=run.attempts)
 
         return Asker(
-            backend=self.backend, record=record, model=workflow.model or self.settings.model,
+            backend=_Waiting(self.backend, lambda: self.journal.waiting(run.id)), record=record, model=workflow.model or self.settings.model,
             options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
         )  # fmt: skip  (the fields read as one record)
 
@@ -180,6 +187,25 @@ class Runner:
             raise GristmillError(f"the route says run workflow '{name}', which is not loaded; check its file")
         run, created = self.intake.file(workflow, path)
         return run.id if created else None
+
+
+class _Waiting(ModelBackend):
+    """A run's model calls, marked in its journal as waits outside this process."""
+
+    def __init__(self, inner: ModelBackend, waiting: Callable[[], AbstractContextManager[Any]]) -> None:
+        self.inner, self.url, self.waiting = inner, inner.url, waiting
+
+    def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
+        with self.waiting():
+            return self.inner.chat(call, think=think)
+
+    def list_models(self) -> list[str]:
+        with self.waiting():
+            return self.inner.list_models()
+
+    def info(self, model: str) -> ModelInfo:
+        with self.waiting():
+            return self.inner.info(model)
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
-from daemon.store.db import reading, writing
+from daemon.store.db import check_database_file, reading, writing
 from daemon.store.tables import meta, model_calls, runs
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -255,6 +255,31 @@ class RunStore:
             ids = list(conn.scalars(fail)) + list(conn.scalars(requeue))
         return sorted(ids)
 
+    def running(self) -> list[Run]:
+        """Every running run, oldest first (a handful: one per worker of each process)."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
+    def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
+        """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.
+
+        Fenced on the owner and the lease as read in `run`: a lease renewed since is left alone.
+        """
+        values: dict[str, Any] = {"error": error, **_NO_LEASE}
+        if give_up:
+            values |= {"status": FAILED.value, "finished_at": self._clock()}
+        else:
+            values |= {"status": QUEUED.value, "not_before": None}
+            if refund_attempt:
+                values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
+        stmt = update(runs).where(
+            runs.c.id == run.id, runs.c.status == RUNNING.value, runs.c.lease_owner == run.lease_owner,
+            runs.c.lease_expires_at == run.lease_expires_at,
+        )  # fmt: skip
+        with writing(self._engine) as conn:
+            return conn.execute(stmt.values(values)).rowcount == 1
+
     def retry(self, run_ids: Iterable[int]) -> list[int]:
         """Queue failed or skipped runs again from scratch (their ids); queued and running ones stay.
 
@@ -341,6 +366,10 @@ class RunStore:
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
+
+    def check_file(self) -> None:
+        """DatabaseLost when the SQLite file was deleted or replaced since it was opened."""
+        check_database_file(self._engine)
 
     # -- model calls ----------------------------------------------------------------------
 
