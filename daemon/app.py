@@ -18,6 +18,7 @@ from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
+from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
 from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
@@ -70,7 +71,10 @@ class App:
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
-        self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
+        self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
+        self.intake = Intake(
+            self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
+        )
         collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
         self.journal = _journal(settings)
         self.runner = Runner(
@@ -81,6 +85,7 @@ class App:
             self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
+            store_outage=self.store_outage,
         )  # fmt: skip  (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)

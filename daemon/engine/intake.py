@@ -8,9 +8,11 @@ import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from daemon.domain import NewRun, Origin, Run, RunStatus
-from daemon.errors import InputError
+from daemon.engine.resource_outage import StoreOutage
+from daemon.errors import InputError, StoreError
 from daemon.files.hashing import sha256_file
 from daemon.files.lossless import printable
 from daemon.store import RunStore
@@ -23,10 +25,19 @@ log = logging.getLogger("gristmill")
 class Intake:
     """Queues runs for files and wakes the workers."""
 
-    def __init__(self, store: RunStore, *, max_attempts: int, wake: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        max_attempts: int,
+        wake: Callable[[], None] = lambda: None,
+        store_outage: StoreOutage | None = None,
+    ):
         self.store = store
         self.max_attempts = max_attempts
         self.wake = wake
+        # Shared with the workers: a database that fails is said once, whoever met it first.
+        self.store_outage = store_outage or StoreOutage()
 
     def file(
         self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE, dry_run: bool = False
@@ -62,12 +73,24 @@ class Intake:
             max_attempts=self.max_attempts,
             dry_run=dry_run,
         )
-        run, created = self.store.enqueue(new, gone=lambda old: not os.path.lexists(old))
+        run, created = self._enqueue(new, gone=lambda old: not os.path.lexists(old))
         if created and run.status is RunStatus.SKIPPED:
             log.info("run %d %s %s skipped: %s", run.id, workflow.name, printable(str(path)), run.error)
         elif created:
             self.wake()
         return run, created
+
+    def _enqueue(self, new: NewRun, **kwargs: Any) -> tuple[Run, bool]:
+        """`store.enqueue`, with a failing store noted as an outage (the caller offers the file again later)."""
+        try:
+            found = self.store.enqueue(new, **kwargs)
+        except StoreError as exc:
+            if not exc.fatal:
+                self.store_outage.failed(exc)
+            raise
+        if found[1]:  # a row was written (finding one that exists proves only reading)
+            self.store_outage.ok()
+        return found
 
     def refuse(self, workflow: Workflow, path: Path, reason: str) -> Run:
         """Record a file the watcher will not process (a symbolic link) as skipped, once per path."""

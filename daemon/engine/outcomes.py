@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
 from daemon.engine.resource_outage import StoreOutage
+from daemon.errors import StoreError
 from daemon.store import RunStore
 from daemon.workflow import Workflow
 
@@ -87,7 +88,10 @@ class Outcomes:
 
     def _file_now(self, run: Run) -> Path | None:
         """Where the run's file is now: where a step moved it (by its stored outputs), else its input."""
-        recorded = self.write(lambda: self.store.get(run.id)).file_now()
+        try:
+            recorded = self.store.get(run.id).file_now()
+        except StoreError:  # what the run held when it was claimed; its steps of this attempt are unknown
+            recorded = run.file_now()
         for candidate in (recorded, run.input_path):
             if candidate and os.path.lexists(candidate):
                 return Path(candidate)

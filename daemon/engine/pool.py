@@ -51,6 +51,7 @@ class WorkerPool:
         backoff_max: float = defaults.BACKOFF_MAX_SECONDS,
         retry_base: float = 1.0,
         journal: Journal | None = None,
+        store_outage: StoreOutage | None = None,
         on_fatal: Callable[[StoreError], None] = lambda exc: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -63,7 +64,7 @@ class WorkerPool:
         self.fatal: StoreError | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
-        self.store_outage = StoreOutage(cap=backoff_max)
+        self.store_outage = store_outage or StoreOutage(cap=backoff_max)
         self.folders = FolderOutages(cap=backoff_max)
         self.outcomes = Outcomes(
             store, self.owner, store_outage=self.store_outage, stopping=self._stop, workflows=workflows,
@@ -174,7 +175,6 @@ class WorkerPool:
             return
         wakes = self._wakes
         run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
-        self.store_outage.ok()
         if run is None:
             self.gate.end_probe()
             self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
@@ -182,6 +182,7 @@ class WorkerPool:
         self._hold(run)
 
     def _hold(self, run: Run) -> None:
+        self.store_outage.ok()  # a claim that took a run wrote to the store (an empty one may not have)
         with self._lock:
             self._in_flight[run.id] = run
         self.journal.enter(run.id)
@@ -269,9 +270,9 @@ class WorkerPool:
         while not self._done.wait(self.heartbeat_seconds):
             try:
                 self.store.check_file()
-                self._renew()
+                if self._renew():
+                    self.store_outage.ok()
                 taken = self.takeover.sweep()
-                self.store_outage.ok()
             except StoreError as exc:  # an outage is logged once by the gate; a lost database ends the pool
                 if exc.fatal:
                     self._die(exc)
@@ -285,9 +286,14 @@ class WorkerPool:
                 self.wake_all()
             self.supervise()
 
-    def _renew(self) -> None:
+    def _renew(self) -> int:
+        """Renew the leases of the runs in hand; how many were renewed."""
         with self._lock:
             running = list(self._in_flight.values())
+        renewed = 0
         for run in running:
-            if not self.store.renew(run.id, self.owner, self.lease_seconds):
+            if self.store.renew(run.id, self.owner, self.lease_seconds):
+                renewed += 1
+            else:
                 log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
+        return renewed

@@ -54,7 +54,7 @@ class StoreOutage:
             return backoff(self._failures, self.base, self.cap, self.jitter)
 
     def ok(self) -> None:
-        """A store operation succeeded."""
+        """A store operation that wrote succeeded (a read proves nothing: a full disk still reads)."""
         if self._failures == 0:  # the common case, without the lock
             return
         with self._lock:

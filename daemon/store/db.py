@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -139,13 +140,14 @@ def check_database_file(engine: Engine) -> None:
 def probe(engine: Engine) -> None:
     """StoreError, in one sentence, unless the database can be read and written; it changes nothing."""
     check_database_file(engine)
-    with engine.connect() as conn:  # on SQLite this BEGIN IMMEDIATE needs the write lock: read-only fails
+    with engine.connect() as conn:
         if is_sqlite(conn):
             found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
             if found != ["ok"]:
                 raise DatabaseLost(_CORRUPT.format(db=conn.engine.url.database) + f" (SQLite says: {found[0]})")
-        else:
-            conn.exec_driver_sql("SELECT 1")
+        # A row written and rolled back: a database opened read-only (SQLite falls back to that
+        # silently when its file cannot be written) refuses the INSERT itself.
+        conn.execute(text("INSERT INTO meta (key, value) VALUES (:key, '')"), {"key": f"probe-{uuid.uuid4().hex}"})
         conn.rollback()
 
 
