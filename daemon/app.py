@@ -67,6 +67,7 @@ class App:
             check_url(
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
+                local_networks=settings.local_networks,
             )  # fmt: skip  (keyword arguments read as one sentence)
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)

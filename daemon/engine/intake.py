@@ -14,7 +14,6 @@ from daemon.domain import NewRun, Origin, Run, RunStatus
 from daemon.engine.resource_outage import StoreOutage
 from daemon.errors import InputError, StoreError
 from daemon.files.hashing import sha256_file
-from daemon.files.lossless import printable
 from daemon.store import RunStore
 from daemon.store.runs import VERSION
 from daemon.workflow import Workflow
@@ -75,7 +74,7 @@ class Intake:
         )
         run, created = self._enqueue(new, gone=lambda old: not os.path.lexists(old))
         if created and run.status is RunStatus.SKIPPED:
-            log.info("run %d %s %s skipped: %s", run.id, workflow.name, printable(str(path)), run.error)
+            log.info("run %d %s %s skipped: %s", run.id, workflow.name, path, run.error)
         elif created:
             self.wake()
         return run, created
