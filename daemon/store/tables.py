@@ -73,6 +73,34 @@ class LosslessText(TypeDecorator[str]):
         return None if value is None else lossless.decode(value)
 
 
+class LosslessJSON(TypeDecorator[Any]):
+    """JSON whose strings may hold file names that are not valid UTF-8.
+
+    SQLite stores Python's `\\udcXX` escapes as they are; PostgreSQL's json type refuses a lone
+    surrogate, so there each string takes the lossless form of `LosslessText` (and only there:
+    walking every output on SQLite would cost for nothing).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.encode) if dialect.name == "postgresql" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.decode) if dialect.name == "postgresql" else value
+
+
+def _walk(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, change) for v in value]
+    return value
+
+
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
 runs = Table(
@@ -85,8 +113,8 @@ runs = Table(
     Column("input_path", LosslessText),
     Column("sha256", Text),
     Column("dedupe_key", LosslessText),
-    Column("context", JSON, nullable=False, server_default="{}"),
-    Column("outputs", JSON, nullable=False, server_default="{}"),
+    Column("context", LosslessJSON, nullable=False, server_default="{}"),
+    Column("outputs", LosslessJSON, nullable=False, server_default="{}"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False, server_default=text("3")),
     Column("error", LosslessText),
