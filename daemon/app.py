@@ -68,7 +68,7 @@ class App:
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
                 local_networks=settings.local_networks,
-            )  # fmt: skip  (keyword arguments read as one sentence)
+            )  # fmt: skip  # (keyword arguments read as one sentence)
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
@@ -81,13 +81,13 @@ class App:
         self.runner = Runner(
             workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
             settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
-        )  # fmt: skip  (keyword arguments read as one sentence)
+        )  # fmt: skip  # (keyword arguments read as one sentence)
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
             store_outage=self.store_outage,
-        )  # fmt: skip  (keyword arguments read as one sentence)
+        )  # fmt: skip  # (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
@@ -196,7 +196,9 @@ class App:
         queued = sum(source.scan() for source in self.sources.values())
         log.info(
             "gristmill ready: %d workflows, %d files found at start, model server %s",
-            len(self.workflows), queued, self.settings.ollama_url,
+            len(self.workflows),
+            queued,
+            self.settings.ollama_url,
         )
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
@@ -241,7 +243,11 @@ class App:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
         checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
-        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive, "database": self._database_answers}
+        checks |= {
+            "workflow folder watch": folder.alive,
+            "workers": self.pool.alive,
+            "database": self._database_answers,
+        }
         return Watchdog(notifier, Health(checks), usec=usec, status=self._status, every=self.settings.heartbeat_seconds)
 
     def _database_answers(self) -> bool:
@@ -264,5 +270,7 @@ def _journal(settings: Settings) -> Journal:
     try:
         return Journal(settings.data_dir / "journal", new_owner())
     except OSError as exc:
-        log.warning("no crash journal in %s (%s): a crash during any run counts against its attempts", settings.data_dir, exc)
+        log.warning(
+            "no crash journal in %s (%s): a crash during any run counts against its attempts", settings.data_dir, exc
+        )
         return Journal(None, new_owner())

@@ -41,7 +41,9 @@ def test_three_kinds_are_filed_summarised_and_recorded(home):
 
     runs = _by_name(home.runs())
     assert {name: r["status"] for name, r in runs.items()} == {
-        "invoice.txt": "succeeded", "receipt.md": "succeeded", "letter.txt": "succeeded",
+        "invoice.txt": "succeeded",
+        "receipt.md": "succeeded",
+        "letter.txt": "succeeded",
     }
     invoice = runs["invoice.txt"]
     assert invoice["input"] == str(home.inbox / "invoice.txt")

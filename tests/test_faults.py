@@ -34,6 +34,10 @@ def _ready(daemon: Daemon) -> None:
     assert daemon.proc.poll() is None, daemon.log
 
 
+def _waiting_on(home, folder) -> list:
+    return [r for r in all_runs(home) if r.status is RunStatus.QUEUED and r.error and str(folder) in r.error]
+
+
 def _one_sentence(result: subprocess.CompletedProcess) -> str:
     """The command failed with exactly one line on stderr, no traceback; that line."""
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
@@ -48,8 +52,7 @@ def test_a_full_destination_waits_as_an_outage_of_that_folder_and_resumes(home):
         daemon = home.daemon().start()
         folder = home.docs / "Invoices"
 
-        waiting = wait_for(lambda: [r for r in all_runs(home) if r.error and str(folder) in r.error
-                                    and r.status is RunStatus.QUEUED], timeout=DEADLINE, what="the run to wait")  # fmt: skip
+        waiting = wait_for(lambda: _waiting_on(home, folder), timeout=DEADLINE, what="the run to wait")
         assert waiting[0].attempts == 0  # an outage uses up no attempt
         assert waiting[0].error == f"the folder {folder} cannot take files: its disk is full; free some space"
         docs.free()

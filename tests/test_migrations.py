@@ -118,13 +118,16 @@ def describe(engine: sa.Engine, table: str) -> dict:
     return {
         "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
         "pk": insp.get_pk_constraint(table)["constrained_columns"],
-        "indexes": {
-            i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)
-        },
+        "indexes": {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)},
         "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
         "fks": [
-            (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"],
-             f["options"].get("ondelete"))
+            (
+                f["name"],
+                f["constrained_columns"],
+                f["referred_table"],
+                f["referred_columns"],
+                f["options"].get("ondelete"),
+            )
             for f in insp.get_foreign_keys(table)
         ],  # fmt: skip
         "checks": {c["name"] for c in insp.get_check_constraints(table)},

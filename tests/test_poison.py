@@ -55,7 +55,7 @@ def test_three_sigkills_while_the_run_waits_on_the_model_server_do_not_fail_it(h
     home.drop("invoice.txt", INVOICE)
     for kill in range(3):
         daemon = home.daemon().start()
-        wait_for(lambda: len(standin.recorded()) > kill, timeout=DEADLINE, what=f"model call {kill + 1}")
+        wait_for(lambda n=kill: len(standin.recorded()) > n, timeout=DEADLINE, what=f"model call {kill + 1}")
         _kill(daemon)
     standin.config.latency = 0.0
 

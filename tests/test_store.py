@@ -354,9 +354,7 @@ def test_requeue_expired_requeues_then_gives_up(store, clock):
     assert store.requeue_expired() == [run.id]
     failed = store.get(run.id)
     assert (failed.status, failed.finished_at) == (F, clock.now)
-    assert failed.error == (
-        "the worker stopped during this run 2 times (its lease lapsed each time); giving up"
-    )
+    assert failed.error == ("the worker stopped during this run 2 times (its lease lapsed each time); giving up")
 
 
 def test_requeue_expired_leaves_live_leases(store, clock):

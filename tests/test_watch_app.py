@@ -238,7 +238,7 @@ def test_a_run_that_fails_after_moving_its_file_says_where_the_file_is(make_app,
 
 def test_on_failure_takes_the_file_from_where_an_earlier_step_moved_it(make_app, tmp_path):
     _drop(tmp_path / "Inbox", "bad.txt", b"moved, then the write fails")
-    on_failure = "on_failure: {{move_to: \"{failed}\"}}\nsteps:"
+    on_failure = 'on_failure: {{move_to: "{failed}"}}\nsteps:'
     app = make_app(MOVED_THEN_BROKEN.replace("steps:", on_failure, 1), max_attempts=1)
 
     app.run_once()

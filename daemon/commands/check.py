@@ -39,7 +39,9 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         echo(f"error: {error}")
         code = INVALID
     nets = settings.local_networks
-    code = max(code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo), _database(settings, echo))
+    code = max(
+        code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo), _database(settings, echo)
+    )
     url = settings.ollama_url
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")

@@ -47,7 +47,9 @@ class Doorbell:
             observer.schedule(_Ring(self.callback), str(self.folder), recursive=False)
             observer.start()
         except OSError as exc:  # only a delay is lost: runs queued elsewhere wait for the next look
-            log.warning("cannot watch %s for wake-ups (%s); runs retried elsewhere start at the next look", self.folder, exc)
+            log.warning(
+                "cannot watch %s for wake-ups (%s); runs retried elsewhere start at the next look", self.folder, exc
+            )
             return
         self._observer = observer
 

@@ -48,7 +48,9 @@ class Outcomes:
         """`op()` against the store, tried again while the store is out (StoreError when stopping or fatal)."""
         return self.store_outage.call(op, self.stopping)
 
-    def finish(self, run: Run, status: RunStatus, started: float, *, outputs: Any = None, error: str | None = None) -> bool:
+    def finish(
+        self, run: Run, status: RunStatus, started: float, *, outputs: Any = None, error: str | None = None
+    ) -> bool:
         """End the run as `status` and log it; False when another worker had taken it over."""
         if not self.write(lambda: self.store.finish(run.id, self.owner, status, outputs=outputs, error=error)):
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
@@ -74,7 +76,9 @@ class Outcomes:
             return
         delay = self.retry_base * 2 ** (run.attempts - 1)
         self.release(run, error=error, delay=delay)
-        log.info("run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error)
+        log.info(
+            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error
+        )
 
     def failed(self, run: Run, error: str, started: float) -> None:
         """Failed for good: the file goes where `on_failure` says, and the error says where it is."""

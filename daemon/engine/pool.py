@@ -17,7 +17,13 @@ from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
 from daemon.engine.takeover import Takeover, new_owner
 from daemon.errors import (
-    FolderUnavailable, GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, StoreError,
+    FolderUnavailable,
+    GristmillError,
+    LeaseLost,
+    ModelError,
+    ModelUnavailable,
+    SkipRun,
+    StoreError,
 )  # fmt: skip
 from daemon.store import RunStore
 from daemon.workflow import Workflow

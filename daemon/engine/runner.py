@@ -18,8 +18,8 @@ from typing import Any
 
 from daemon import failpoints
 from daemon.actions import ActionServices
-from daemon.domain import ModelCall, Origin, Run
 from daemon.documents import read_document
+from daemon.domain import ModelCall, Origin, Run
 from daemon.engine.context import RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
@@ -119,7 +119,7 @@ class Runner:
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
             images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
-        )  # fmt: skip  (one field a line would hide the shape)
+        )  # fmt: skip  # (one field a line would hide the shape)
 
     def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
         """Store the outputs so far; LeaseLost when another worker owns the run now."""
@@ -151,7 +151,7 @@ class Runner:
         file = file_scope(
             path, size=info.st_size, sha256=digest, text=document.text, kind=document.kind, meta=document.meta,
             truncated=document.truncated, subfolder=run.context.get("subfolder", ""),
-        )  # fmt: skip  (the fields read as one record)
+        )  # fmt: skip  # (the fields read as one record)
         return file, document.text, document.images
 
     def _need_vision(self, workflow: Workflow, path: Path) -> None:
@@ -162,7 +162,8 @@ class Runner:
         if "vision" not in self.backend.info(model).capabilities:
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, "
+                "e.g. llama3.2-vision or gemma3"
             )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:
@@ -176,10 +177,11 @@ class Runner:
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
 
+        waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
-            backend=_Waiting(self.backend, lambda: self.journal.waiting(run.id)), record=record, model=workflow.model or self.settings.model,
+            backend=waiting, record=record, model=workflow.model or self.settings.model,
             options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
-        )  # fmt: skip  (the fields read as one record)
+        )  # fmt: skip  # (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
         workflow = self.workflows().get(name)

@@ -65,9 +65,7 @@ def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tupl
     return tuple(sorted(status.value for status in allowed))
 
 
-def _moving_to(
-    target: RunStatus, *, via: RunStatus | None = None, retry: bool = False
-) -> ColumnElement[bool]:
+def _moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
     """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
     allowed = _allowed_from(target, via, retry)
     if not allowed:
@@ -455,8 +453,6 @@ class RunStore:
 
     # -- helpers --------------------------------------------------------------------------
 
-
-
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
         row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
@@ -491,9 +487,7 @@ class RunStore:
             raise StoreError(f"the run of {values['workflow']} with key {key} vanished; try again")
         return found, False
 
-    def _fenced(
-        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
-    ) -> bool:
+    def _fenced(self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]) -> bool:
         """Update a run only while it is running under `owner`'s lease."""
         stmt = _fenced_statement(target)
         if any(isinstance(v, ColumnElement) for v in values.values()):
@@ -525,8 +519,11 @@ def _claim_statement(which: str) -> Any:
         update(runs)
         .where(chosen, _moving_to(RUNNING))
         .values(
-            status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=bindparam("b_now"),
-            lease_owner=bindparam("b_owner"), lease_expires_at=bindparam("b_expires"),
+            status=RUNNING.value,
+            attempts=runs.c.attempts + 1,
+            started_at=bindparam("b_now"),
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires"),
         )  # fmt: skip
         .returning(*_RUN_COLUMNS)
     )
