@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon import metrics
 from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
 from daemon.engine.resource_outage import StoreOutage
@@ -59,7 +60,9 @@ class Outcomes:
         what = run.input_path or "scheduled"
         suffix = f": {error}" if error else ""
         level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
-        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
+        fields = {"run_id": run.id, "workflow": run.workflow, "duration_ms": round(took * 1000), "outcome": status}
+        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status, took, suffix, extra=fields)
+        metrics.run_finished(run, status, took)
         return True
 
     def release(self, run: Run, *, error: str, delay: float | None = None, refund: bool = False) -> bool:
@@ -77,8 +80,9 @@ class Outcomes:
         delay = self.retry_base * 2 ** (run.attempts - 1)
         self.release(run, error=error, delay=delay)
         log.info(
-            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error
-        )
+            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error,
+            extra={"run_id": run.id, "workflow": run.workflow, "outcome": "retry"},
+        )  # fmt: skip
 
     def failed(self, run: Run, error: str, started: float) -> None:
         """Failed for good: the file goes where `on_failure` says, and the error says where it is."""

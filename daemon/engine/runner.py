@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from daemon import failpoints
+from daemon import failpoints, metrics
 from daemon.actions import ActionServices
 from daemon.documents import read_document
 from daemon.domain import ModelCall, Origin, Run
@@ -176,6 +176,7 @@ class Runner:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
+            metrics.model_call(run, kept)
 
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
