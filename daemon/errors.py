@@ -65,6 +65,10 @@ class UnsafePathError(GristmillError):
         self.path, self.base = path, base
 
 
+class Unavailable(GristmillError):
+    """A service a run needs besides the model (a mail server) is away: the run waits, no attempt used."""
+
+
 class ModelError(GristmillError):
     """Anything that went wrong talking to the model."""
 
@@ -120,7 +124,7 @@ class DatabaseLost(StoreError):
     fatal = True
 
 
-class FolderUnavailable(GristmillError):
+class FolderUnavailable(Unavailable):
     """A destination folder cannot take a file now (disk full, quota, read-only): an outage of that folder."""
 
     def __init__(self, folder: Path, reason: str) -> None:
@@ -172,7 +176,7 @@ class MailboxError(GristmillError):
         self.mailbox = mailbox
 
 
-class MailboxUnavailable(MailboxError):
+class MailboxUnavailable(MailboxError, Unavailable):
     """The mail server could not be reached or dropped the connection; an outage, retried with backoff."""
 
 

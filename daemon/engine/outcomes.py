@@ -44,6 +44,8 @@ class Outcomes:
     ) -> None:
         self.store, self.owner, self.store_outage, self.stopping = store, owner, store_outage, stopping
         self.workflows, self.retry_base, self.clock = workflows, retry_base, clock
+        self._lock = threading.Lock()
+        self._waits: dict[int, int] = {}  # run id → outages of a service other than the model in a row
 
     def write(self, op: Callable[[], T]) -> T:
         """`op()` against the store, tried again while the store is out (StoreError when stopping or fatal)."""
@@ -53,6 +55,8 @@ class Outcomes:
         self, run: Run, status: RunStatus, started: float, *, outputs: Any = None, error: str | None = None
     ) -> bool:
         """End the run as `status` and log it; False when another worker had taken it over."""
+        with self._lock:
+            self._waits.pop(run.id, None)
         if not self.write(lambda: self.store.finish(run.id, self.owner, status, outputs=outputs, error=error)):
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
             return False
@@ -71,6 +75,14 @@ class Outcomes:
         return self.write(
             lambda: self.store.release(run.id, self.owner, not_before=not_before, error=error, refund_attempt=refund)
         )
+
+    def wait_out(self, run: Run, error: str, cap: float) -> None:
+        """Another service (a mail server) is away: only this run waits, with backoff, its attempt refunded."""
+        with self._lock:
+            outages = self._waits[run.id] = self._waits.get(run.id, 0) + 1
+        self.release(run, error=error, delay=min(cap, self.retry_base * 2 ** (outages - 1)), refund=True)
+        if outages == 1:
+            log.warning("run %d (%s) waits: %s; trying again with backoff", run.id, run.workflow, error)
 
     def retry_or_fail(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
         """A failed attempt: tried again after a backoff, or failed for good when out of attempts (or `final`)."""

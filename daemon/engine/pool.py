@@ -24,6 +24,7 @@ from daemon.errors import (
     ModelUnavailable,
     SkipRun,
     StoreError,
+    Unavailable,
 )  # fmt: skip
 from daemon.store import RunStore
 from daemon.workflow import Workflow
@@ -248,6 +249,9 @@ class WorkerPool:
         except FolderUnavailable as exc:
             self.gate.end_probe()
             done.release(run, error=exc.message, delay=self.folders.down(exc.folder, exc.message, run.id), refund=True)
+        except Unavailable as exc:  # another service (a mail server): only this run waits
+            self.gate.end_probe()
+            done.wait_out(run, exc.message, self.gate.cap)
         except StoreError as exc:  # a write of the run itself failed: wait for the store, then queue it again
             self.gate.end_probe()
             if exc.fatal:

@@ -443,6 +443,17 @@ class RunStore:
         with reading(self._engine) as conn:
             return self._known(conn, workflow, dedupe_key)
 
+    def find_by_context(self, workflow: str, path: tuple[str, ...], value: str) -> Run | None:
+        """The first run of `workflow` whose context holds `value` at `path`: a second "once" key (a mail's place).
+
+        Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
+        """
+        found = runs.c.context[path].as_string() == value
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
     def get_meta(self, key: str) -> str | None:
         """A value of the small key/value table."""
         with reading(self._engine) as conn:
