@@ -70,7 +70,7 @@ def test_a_run_resumed_after_sigkill_does_not_ask_the_model_again_for_finished_s
     assert second.stop() == 0
 
     (run,) = all_runs(home)
-    assert run.status is RunStatus.SUCCEEDED and run.attempts == 2, (run.status, run.error)
+    assert run.status is RunStatus.SUCCEEDED, (run.status, run.error)
     chats = _chats(standin)
     summaries = [c for c in chats if not c.get("format")]  # the summary asks for prose, classify for a schema
     assert len(summaries) == 1, [c["messages"][-1]["content"][:80] for c in chats]
