@@ -249,3 +249,34 @@ def test_on_failure_takes_the_file_from_where_an_earlier_step_moved_it(make_app,
     assert run.error.endswith(f"; the file was moved to {failed} (on_failure)")
     assert failed.read_bytes() == b"moved, then the write fails"
     assert not (tmp_path / "Done" / "bad.txt").exists()
+
+
+CHAINED = """name: first
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+steps:
+  - route: {{default: {{run: second}}}}
+"""
+
+SECOND = """name: second
+trigger: {{watch: {{path: {other}, settle_seconds: 0.2}}}}
+steps:
+  - route: {{default: {{move_to: {done}}}}}
+"""
+
+
+def test_a_run_route_queues_the_other_workflow_on_the_same_file(make_app, tmp_path):
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "second.yaml").write_text(SECOND.format(other=tmp_path / "Other", done=tmp_path / "Done"))
+    (tmp_path / "Other").mkdir()
+    _drop(tmp_path / "Inbox", "a.txt", b"for the second workflow")
+    app = make_app(CHAINED)
+
+    app.run_once()
+
+    first, second = _runs(app)
+    assert (first.workflow, first.status) == ("first", RunStatus.SUCCEEDED)
+    assert (first.outputs["route"]["action"], first.outputs["route"]["destination"]) == ("run", "second")
+    assert (second.workflow, second.status) == ("second", RunStatus.SUCCEEDED)
+    assert second.input_path == str(tmp_path / "Inbox" / "a.txt")
+    assert [p.name for p in (tmp_path / "Done").iterdir()] == ["a.txt"]

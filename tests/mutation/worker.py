@@ -43,7 +43,12 @@ def _quiet() -> None:
 def _run_all(names: list[str], files: list[str], timeout: float, jobs: int) -> Iterator[tuple[str, int, float]]:
     waiting = list(reversed(names))
     running: dict[int, tuple[str, float]] = {}  # pid → (mutant, started)
+    parent = os.getppid()
     while waiting or running:
+        if os.getppid() != parent:  # the runner was stopped: so are we, with everything we started
+            for pid in running:
+                _kill_group(pid)
+            raise SystemExit(1)
         while waiting and len(running) < jobs:
             name = waiting.pop()
             running[_fork(name, files)] = (name, time.monotonic())
