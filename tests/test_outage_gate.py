@@ -7,6 +7,7 @@ these pin the arithmetic and the single probe among several workers.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from daemon.engine.outage import OutageGate
@@ -68,3 +69,25 @@ def test_one_worker_probes_a_down_server_and_the_others_wait_until_it_reports():
     assert gate.may_call()[0] is False
     assert gate.down("still refused") == 2.0  # the probe failed: everyone waits the doubled delay
     assert gate.may_call() == (False, 2.0)
+
+
+def test_a_fresh_gate_lets_calls_through_and_backs_off_from_one_second_to_a_minute():
+    gate = OutageGate(clock=Clock(), jitter=lambda: 1.0)
+    assert (gate.is_down, gate.reason, gate.may_call()) == (False, None, (True, 0.0))
+    delays = [gate.down("refused") for _ in range(8)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_the_log_says_once_that_the_server_is_away_and_once_that_it_is_back(caplog):
+    gate = OutageGate(clock=Clock(), jitter=lambda: 1.0)
+    with caplog.at_level(logging.INFO, logger="gristmill"):
+        gate.down("connection refused")
+        assert [r.getMessage() for r in caplog.records] == [
+            "the model server is unavailable: connection refused; runs stay queued and are retried with backoff"
+        ]
+        gate.down("connection refused")
+        gate.down("timed out")
+        gate.up()
+        gate.up()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1:] == ["the model server is back after 3 failed tries; resuming"]

@@ -125,6 +125,14 @@ def test_a_host_name_is_local_only_when_every_address_it_names_is_local():
     assert is_local("http://far.example", [ipaddress.ip_network("203.0.113.0/24")], resolve=resolve)
 
 
+def test_localhost_names_and_address_literals_are_decided_without_asking_the_resolver():
+    refuse = _names({})  # a resolver that knows no name: only names that need no lookup can pass
+    for url in ("http://localhost:11434", "http://ollama.localhost/", "http://127.0.0.1:11434", "http://[::1]/"):
+        assert is_local(url, resolve=refuse), url
+    assert not is_local("http://localhost.example", resolve=refuse)
+    assert not is_local("http://203.0.113.5", resolve=_names({"203.0.113.5": ["127.0.0.1"]}))
+
+
 def test_the_system_resolver_names_localhost_and_nothing_leaves_the_machine():
     # The one name every machine resolves, through the real resolver (is_local treats "localhost" itself
     # as local without asking, so ask for its addresses directly).
@@ -151,6 +159,7 @@ def test_check_url_refuses_in_one_sentence_naming_the_fix():
     message = str(caught.value)
     assert message.startswith("the model server http://203.0.113.5:11434 is not on this machine")
     assert message.endswith("set GRISTMILL_ALLOW_REMOTE_MODEL=true") and "\n" not in message
+    assert caught.value.url == "http://203.0.113.5:11434"
     check_url("http://203.0.113.5:11434", allowed=True, what="x", how_to_allow="y")
 
 
