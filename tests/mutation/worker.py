@@ -47,7 +47,7 @@ def _run_all(names: list[str], files: list[str], timeout: float, jobs: int) -> I
     while waiting or running:
         if os.getppid() != parent:  # the runner was stopped: so are we, with everything we started
             for pid in running:
-                _kill_group(pid)
+                _stop(pid)
             raise SystemExit(1)
         while waiting and len(running) < jobs:
             name = waiting.pop()
@@ -60,8 +60,7 @@ def _run_all(names: list[str], files: list[str], timeout: float, jobs: int) -> I
             continue
         for pid, (name, started) in list(running.items()):
             if time.monotonic() - started > timeout:
-                _kill_group(pid)
-                os.waitpid(pid, 0)
+                _stop(pid)
                 del running[pid]
                 yield name, TIMED_OUT, time.monotonic() - started
         time.sleep(0.05)
@@ -82,6 +81,19 @@ def _fork(name: str, files: list[str]) -> int:
         code = int(pytest.main([*files, *PYTEST_ARGS]))
     finally:
         os._exit(code)
+
+
+def _stop(pid: int) -> None:
+    """Interrupt a child (pytest then runs the tests' cleanups: daemons stopped, mounts undone), then kill."""
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+        time.sleep(0.1)
+    _kill_group(pid)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # already reaped above
 
 
 def _kill_group(pid: int) -> None:
