@@ -69,15 +69,24 @@ def as_text(rows: list[Row]) -> str:
 
 
 def as_markdown(rows: list[Row], modules: list[plan.Module]) -> str:
+    """The figures as a table, then each survivor: its name, the line it changes, and why it may stay."""
     out = [f"Measured on commit {_commit()}.", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(_line(r)) + " |" for r in [*rows, _total(rows)]]
     known = plan.equivalent()
     for row in rows:
-        for title, names in (("Survived", row.survived), ("Equivalent", row.equivalent)):
-            for name in names:
-                reason = f"\n\n{known[name]}" if name in known else ""
-                out += ["", f"### {title}: `{name}`{reason}", "", "```diff", _diff(name, row.path), "```"]
+        if not row.survived and not row.equivalent:
+            continue
+        out += ["", f"### `{row.path}`", ""]
+        for name in [*row.survived, *row.equivalent]:
+            why = f" Equivalent: {known[name]}" if name in known else " **Not explained yet.**"
+            out.append(f"- `{name.rpartition('.')[2]}`: {_change(name, row.path)}.{why}")
     return "\n".join(out) + "\n"
+
+
+def _change(name: str, path: str) -> str:
+    """The mutant's edit in one line: the lines it removes and adds."""
+    lines = [line for line in _diff(name, path).splitlines() if line[:1] in "-+" and line[:3] not in ("---", "+++")]
+    return " ".join(f"`{line[0]} {line[1:].strip()}`" for line in lines)
 
 
 def _diff(name: str, path: str) -> str:
