@@ -31,7 +31,9 @@ def test_the_store_outage_backs_off_and_is_said_once_when_it_starts_and_once_whe
     assert (outage.is_down, outage.reason) == (False, None)
     with caplog.at_level(logging.INFO, logger="gristmill"):
         outage.ok()  # nothing to say while it works
-        delays = [outage.failed(StoreError("database or disk is full")) for _ in range(9)]
+        delays = [outage.failed(StoreError("database or disk is full"))]
+        assert len(caplog.records) == 1  # said when it starts, not later
+        delays += [outage.failed(StoreError("database or disk is full")) for _ in range(8)]
         assert (outage.is_down, outage.reason) == (True, "database or disk is full")
         outage.ok()
         outage.ok()
@@ -79,10 +81,12 @@ def test_each_folder_has_its_own_backoff_and_is_said_once_down_and_once_back(cap
             1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0,
         ]  # fmt: skip
         assert folders.down(other, "the folder Other cannot take files", run_id=2) == 1.0
+        assert folders.down(full, "the folder Full cannot take files", run_id=3) == 60.0  # a second run waits there
         assert folders.down_now() == [full, other]
-        folders.succeeded(3)  # a run that waited on no folder brings none back
+        folders.succeeded(4)  # a run that waited on no folder brings none back
         folders.succeeded(1)
         folders.succeeded(1)
+        folders.succeeded(3)  # the folder is back already: not said twice
     assert folders.down_now() == [other]
     assert _messages(caplog) == [
         "the folder Full cannot take files; runs that file there wait and are tried again, using up no attempt",
