@@ -85,6 +85,6 @@ class Results:
         self.data.save()
 
     def to_run(self, *, fresh: bool) -> list[str]:
-        """Mutants not run yet, and those no test killed yet (a new test may kill them); all when `fresh`."""
-        done = (KILLED, TIMEOUT)
-        return [name for name, code in self.codes.items() if fresh or code not in done]
+        """Mutants not run yet, and survivors not shown equivalent (a new test may kill them); all when `fresh`."""
+        done, known = (KILLED, TIMEOUT), equivalent()
+        return [name for name, code in self.codes.items() if fresh or (code not in done and name not in known)]
