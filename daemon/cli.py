@@ -20,6 +20,7 @@ from daemon.words import count
 
 # soft_wrap: piped output keeps long lines whole instead of breaking them at 80 columns.
 console = Console(soft_wrap=True)
+errors = Console(stderr=True)  # progress bars: stdout stays the command's output
 
 
 class _Group(click.Group):
@@ -214,20 +215,59 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
 @click.option("--label", help="The right label (classify steps).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A right field value (extract); repeatable.")
 @click.option("--text", help="The right text (summarise and prompt steps).")
+@click.option("--refile", is_flag=True, help="Apply the corrected label's route to the file where it is now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded correction as JSON.")
 def correct(
-    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, as_json: bool
+    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, refile: bool, as_json: bool
 ) -> None:
     """Record the right output of a step of a run; the run's own record stays as it was."""
-    from daemon.commands.correct import correct_run
+    from daemon.commands.correct import correct_run, refile_lines
     from daemon.views import correction_json
 
     settings = load_settings()
-    recorded = correct_run(settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text)
+    recorded = correct_run(
+        settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text, refile=refile
+    )
     if as_json:
         _print_json(correction_json(recorded))
+        return
+    click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
+    for line in refile_lines(recorded):
+        click.echo(line)
+
+
+@main.command("eval")
+@click.argument("workflow", required=False)
+@click.option("--model", "-m", help="The candidate model (with --shadow: whose shadow answers).")
+@click.option("--shadow", is_flag=True, help="Compare the answers shadow mode recorded; ask nothing.")
+@click.option("--since", help="Only runs that finished this recently, e.g. 30d.")
+@click.option("--limit", "-n", type=click.IntRange(1, 1_000_000), help="Only the newest N runs.")
+@click.option("--list", "listing", is_flag=True, help="List the stored evals (of WORKFLOW, when given).")
+@click.option("--show", "show_id", type=int, metavar="ID", help="Print a stored eval again.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(
+    workflow: str | None, model: str | None, shadow: bool, since: str | None, limit: int | None, listing: bool,
+    show_id: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Compare a candidate model with WORKFLOW's recorded runs (or list and show stored evals)."""
+    from daemon.commands.evaluate import eval_json, print_eval, print_eval_list, run_eval, selection
+    from daemon.store.evals import EvalStore
+
+    if listing + (show_id is not None) + (workflow is not None and not listing) != 1:
+        raise UsageError("give WORKFLOW --model CANDIDATE (or --shadow), or --list [WORKFLOW], or --show ID")
+    settings = _settings()
+    store = _store(settings)
+    if listing:
+        found = EvalStore(store.engine).recent(workflow=workflow, limit=limit or 50)
+        _print_json([eval_json(r) for r in found]) if as_json else print_eval_list(console, found)
+        return
+    if show_id is not None:
+        record = EvalStore(store.engine).get(show_id)
     else:
-        click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
+        assert workflow is not None
+        chosen = selection(since, limit)
+        record = run_eval(settings, store, workflow, model=model, shadow=shadow, chosen=chosen, progress=errors)
+    _print_json(eval_json(record)) if as_json else print_eval(console, record)
 
 
 @main.command()

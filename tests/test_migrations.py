@@ -78,6 +78,36 @@ CORRECTIONS_COLUMNS = [
     ("original", "JSON", True),
     ("author", "TEXT", False),
     ("created_at", "DATETIME", False),
+    ("refile", "JSON", True),
+]
+EVALS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("workflow", "TEXT", False),
+    ("model", "TEXT", False),
+    ("source", "TEXT", False),
+    ("created_at", "DATETIME", False),
+    ("since", "DATETIME", True),
+    ("run_limit", "INTEGER", True),
+    ("runs", "INTEGER", False),
+    ("agreement", "FLOAT", True),
+    ("figures", "JSON", False),
+]
+SHADOW_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", False),
+    ("model", "TEXT", False),
+    ("server", "TEXT", True),
+    ("output", "JSON", True),
+    ("invalid", "TEXT", True),
+    ("answer", "TEXT", True),
+    ("calls", "INTEGER", False),
+    ("prompt_tokens", "INTEGER", True),
+    ("completion_tokens", "INTEGER", True),
+    ("total_duration_ns", "BIGINT", True),
+    ("eval_duration_ns", "BIGINT", True),
+    ("wall_ms", "FLOAT", True),
+    ("started_at", "DATETIME", False),
 ]
 # FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
 FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
@@ -112,6 +142,22 @@ EXPECTED = {
         "uniques": {},
         "fks": [("fk_corrections_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
         "checks": {"ck_corrections_kind"},
+    },
+    "evals": {
+        "columns": EVALS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_evals_workflow_id": (["workflow", "id"], False)},
+        "uniques": {},
+        "fks": [],
+        "checks": {"ck_evals_source"},
+    },
+    "shadow_calls": {
+        "columns": SHADOW_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_shadow_calls_run_id": (["run_id"], False)},
+        "uniques": {"uq_shadow_calls_run_id_step_id_model": ["run_id", "step_id", "model"]},
+        "fks": [("fk_shadow_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": set(),
     },
     "meta": {
         "columns": META_COLUMNS,
@@ -190,7 +236,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0003"
+    assert migrate.head() == "0006"
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -205,7 +251,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == "0003"
+    assert migrate.current(engine) == "0006"
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -228,7 +274,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0003"
+    assert done.stdout.strip() == "0006"
     assert list(elsewhere.iterdir()) == []
 
 
@@ -249,7 +295,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0003"]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0006"]
 
 
 def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
@@ -264,7 +310,7 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(f"sqlite:///{db_path}")
-    assert migrate.current(engine) == "0003"
+    assert migrate.current(engine) == "0006"
     engine.dispose()
 
 

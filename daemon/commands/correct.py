@@ -12,6 +12,8 @@ import pwd
 from collections.abc import Sequence
 from typing import Any
 
+from daemon.engine.refile import Refile, followers, refuse_unless_refilable
+from daemon.engine.refile import refile as apply_refile
 from daemon.errors import BadAnswer, UsageError
 from daemon.llm.answers import check_fields, match_label
 from daemon.settings import Settings
@@ -56,11 +58,43 @@ def correct_run(
     label: str | None,
     sets: Sequence[str],
     text: str | None,
+    refile: bool = False,
 ) -> Correction:
-    """`gristmill correct`: check the correction against the run's workflow file (when it loads) and record it."""
-    workflow = load_workflows(settings.workflows)[0].get(store.get(run_id).workflow)
+    """`gristmill correct`: check the correction against the run's workflow file (when it loads) and record it.
+
+    With `refile`, the corrected output's route is applied to the run's file where it is now; the
+    same command again (or `--refile` alone) finishes a refile that was interrupted.
+    """
+    run = store.get(run_id)
+    workflow = load_workflows(settings.workflows)[0].get(run.workflow)
+    corrections = CorrectionStore(store.engine)
+    if not refile:
+        change = build_change(workflow, step_id, label=label, sets=sets, text=text)
+        return corrections.add(run_id, step_id, change, author=os_user())
+    if workflow is None:
+        raise UsageError(f"workflow '{run.workflow}' is not loaded; --refile needs its routes (fix or restore it)")
+    refuse_unless_refilable(run)
+    followers(workflow, step_id)
+    correction = _the_correction(corrections, workflow, run_id, step_id, label=label, sets=sets, text=text)
+    earlier = [c for c in corrections.for_run(run_id) if c.id != correction.id]
+    apply_refile(settings, corrections, Refile(run, workflow, correction), earlier)
+    return corrections.latest(run_id, step_id) or correction
+
+
+def _the_correction(
+    corrections: CorrectionStore, workflow: Workflow, run_id: int, step_id: str, *, label: str | None,
+    sets: Sequence[str], text: str | None,
+) -> Correction:  # fmt: skip
+    """The correction a refile follows: the one given (the latest, when it says the same), else the latest."""
+    latest = corrections.latest(run_id, step_id)
+    if label is None and not sets and text is None:
+        if latest is None:
+            raise UsageError(f"step '{step_id}' of run {run_id} has no correction to refile by; give one: --label L")
+        return latest
     change = build_change(workflow, step_id, label=label, sets=sets, text=text)
-    return CorrectionStore(store.engine).add(run_id, step_id, change, author=os_user())
+    if latest is not None and latest.change == change.payload():
+        return latest  # the same command again: finish its refile rather than record it twice
+    return corrections.add(run_id, step_id, change, author=os_user())
 
 
 def _step(workflow: Workflow | None, step_id: str) -> Any:
@@ -125,3 +159,15 @@ def _typed_fields(step: Any, values: dict[str, str]) -> dict[str, Any]:
         except BadAnswer as exc:
             raise UsageError(f"--set {name}: {exc.message}") from None
     return typed
+
+
+def refile_lines(correction: Correction) -> list[str]:
+    """What a refile did, one line per route step, for people."""
+    lines = []
+    for step_id, done in (correction.refile or {}).items():
+        if done.get("action") in ("move_to", "copy_to") and done.get("destination") != done.get("from"):
+            verb = "moved" if done["action"] == "move_to" else "copied"
+            lines.append(f"step {step_id}: {verb} {done.get('from')} to {done['destination']} ({done.get('why')})")
+        else:
+            lines.append(f"step {step_id}: the file stays at {done.get('destination') or done.get('from')}")
+    return lines
