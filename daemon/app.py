@@ -17,6 +17,7 @@ from daemon.engine.intake import Intake
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.runner import Runner
+from daemon.engine.shadow import ShadowLane
 from daemon.errors import ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
@@ -77,6 +78,12 @@ class App:
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+            succeeded=lambda run: self.shadow.offer(run),
+        )  # fmt: skip  (keyword arguments read as one sentence)
+        # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
+        self.shadow = ShadowLane(
+            self.store, self.backend, lambda: self.workflows, slots=settings.concurrency,
+            busy=lambda: self.pool.in_flight,
         )  # fmt: skip  (keyword arguments read as one sentence)
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
@@ -144,6 +151,9 @@ class App:
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
+        unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
+        if unasked:
+            log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
         after = self.store.counts()
         done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
         return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
@@ -171,6 +181,7 @@ class App:
         folder = FolderWatch(self.settings.workflows, life.request_reload)
         folder.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
+        self.shadow.start()
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
@@ -202,6 +213,7 @@ class App:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         for source in self.sources.values():
             source.stop()
+        self.shadow.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         for run_id in left:

@@ -259,15 +259,44 @@ def evaluate(
     store = _store(settings)
     if listing:
         found = EvalStore(store.engine).recent(workflow=workflow, limit=limit or 50)
-        _print_json([eval_json(r) for r in found]) if as_json else print_eval_list(console, found)
+        if as_json:
+            _print_json([eval_json(r) for r in found])
+        else:
+            print_eval_list(console, found)
         return
     if show_id is not None:
         record = EvalStore(store.engine).get(show_id)
     else:
-        assert workflow is not None
         chosen = selection(since, limit)
-        record = run_eval(settings, store, workflow, model=model, shadow=shadow, chosen=chosen, progress=errors)
-    _print_json(eval_json(record)) if as_json else print_eval(console, record)
+        record = run_eval(settings, store, workflow or "", model=model, shadow=shadow, chosen=chosen, progress=errors)
+    if as_json:
+        _print_json(eval_json(record))
+    else:
+        print_eval(console, record)
+
+
+@main.command("export")
+@click.argument("workflow")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The folder to write into.")
+@click.option("--step", "step_id", help="Only this step's answers (default: every step that asks the model).")
+@click.option("--only", type=click.Choice(["all", "corrected"]), default="all", show_default=True,
+              help="corrected: only answers a person corrected.")  # fmt: skip
+@click.option("--valid", type=float, default=0.1, show_default=True, help="Share of the runs for valid.jsonl.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def export_cmd(workflow: str, out: Path, step_id: str | None, only: str, valid: float, as_json: bool) -> None:
+    """Write train.jsonl and valid.jsonl (chat format) and a README.md from WORKFLOW's recorded runs."""
+    from daemon.commands.export import command_line, export, export_json, summary
+    from daemon.export.dataset import Only
+
+    settings = _settings()
+    data = export(
+        settings, _store(settings), workflow, out, step_id=step_id, only=Only(only), valid=valid, progress=errors,
+        command=command_line(sys.argv[1:]),
+    )  # fmt: skip
+    if as_json:
+        _print_json(export_json(data, out))
+    else:
+        click.echo(summary(data, out))
 
 
 @main.command()

@@ -43,11 +43,13 @@ class WorkerPool:
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
         retry_base: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        succeeded: Callable[[Run], None] = lambda run: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflows = workflows
+        self.succeeded = succeeded  # told of each run that succeeded for real (shadow mode)
         self.owner = f"{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -196,7 +198,8 @@ class WorkerPool:
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+            if self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs) and not dry_run:
+                self.succeeded(run)
 
     def _fail_or_retry(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
         if final or run.attempts >= run.max_attempts:
@@ -210,10 +213,10 @@ class WorkerPool:
             extra={"run_id": run.id, "workflow": run.workflow, "outcome": "retry"},
         )  # fmt: skip
 
-    def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
+    def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> bool:
         if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
-            return
+            return False
         took = time.monotonic() - started
         what = run.input_path or "scheduled"
         suffix = f": {error}" if error else ""
@@ -223,6 +226,7 @@ class WorkerPool:
         metrics.run_finished(run, status, took)
         if status is RunStatus.FAILED:
             after_failure(self.workflows().get(run.workflow), run, error)
+        return True
 
     def _heartbeat(self) -> None:
         # Runs until stop() has waited for the workers, so runs finishing late keep their leases.
