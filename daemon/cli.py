@@ -221,18 +221,20 @@ def correct(
     run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, refile: bool, as_json: bool
 ) -> None:
     """Record the right output of a step of a run; the run's own record stays as it was."""
-    from daemon.commands.correct import correct_run, refile_lines
+    from daemon.commands.correct import correct_run, refile_lines, refile_run
     from daemon.views import correction_json
 
     settings = load_settings()
-    recorded = correct_run(
-        settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text, refile=refile
-    )
+    store = _store(settings)
+    if refile:
+        recorded, did = refile_run(settings, store, run_id, step_id, label=label, sets=sets, text=text)
+    else:
+        recorded, did = correct_run(settings, store, run_id, step_id, label=label, sets=sets, text=text), None
     if as_json:
         _print_json(correction_json(recorded))
         return
     click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
-    for line in refile_lines(recorded):
+    for line in refile_lines(did, recorded) if did is not None else ():
         click.echo(line)
 
 

@@ -58,27 +58,33 @@ def correct_run(
     label: str | None,
     sets: Sequence[str],
     text: str | None,
-    refile: bool = False,
 ) -> Correction:
-    """`gristmill correct`: check the correction against the run's workflow file (when it loads) and record it.
+    """`gristmill correct`: check the correction against the run's workflow file (when it loads) and record it."""
+    workflow = load_workflows(settings.workflows)[0].get(store.get(run_id).workflow)
+    change = build_change(workflow, step_id, label=label, sets=sets, text=text)
+    return CorrectionStore(store.engine).add(run_id, step_id, change, author=os_user())
 
-    With `refile`, the corrected output's route is applied to the run's file where it is now; the
-    same command again (or `--refile` alone) finishes a refile that was interrupted.
+
+def refile_run(
+    settings: Settings, store: RunStore, run_id: int, step_id: str, *, label: str | None, sets: Sequence[str],
+    text: str | None,
+) -> tuple[Correction, dict[str, Any]]:  # fmt: skip
+    """`gristmill correct --refile`: record the correction, then apply its route to the run's file where it is now.
+
+    The same command again (or `--refile` with no correction) finishes a refile that was
+    interrupted, and records nothing twice. Returns the correction and what this call did.
     """
     run = store.get(run_id)
     workflow = load_workflows(settings.workflows)[0].get(run.workflow)
-    corrections = CorrectionStore(store.engine)
-    if not refile:
-        change = build_change(workflow, step_id, label=label, sets=sets, text=text)
-        return corrections.add(run_id, step_id, change, author=os_user())
     if workflow is None:
         raise UsageError(f"workflow '{run.workflow}' is not loaded; --refile needs its routes (fix or restore it)")
     refuse_unless_refilable(run)
     followers(workflow, step_id)
+    corrections = CorrectionStore(store.engine)
     correction = _the_correction(corrections, workflow, run_id, step_id, label=label, sets=sets, text=text)
     earlier = [c for c in corrections.for_run(run_id) if c.id != correction.id]
-    apply_refile(settings, corrections, Refile(run, workflow, correction), earlier)
-    return corrections.latest(run_id, step_id) or correction
+    did = apply_refile(settings, corrections, Refile(run, workflow, correction), earlier)
+    return corrections.latest(run_id, step_id) or correction, did
 
 
 def _the_correction(
@@ -161,10 +167,12 @@ def _typed_fields(step: Any, values: dict[str, str]) -> dict[str, Any]:
     return typed
 
 
-def refile_lines(correction: Correction) -> list[str]:
+def refile_lines(did: dict[str, Any], correction: Correction) -> list[str]:
     """What a refile did, one line per route step, for people."""
+    if not did:
+        return [f"already refiled: {json.dumps(correction.refile, ensure_ascii=False)}"]
     lines = []
-    for step_id, done in (correction.refile or {}).items():
+    for step_id, done in did.items():
         if done.get("action") in ("move_to", "copy_to") and done.get("destination") != done.get("from"):
             verb = "moved" if done["action"] == "move_to" else "copied"
             lines.append(f"step {step_id}: {verb} {done.get('from')} to {done['destination']} ({done.get('why')})")

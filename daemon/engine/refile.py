@@ -79,7 +79,7 @@ def refuse_unless_refilable(run: Run) -> None:
 
 
 def refile(settings: Settings, corrections: CorrectionStore, job: Refile, earlier: list[Correction]) -> dict[str, Any]:
-    """Apply the correction's route to the run's file where it is now; what each step did (also stored)."""
+    """Apply the correction's route to the run's file where it is now; what each step did now (all are stored)."""
     here, finished = _where_now(job.run, corrections, earlier, job.correction)
     if not here.exists():
         raise UsageError(
@@ -87,16 +87,17 @@ def refile(settings: Settings, corrections: CorrectionStore, job: Refile, earlie
         )
     scope = _scope(settings, job, here, corrections)
     done: dict[str, Any] = {k: v for k, v in finished.items() if not is_intent(v)}
+    did: dict[str, Any] = {}
     for step in followers(job.workflow, job.correction.step_id):
         if step.step_id in done:
             continue  # an earlier --refile of this correction finished it
         before = here
         result = step.kind.run(step.spec, _context(job, step, scope, here, corrections, done, finished))
         here = result.moved_to or here
-        done[step.step_id] = {**result.output, "from": str(before)}
+        done[step.step_id] = did[step.step_id] = {**result.output, "from": str(before)}
         scope["file"] = {**scope["file"], **file_scope(here)}
         corrections.set_refile(job.correction.id, done)
-    return done
+    return did
 
 
 def _context(
