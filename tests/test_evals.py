@@ -128,7 +128,9 @@ def test_the_export_carries_the_corrected_label(home, tmp_path):
     home.cli("export", "mail-room", "--out", str(tmp_path / "again"), check=True)
     assert (tmp_path / "again" / "valid.jsonl").read_text() == (out / "valid.jsonl").read_text()
     only = json.loads(
-        home.cli("export", "mail-room", "--out", str(tmp_path / "c"), "--only", "corrected", "--json", check=True).stdout
+        home.cli(
+            "export", "mail-room", "--out", str(tmp_path / "c"), "--only", "corrected", "--json", check=True
+        ).stdout
     )
     assert only["train"] + only["valid"] == 1 and only["left_out"]["not corrected (--only corrected)"] == 2 * COUNT - 1
 
