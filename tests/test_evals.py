@@ -8,7 +8,6 @@ tests run in file order on one history: the refile's correction is the reference
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
