@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
     prices: dict[str, Price] = {}
     cost_compare: list[str] = list(defaults.COST_COMPARE)
-    http: str = Field(DEFAULT_HTTP, description="where the dashboard and /metrics listen: HOST:PORT or off")
+    http: str = Field(DEFAULT_HTTP, description="where the dashboard, /metrics and hooks listen: HOST:PORT or off")
     http_token: SecretStr | None = Field(None, min_length=16, description="needed by every request when set")
     # Set by systemd when stderr goes to the journal: "DEVICE:INODE" of that stream.
     journal_stream: str | None = Field(None, validation_alias="JOURNAL_STREAM")
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
 
     @property
     def http_address(self) -> HttpAddress | None:
-        """Where the dashboard listens; None when it is off."""
+        """Where the dashboard and the hooks listen; None when it is off."""
         return parse_http(self.http)
 
     @field_validator("data_dir", "workflows", mode="after")

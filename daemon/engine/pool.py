@@ -14,7 +14,7 @@ from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, Unavailable
 from daemon.store import RunStore
 from daemon.workflow import Workflow
 
@@ -59,6 +59,7 @@ class WorkerPool:
         self._bells = [threading.Event() for _ in range(size)]
         self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
         self._in_flight: dict[int, Run] = {}
+        self._waits: dict[int, int] = {}  # run id → outages of a service other than the model in a row
         self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
@@ -185,6 +186,9 @@ class WorkerPool:
             delay = self.gate.down(exc.message)
             not_before = self.clock() + timedelta(seconds=delay)
             self.store.release(run.id, self.owner, not_before=not_before, error=exc.message, refund_attempt=True)
+        except Unavailable as exc:
+            self.gate.end_probe()
+            self._wait_out(run, exc.message)
         except GristmillError as exc:
             if isinstance(exc, ModelError):
                 self.gate.up()
@@ -201,6 +205,16 @@ class WorkerPool:
             if self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs) and not dry_run:
                 self.succeeded(run)
 
+    def _wait_out(self, run: Run, error: str) -> None:
+        """Another service (a mail server) is away: only this run waits, with backoff, its attempt refunded."""
+        with self._lock:
+            outages = self._waits[run.id] = self._waits.get(run.id, 0) + 1
+        delay = min(self.gate.cap, self.retry_base * 2 ** (outages - 1))
+        self.store.release(run.id, self.owner, not_before=self.clock() + timedelta(seconds=delay), error=error,
+                           refund_attempt=True)  # fmt: skip
+        if outages == 1:
+            log.warning("run %d (%s) waits: %s; trying again with backoff", run.id, run.workflow, error)
+
     def _fail_or_retry(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
         if final or run.attempts >= run.max_attempts:
             self._finish(run, RunStatus.FAILED, started, error=error)
@@ -214,6 +228,8 @@ class WorkerPool:
         )  # fmt: skip
 
     def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> bool:
+        with self._lock:
+            self._waits.pop(run.id, None)
         if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
             return False

@@ -9,12 +9,23 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Connection, Engine, Row, Text, bindparam, case, cast, func, literal, select, update,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
 )  # fmt: skip
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.domain import ModelCall, NewRun, Run, RunStatus, Origin
+from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
@@ -371,6 +382,17 @@ class RunStore:
         """The run of `workflow` recorded under `dedupe_key`, if any."""
         with reading(self._engine) as conn:
             return self._known(conn, workflow, dedupe_key)
+
+    def find_by_context(self, workflow: str, path: tuple[str, ...], value: str) -> Run | None:
+        """The first run of `workflow` whose context holds `value` at `path`: a second "once" key (a mail's place).
+
+        Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
+        """
+        found = runs.c.context[path].as_string() == value
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
 
     def get_meta(self, key: str) -> str | None:
         """A value of the small key/value table."""

@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from daemon.metrics import Metrics
 from daemon.web import forms, pages
+from daemon.web.mounts import with_mounts
 from daemon.web.security import Guard
 from daemon.web.source import DashboardSource
 
@@ -45,8 +46,8 @@ class Dashboard:
         return HTMLResponse(page, status_code=status)
 
 
-def build_app(source: DashboardSource, metrics: Metrics, *, token: str | None, host: str) -> Guard:
-    """The ASGI application, wrapped in its guard."""
+def build_app(source: DashboardSource, metrics: Metrics, *, token: str | None, host: str) -> Any:
+    """The ASGI application, wrapped in its guard; the trigger sources' own paths (hooks) beside it."""
     routes = [
         Route("/", pages.overview),
         Route("/runs", pages.run_list),
@@ -63,7 +64,8 @@ def build_app(source: DashboardSource, metrics: Metrics, *, token: str | None, h
     ]
     app = Starlette(routes=routes)
     app.state.dashboard = Dashboard(source, metrics)
-    return Guard(app, token=token, host=host)
+    # Hooks answer for themselves (their own Bearer token), so they are served beside the guard, not behind it.
+    return with_mounts(Guard(app, token=token, host=host), source.web_mounts())
 
 
 def when(value: datetime | None) -> str:

@@ -18,6 +18,7 @@ from daemon.metrics import SERVER
 from daemon.settings import Settings
 from daemon.store import RunStore
 from daemon.store.corrections import CorrectionStore
+from daemon.triggers import WebMount
 from daemon.web.queries import queued_by_workflow
 from daemon.workflow import Workflow, load_workflows
 
@@ -65,6 +66,10 @@ class DashboardSource(ABC):
     def wake(self) -> None:  # noqa: B027 (a hook: the database alone has no workers to wake)
         """Runs were queued (a retry): let the workers look now."""
 
+    def web_mounts(self) -> list[WebMount]:
+        """Paths the trigger sources serve themselves on this server (hooks); none without the daemon."""
+        return []
+
     def queue_depth(self) -> dict[str, int]:
         """Queued runs per workflow, zero for loaded workflows with none (for /metrics)."""
         depth = dict.fromkeys(self.workflows(), 0)
@@ -104,6 +109,10 @@ class DaemonSource(DashboardSource):
 
     def wake(self) -> None:
         self.app.pool.wake()
+
+    def web_mounts(self) -> list[WebMount]:
+        mounts = (source.web_mount() for source in self.app.sources.values())
+        return [mount for mount in mounts if mount is not None]
 
 
 class DatabaseSource(DashboardSource):
