@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from starlette.testclient import TestClient
 
 from daemon.export.chat import shape_problem
+from daemon.metrics import Metrics
+from daemon.settings import load_settings
 from daemon.standin import StandinConfig, StandinServer
+from daemon.store import RunStore, make_engine
+from daemon.web.app import build_app
+from daemon.web.source import DatabaseSource
 from tests.eval_support import COUNT, FOLDERS, TWIN, WEAK, WORKFLOW, drop_all, eval_json, is_hard, kind_of, run_ids
 from tests.support import make_home
 
@@ -132,6 +138,32 @@ def test_the_export_carries_the_corrected_label(home, tmp_path):
         ).stdout
     )
     assert only["train"] + only["valid"] == 1 and only["left_out"]["not corrected (--only corrected)"] == 2 * COUNT - 1
+
+
+def test_the_dashboard_lists_the_evals_and_shows_one(home, monkeypatch):
+    monkeypatch.setenv("GRISTMILL_DATA_DIR", str(home.data))
+    monkeypatch.setenv("GRISTMILL_WORKFLOWS", str(home.workflows))
+    settings = load_settings()
+    engine = make_engine(settings.db_url)
+    try:
+        source = DatabaseSource(settings, RunStore(engine), probe=lambda url: None)
+        app = build_app(source, Metrics(queue_depth=dict, servers_up=dict), token=None, host="127.0.0.1")
+        client = TestClient(app, base_url="http://127.0.0.1:8377")
+        listing = client.get("/evals")
+        assert listing.status_code == 200 and "script-src" not in listing.text
+        listed = json.loads(home.cli("eval", "--list", "--json", check=True).stdout)
+        weak = next(e for e in listed if e["model"] == WEAK)
+        assert f'href="/evals/{weak["eval"]}"' in listing.text
+        page = client.get(f"/evals/{weak['eval']}")
+        assert page.status_code == 200 and page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert "<script>" not in page.text.split("</head>")[1]  # no inline script in the body
+        assert "18 of 24</strong> agree (75.0 %)" in page.text
+        for run in weak["steps"]["kind"]["disagreements"]:
+            assert f'href="/runs/{run}"' in page.text
+        assert "vendor" in page.text and "Vendor 1 (weak)" in page.text  # the differing field, both values
+        assert client.get("/evals/99999").status_code == 404
+    finally:
+        engine.dispose()
 
 
 def test_mistakes_are_one_sentence(home):
