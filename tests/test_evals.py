@@ -19,6 +19,7 @@ from daemon.standin import StandinConfig, StandinServer
 from daemon.store import RunStore, make_engine
 from daemon.web.app import build_app
 from daemon.web.source import DatabaseSource
+from tests.chat_format import check_folder
 from tests.eval_support import COUNT, FOLDERS, TWIN, WEAK, WORKFLOW, drop_all, eval_json, is_hard, kind_of, run_ids
 from tests.support import make_home
 
@@ -116,6 +117,7 @@ def test_the_export_carries_the_corrected_label(home, tmp_path):
     assert lines["valid.jsonl"] and len(lines["valid.jsonl"]) == done["valid"]
     examples = [json.loads(text) for texts in lines.values() for text in texts]
     assert all(shape_problem(e["messages"]) is None for e in examples)
+    assert check_folder(out) == 2 * COUNT  # as mlx-lm and TRL read it (tests/chat_format.py)
     labels = [json.loads(e["messages"][-1]["content"]) for e in examples if '"label"' in e["messages"][-1]["content"]]
     assert len(labels) == COUNT
     answered = {

@@ -127,11 +127,14 @@ def split(run_ids: list[int], valid_share: float) -> set[int]:
     """The runs whose examples go to valid: those whose hash falls below `valid_share`.
 
     mlx-lm refuses an empty validation set, so with two runs or more and a share above 0, the run
-    with the lowest hash goes to valid when none fell below, and the highest stays in train.
+    with the lowest hash goes to valid when none fell below, and the highest stays in train; a
+    single run is all training.
     """
+    if len(run_ids) < 2:
+        return set()
     ranked = sorted(run_ids, key=share_of)
     valid = {run_id for run_id in ranked if share_of(run_id) < valid_share}
-    if valid_share > 0 and len(ranked) >= 2:
+    if valid_share > 0:
         valid.add(ranked[0])
         valid.discard(ranked[-1])
     return valid
