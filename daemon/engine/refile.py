@@ -173,4 +173,3 @@ def _scope(settings: Settings, job: Refile, here: Path, corrections: CorrectionS
         outputs[step_id] = correction.output
     outputs[job.correction.step_id] = job.correction.output
     return scope | outputs
-
