@@ -72,7 +72,7 @@ def refuse_unless_refilable(run: Run) -> None:
     """Only a succeeded run that really moved files has a file a refile may move."""
     if run.status is not RunStatus.SUCCEEDED:
         raise UsageError(f"run {run.id} is {run.status.value}; --refile moves the file of a succeeded run")
-    if getattr(run, "dry_run", False):
+    if run.dry_run:
         raise UsageError(f"run {run.id} was a dry run; it moved nothing, so there is nothing to refile")
     if run.input_path is None:
         raise UsageError(f"run {run.id} has no input file to refile")
@@ -129,7 +129,7 @@ def _where_now(
     run: Run, corrections: CorrectionStore, earlier: list[Correction], current: Correction
 ) -> tuple[Path, dict[str, Any]]:
     """Where the run's file is now, finishing interrupted refiles from disk; and `current`'s own refile so far."""
-    here = Path(_moved_by(run.input_path, run.outputs.values()))
+    here = Path(run.file_now() or "")
     own: dict[str, Any] = {}
     for correction in [*earlier, current]:
         if not correction.refile:

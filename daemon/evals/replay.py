@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.domain import RunStatus
+from daemon.domain import Run, RunStatus
 from daemon.errors import ModelMissing, UsageError
 from daemon.evals.candidate import ask_case
 from daemon.evals.figures import Tally, overall
@@ -64,7 +64,7 @@ def replay(
     if not backend.has_model(model):
         raise ModelMissing(model, backend.url)
     steps = {step.step_id: step for step in comparable_steps(workflow)}
-    runs = recorded_runs(store.engine, workflow.name, statuses=[RunStatus.SUCCEEDED], **vars(chosen))
+    runs = _runs(store, workflow, chosen)
     tallies = {step_id: Tally(step.kind.name) for step_id, step in steps.items()}
     todo = _sort(cases(store, runs, list(steps.values())), tallies)
     started(len(todo))
@@ -85,7 +85,7 @@ def from_shadow(store: RunStore, workflow: Workflow, model: str | None, chosen: 
     shadows = ShadowStore(store.engine)
     model = model or _only_model(shadows.models(workflow.name), workflow.name)
     steps = {step.step_id: step for step in comparable_steps(workflow)}
-    runs = recorded_runs(store.engine, workflow.name, statuses=[RunStatus.SUCCEEDED], **vars(chosen))
+    runs = _runs(store, workflow, chosen)
     answered = {(a.run_id, a.step_id): a for a in shadows.answers(workflow.name, model)}
     tallies = {step_id: Tally(step.kind.name) for step_id, step in steps.items()}
     for case in _sort(cases(store, runs, list(steps.values())), tallies):
@@ -95,6 +95,14 @@ def from_shadow(store: RunStore, workflow: Workflow, model: str | None, chosen: 
             continue
         tallies[case.step_id].add(case, answer, judge(steps[case.step_id], case, answer))
     return _store(store, workflow, model, SHADOW, chosen, len(runs), tallies)
+
+
+def _runs(store: RunStore, workflow: Workflow, chosen: Selection) -> list[Run]:
+    """Succeeded runs, never dry runs (they are consumed by nothing)."""
+    return recorded_runs(
+        store.engine, workflow.name, statuses=[RunStatus.SUCCEEDED], since=chosen.since, limit=chosen.limit,
+        dry_runs=False,
+    )  # fmt: skip
 
 
 def _only_model(models: list[str], workflow: str) -> str:

@@ -65,7 +65,7 @@ def exported_steps(workflow: Workflow, step_id: str | None) -> list[Step]:
 
 def run_reason(run: Run) -> str | None:
     """Why a run gives no examples at all; None when it may."""
-    if getattr(run, "dry_run", False):
+    if run.dry_run:
         return "dry run"
     if run.status is not RunStatus.SUCCEEDED:
         return {RunStatus.FAILED: "failed", RunStatus.SKIPPED: "skipped"}.get(run.status, "not finished")

@@ -25,9 +25,12 @@ def recorded_runs(
     statuses: Collection[RunStatus] | None = None,
     since: datetime | None = None,
     limit: int | None = None,
+    dry_runs: bool = True,
 ) -> list[Run]:
     """The workflow's runs (of these statuses, finished after `since`), the newest `limit`, oldest first."""
     stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow).order_by(runs.c.id.desc())
+    if not dry_runs:
+        stmt = stmt.where(runs.c.dry_run.is_(False))
     if statuses is not None:
         stmt = stmt.where(runs.c.status.in_([RunStatus(s).value for s in statuses]))
     if since is not None:

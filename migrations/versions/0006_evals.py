@@ -7,7 +7,7 @@ the figures per step as JSON. `shadow_calls` keeps a candidate's answer to a ste
 what `gristmill correct --refile` did with the run's file: its intent first, then the outcome.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-03
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
