@@ -66,6 +66,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     users: dict[str, list[str]] = {}
     for workflow in workflows.values():
         users.setdefault(workflow.model or settings.model, []).append(workflow.name)
+        for shadow in workflow.shadow:  # a candidate the server lacks is left out of shadow mode
+            users.setdefault(shadow.model, []).append(f"{workflow.name} (shadow)")
     for model, names in sorted(users.items()):
         if backend.has_model(model):
             echo(f"model {model}: present")
