@@ -242,3 +242,110 @@ def test_a_name_taken_before_a_move_across_file_systems_is_published_gets_a_suff
             p.unlink()
         if folder.exists():
             folder.rmdir()
+
+
+# -- names, modes and the data errors carry
+
+
+def test_a_dotfile_with_a_suffix_keeps_its_whole_name_before_the_number(tmp_path):
+    for content in (b"first", b"second"):
+        src = tmp_path / "src" / ".notes.txt"
+        src.parent.mkdir(exist_ok=True)
+        src.write_bytes(content)
+        ops.move_file(src, tmp_path / "out")
+
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".notes.txt", ".notes.txt (1)"]
+
+
+def test_a_name_that_is_not_utf8_and_just_fits_keeps_its_bytes_in_the_numbered_name(tmp_path):
+    stem = "x" * 246 + os.fsdecode(b"\xff")  # 247 bytes: with " (1).pdf" exactly 255
+    for content in (b"first", b"second"):
+        src = tmp_path / "src"
+        src.write_bytes(content)
+        ops.move_file(src, tmp_path / "out", f"{stem}.pdf")
+
+    assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == sorted(
+        [os.fsencode(f"{stem}.pdf"), os.fsencode(f"{stem} (1).pdf")]
+    )
+
+
+def test_a_written_file_gets_the_usual_mode_and_a_temporary_name_in_use_is_left_alone(tmp_path):
+    busy = tmp_path / f".gristmill-tmp-{os.getpid()}-0"  # another thread of this process is writing
+    busy.write_bytes(b"another writer's bytes")
+    previous = os.umask(0o022)
+    try:
+        ops.write_exact(tmp_path / "a.md", b"ours")
+    finally:
+        os.umask(previous)
+
+    assert (tmp_path / "a.md").read_bytes() == b"ours"
+    assert os.stat(tmp_path / "a.md").st_mode & 0o777 == 0o644
+    assert busy.read_bytes() == b"another writer's bytes"
+
+
+def test_refusals_carry_the_path_they_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real")
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+
+    with pytest.raises(UnsafePathError) as folder:
+        ops.move_file(src, tmp_path / "linked")
+    assert folder.value.path == str(tmp_path / "linked")
+    with pytest.raises(UnsafePathError) as source:
+        ops.move_file(tmp_path / "link.txt", tmp_path / "out")
+    assert source.value.path == str(tmp_path / "link.txt")
+    with pytest.raises(InputError) as not_a_file:
+        ops.move_file(tmp_path / "real", tmp_path / "out")
+    assert str(not_a_file.value) == f"{tmp_path / 'real'} is not a regular file"
+
+
+def test_a_full_destination_is_an_outage_of_that_folder(tmp_path):
+    from daemon.errors import FolderUnavailable
+    from tests.tmpfs import tmpfs
+
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(256 * 1024))
+    with tmpfs(tmp_path / "Full", 64 * 1024) as full:
+        for attempt in (lambda: ops.write_exact(full.path / "a.bin", src.read_bytes()),
+                        lambda: ops.place_exact(src, full.path / "sub" / "big.bin")):  # fmt: skip
+            with pytest.raises(FolderUnavailable) as caught:
+                attempt()
+            assert caught.value.folder in (full.path, full.path / "sub")
+            assert caught.value.reason == "its disk is full; free some space"
+        full.read_only(True)
+        with pytest.raises(FolderUnavailable) as caught:
+            ops.place_exact(src, full.path / "new" / "big.bin")
+        assert (caught.value.folder, caught.value.reason) == (
+            full.path / "new",
+            "its file system is read-only; mount it read-write",
+        )
+        assert src.exists()
+
+
+def test_ten_thousand_taken_names_are_a_clear_error(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for dest in ops.candidates(folder, "a.txt"):
+        dest.touch()
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+
+    with pytest.raises(UnsafePathError) as caught:
+        ops.move_file(src, folder)
+
+    assert str(caught.value) == f"no free name for a.txt in {folder} after 10000 tries"
+    assert (caught.value.path, caught.value.base) == ("a.txt", folder) and src.exists()
+
+
+def test_ten_thousand_temporary_names_taken_are_a_clear_error(tmp_path):
+    for n in range(ops.MAX_SUFFIX):
+        (tmp_path / f".gristmill-tmp-{os.getpid()}-{n}").touch()
+
+    with pytest.raises(UnsafePathError) as caught:
+        ops.write_exact(tmp_path / "a.md", b"ours")
+
+    assert str(caught.value) == f"cannot create a temporary file in {tmp_path}"
+    assert (caught.value.path, caught.value.base) == (str(tmp_path), tmp_path)
+    assert not (tmp_path / "a.md").exists()
