@@ -1,4 +1,4 @@
-"""`python -m tests.mutation [MODULE…] [--jobs N] [--fresh] [--limit N] [--report FILE]`.
+"""`python -m tests.mutation [MODULE…] [--jobs N] [--fresh] [--limit N] [--report FILE] [--no-generate]`.
 
 Writes the mutants (mutmut), then per module: a clean run of its tests (must pass), mutmut's forced
 failure (must fail: the trampolines are reached, in subprocesses too), then every mutant not yet
@@ -31,8 +31,9 @@ def main() -> int:
         console.print(f"no module of pyproject.toml's [tool.gristmill.mutation.tests] matches {args.modules}")
         return 2
     if not args.report_only:
-        with console.status("writing the mutants (mutmut)"):
-            plan.generate()
+        if not args.no_generate:
+            with console.status("writing the mutants (mutmut)"):
+                plan.generate()
         for module in chosen:
             if not _run_module(module, args):
                 return 1
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, help="at most this many mutants per module (a trial)")
     parser.add_argument("--report", type=_path, help="write the kill rates and survivors as Markdown here")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report the stored results")
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="use the mutants as written (a second runner beside one that writes them, on other modules)",
+    )
     return parser
 
 
