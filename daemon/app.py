@@ -24,8 +24,10 @@ from daemon.llm.base import ModelBackend
 from daemon.llm.limit import Limited
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
+from daemon.nodes import Presence
 from daemon.notify import Notifier
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
+from daemon.roles import NoScheduler, NoWatcher
 from daemon.schedule.firing import TickFirer
 from daemon.schedule.inputs import InputCollector
 from daemon.schedule.scheduler import Scheduler
@@ -59,6 +61,7 @@ class App:
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.store = RunStore(self.engine)
+        self.node = Presence(self.engine, settings.role)  # this process in `gristmill nodes`; its id owns its leases
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
         self.reload()
@@ -89,15 +92,20 @@ class App:
             ).scope,
         )
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency + 1, gate=self.gate,
+            self.store, self.runner, size=settings.concurrency + 1 if settings.role.works else 0, gate=self.gate,
             workflows=lambda: list(self.workflows), on_finished=self._on_finished,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+            owner=self.node.id, on_heartbeat=self.node.beat,  # nodes: its runs in hand, its heartbeat
         )
         self.watcher = self._new_watcher()
         grace = timedelta(seconds=settings.schedule_grace_seconds)
-        self.scheduler = Scheduler(TickFirer(self.store, self.intake, grace=grace), lambda: self.workflows)
+        firer = TickFirer(self.store, self.intake, grace=grace)
+        # A worker node fires nothing.
+        self.scheduler = Scheduler(firer, lambda: self.workflows) if settings.role.takes_in else NoScheduler()
 
-    def _new_watcher(self) -> Watcher:
+    def _new_watcher(self) -> Watcher | NoWatcher:
+        if not self.settings.role.takes_in:
+            return NoWatcher()  # a worker node watches nothing
         return Watcher(self.submit_file, refuse=self.intake.refuse, rescan_seconds=self.settings.rescan_seconds)
 
     def reload(self) -> None:
@@ -174,6 +182,7 @@ class App:
     def run_once(self) -> OnceReport:
         """Queue what is in the watched folders, process everything due, and return."""
         self.store.requeue_expired()
+        self.node.register()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.scan()
@@ -186,6 +195,7 @@ class App:
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
+            self.node.stopped()
         after = self.store.counts()
         done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
         return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
@@ -204,6 +214,8 @@ class App:
         recovered = self.store.requeue_expired()
         if recovered:
             log.info("returned %d interrupted runs to the queue", len(recovered))
+        self.node.register()
+        wakeups = self.store.wakeups(self.pool.wake)  # PostgreSQL: runs queued by other nodes wake ours
         self.watcher.configure(list(self.workflows.values()))
         self.watcher.start()
         folder = FolderWatch(self.settings.workflows, life.request_reload)
@@ -214,13 +226,15 @@ class App:
         notifier.ready("scanning the watched folders")
         queued = self.watcher.scan()
         log.info(
-            "gristmill ready: %d workflows, %d files found at start, model server %s",
-            len(self.workflows), queued, self.settings.ollama_url,
+            "gristmill ready as node %s (role %s): %d workflows, %d files found at start, model server %s",
+            self.node.id, self.settings.role.value, len(self.workflows), queued, self.settings.ollama_url,
         )
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()
         self._stop_serving(life)
+        wakeups.close()
+        self.node.stopped()
 
     def _serve_loop(self, life: Lifecycle, dog: Watchdog) -> None:
         # Runs older than their workflow's retention are forgotten at start and every few hours.

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from daemon.errors import SettingsError
+from daemon.roles import Role
 
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_CONFIG_NAME = "gristmill.toml"
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
     extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
     context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
+    role: Role = Field(Role.ALL, description="all, intake (watch and schedule only) or worker (execute runs only)")
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod

@@ -51,3 +51,43 @@ def model_server(request):
         yield ModelServer(server.url, "llama3.2", real=False)
     finally:
         server.stop()
+
+
+# --- PostgreSQL: one real server for the session, an empty database per test ---
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL cluster on a free loopback port (tests/pgserver.py), removed at the end.
+
+    Missing binaries fail the tests that need it: a skipped PostgreSQL test would hide a broken CI.
+    """
+    from tests.pgserver import PgServer, PgUnavailable
+
+    try:
+        server = PgServer().start()
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = pg_server.database()
+    try:
+        yield url
+    finally:
+        pg_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same test against a SQLite file and a PostgreSQL database (both blank)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")

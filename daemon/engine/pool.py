@@ -13,8 +13,9 @@ from daemon import failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, StoreError
 from daemon.store import RunStore
+from daemon.store.outage import StoreOutage
 
 log = logging.getLogger("gristmill")
 
@@ -42,13 +43,17 @@ class WorkerPool:
         workflows: Callable[[], object] | None = None,
         on_finished: Callable[[Run, RunStatus, str | None], None] = lambda run, status, error: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: str | None = None,
+        on_heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflow_names = workflows or (lambda: None)
         self.on_finished = on_finished
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.owner = owner or f"{uuid.uuid4().hex[:12]}"  # a node's id (daemon.nodes): its runs in hand are a query
+        self.on_heartbeat = on_heartbeat
+        self._store_outage = StoreOutage(probe=store.has_queued_due)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._wake = threading.Condition()  # guards _idle and _in_flight
@@ -132,6 +137,14 @@ class WorkerPool:
 
     # -- workers ----------------------------------------------------------------------------
     def _work(self, n: int) -> None:
+        # A store outage (PostgreSQL restarted, disk full) must not end the worker: it waits and looks again.
+        while not self._stop.is_set():
+            try:
+                self._work_until_stopped(n)
+            except StoreError as exc:
+                self._store_outage.wait(exc, self._bells[n], self._stop.is_set)
+
+    def _work_until_stopped(self, n: int) -> None:
         while not self._stop.is_set():
             allowed, wait = self.gate.may_call()
             if not allowed:
@@ -224,6 +237,7 @@ class WorkerPool:
             try:
                 self._renew()
                 self._requeue_lapsed()
+                self.on_heartbeat()
             except Exception:  # a locked or failing database must not end the heartbeat
                 log.exception("the heartbeat could not reach the database; trying again")
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from daemon.errors import StoreError
+from daemon.store.postgres import pg_engine, pg_problem
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for SQLite's lock before giving up."""
@@ -50,8 +51,10 @@ _WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], E
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """Create the process's engine; SQLite gets WAL, a busy timeout, BEGIN IMMEDIATE and one writer."""
-    if make_url(url).get_backend_name() != "sqlite":
-        engine = _translating(create_engine(url, **kwargs))
+    backend = make_url(url).get_backend_name()
+    if backend != "sqlite":
+        made = pg_engine(url, **kwargs) if backend == "postgresql" else create_engine(url, **kwargs)
+        engine = _translating(made)
         _WRITERS[engine] = (nullcontext(), engine)
         return engine
     path = _sqlite_file(url)
@@ -88,9 +91,13 @@ def reading(engine: Engine) -> Iterator[Connection]:
         conn.rollback()
 
 
-def store_error(exc: OperationalError) -> StoreError:
+def store_error(exc: DBAPIError, url: URL | None = None) -> StoreError:
     """One sentence for a database failure the user can act on."""
     detail = (str(exc.orig if exc.orig is not None else exc).strip().splitlines() or [""])[0]
+    if url is not None and url.get_backend_name() == "postgresql":
+        sentence = pg_problem(detail, url)
+        if sentence is not None:
+            return StoreError(sentence)
     for needle, sentence in _SQLITE_PROBLEMS:
         if needle in detail.lower():
             return StoreError(sentence)
@@ -150,6 +157,10 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 def _translate_error(context: ExceptionContext) -> StoreError | None:
     exc = context.sqlalchemy_exception
-    if isinstance(exc, OperationalError):
-        return store_error(exc)
+    url = context.engine.url if context.engine is not None else None
+    # InterfaceError: psycopg's "the connection is closed"; 42P01: PostgreSQL's "relation does not exist".
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return store_error(exc, url)
+    if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) == "42P01":
+        return store_error(exc, url)
     return None

@@ -20,6 +20,7 @@ from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
 from daemon.store.tables import meta, model_calls, runs
+from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
 SUCCEEDED = RunStatus.SUCCEEDED
@@ -112,8 +113,10 @@ class RunStore:
         with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
             if created or run.input_path == new.input_path:
+                announce(conn, int(created))
                 return run, created
             if self._unstarted(run) and run.input_path and gone(run.input_path):
+                announce(conn)
                 return self._follow(conn, run, new), True
             duplicate = values | {
                 "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
@@ -188,7 +191,7 @@ class RunStore:
             values["error"] = error
         if refund_attempt:
             values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
-        return self._fenced(run_id, owner, QUEUED, values)
+        return self._fenced(run_id, owner, QUEUED, values, wakes=True)
 
     def skip(self, run_id: int, reason: str) -> bool:
         """Mark a queued run skipped with `reason`; False when it is not queued."""
@@ -218,8 +221,10 @@ class RunStore:
             .returning(runs.c.id)
         )
         with writing(self._engine) as conn:
-            ids = builtins.list(conn.scalars(fail)) + builtins.list(conn.scalars(requeue))
-        return sorted(ids)
+            failed = builtins.list(conn.scalars(fail))
+            requeued = builtins.list(conn.scalars(requeue))
+            announce(conn, len(requeued))
+        return sorted(failed + requeued)
 
     def retry(self, run_ids: Iterable[int]) -> builtins.list[int]:
         """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
@@ -232,7 +237,9 @@ class RunStore:
             if missing:
                 raise RunNotFound(missing[0])
             stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
-            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            announce(conn, len(queued))
+            return queued
 
     def retry_failed(self, *, workflow: str | None = None) -> builtins.list[int]:
         """Queue every failed run (of `workflow`) again; their ids."""
@@ -240,7 +247,9 @@ class RunStore:
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         with writing(self._engine) as conn:
-            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            announce(conn, len(queued))
+            return queued
 
     # -- retention ------------------------------------------------------------------------
 
@@ -265,6 +274,14 @@ class RunStore:
                 values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}"}
                 conn.execute(update(runs).where(*old).values(values))
         return run_count, call_count
+
+    def wakeups(self, callback: Callable[[], None]) -> Wakeups:
+        """Call `callback` once per run that becomes claimable anywhere (PostgreSQL: LISTEN/NOTIFY).
+
+        On SQLite nothing is delivered: one process works the database and its intake wakes the
+        workers itself. `close()` the subscription when done.
+        """
+        return subscribe(self._engine, callback)
 
     # -- schedules ------------------------------------------------------------------------
 
@@ -425,16 +442,18 @@ class RunStore:
         return found, False
 
     def _fenced(
-        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
+        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any], *, wakes: bool = False
     ) -> bool:
-        """Update a run only while it is running under `owner`'s lease."""
+        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable."""
         stmt = _fenced_statement(target)
         if any(isinstance(v, ColumnElement) for v in values.values()):
             stmt, params = stmt.values(values), {}
         else:
             params = dict(values)
         with writing(self._engine) as conn:
-            return conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+            done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+            announce(conn, int(done and wakes))
+            return done
 
 
 # The hot statements are built once: building and hashing a statement per call cost more than
