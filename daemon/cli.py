@@ -31,8 +31,8 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**overrides)
     setup_logging(settings.log_format)
     return settings
 
@@ -65,14 +65,18 @@ def main() -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Process the backlog and due ticks, then exit.")
-def run(once: bool) -> None:
+@click.option(
+    "--role", type=click.Choice(["all", "intake", "worker"]), default=None,
+    help="all (default), intake (watch and schedule only) or worker (execute runs only).",
+)  # fmt: skip
+def run(once: bool, role: str | None) -> None:
     """Run the daemon in the foreground."""
     from daemon.lifecycle import Lifecycle
 
     life = Lifecycle()
     if not once:
         life.install()  # before start-up, so a SIGTERM during migrations still stops cleanly
-    app = _app()
+    app = _app(_settings(**({"role": role} if role else {})))
     if once:
         report = app.run_once()
         counts = ", ".join(f"{n} {s.value}" for s, n in report.counts.items() if n) or "nothing to do"
@@ -198,6 +202,20 @@ def prune(dry_run: bool) -> None:
     report = prune_runs(_store(settings), loaded.values(), datetime.now(UTC), dry_run=dry_run)
     for line in report.lines():
         click.echo(line)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--all", "everything", is_flag=True, help="Also the nodes that stopped more than a day ago.")
+def nodes(as_json: bool, everything: bool) -> None:
+    """The nodes working on this database: host, pid, role, state, heartbeat, runs in hand."""
+    from daemon.commands.nodes import node_rows, nodes_table
+
+    rows = node_rows(load_settings(), everything=everything)
+    if as_json:
+        _print_json([row.json() for row in rows])
+    else:
+        console.print(nodes_table(rows))
 
 
 @main.group()

@@ -156,6 +156,8 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 
 def _translate_error(context: ExceptionContext) -> StoreError | None:
+    if context.is_pre_ping:
+        return None  # the pool saw a dead connection before use: it reconnects, unless it cannot
     exc = context.sqlalchemy_exception
     url = context.engine.url if context.engine is not None else None
     # InterfaceError: psycopg's "the connection is closed"; 42P01: PostgreSQL's "relation does not exist".

@@ -60,6 +60,7 @@ class ListeningWakeups(Wakeups):
         self._tick, self._check_every, self._backoff_max = tick, check_every, backoff_max
         self._closed = threading.Event()
         self._listening = threading.Event()
+        self.connects = 0  # LISTENs put in place so far: 1, plus one per reconnect
         self._thread = threading.Thread(target=self._run, name="wakeups", daemon=True)
 
     def start(self) -> ListeningWakeups:
@@ -87,6 +88,7 @@ class ListeningWakeups(Wakeups):
                     if failing:
                         log.info("wake-ups from the database resumed")
                     delay, failing = 0.5, False
+                    self.connects += 1
                     self._listening.set()
                     self._ring(MAX_RINGS)
                     self._listen(conn)
