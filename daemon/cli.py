@@ -233,3 +233,15 @@ def db_upgrade() -> None:
     engine = make_engine(settings.db_url)
     upgrade(engine)
     click.echo(f"database at revision {current(engine)}: {settings.db_url}")
+
+
+@db.command("copy")
+@click.option("--to", "to_url", required=True, metavar="URL", help="SQLAlchemy URL of the database to copy into.")
+def db_copy(to_url: str) -> None:
+    """Copy the whole history into another database (e.g. SQLite to PostgreSQL); again copies nothing twice."""
+    from daemon.commands.dbcopy import copy_database
+
+    settings = load_settings()
+    tables = copy_database(settings.db_url, to_url, Console(stderr=True))
+    for copy in tables:
+        click.echo(f"{copy.table}: {copy.rows} rows, {copy.copied} copied, {copy.already_there} already there")
