@@ -52,10 +52,16 @@ class Sizes:
     backlog_files: int = 10_000
     idle_seconds: float = 60.0
     startups: int = 5
+    scale_files: int = 480  # per node count; 8 s of work at the ideal 60 runs/s of 3 nodes
+    claim_files: int = 1000  # instant model, 4 nodes × 4 workers
+    claim_runs: int = 4000  # bare claims, 4 processes × 4 threads
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2)
+        return cls(
+            overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
+            scale_files=24, claim_files=40, claim_runs=200,
+        )  # fmt: skip
 
 
 @contextmanager
@@ -221,10 +227,18 @@ def _pct(values: list[float], pct: float) -> float:
     return values[index]
 
 
+def scale(sizes: Sizes) -> dict[str, float]:
+    """Several nodes on one PostgreSQL database (bench/scale.py)."""
+    from bench.scale import scale as several_nodes
+
+    return several_nodes(sizes)
+
+
 SCENARIOS = {
     "overhead": overhead,
     "model_bound": model_bound,
     "backlog": backlog,
     "idle": idle,
     "startup": startup,
+    "scale": scale,
 }

@@ -92,6 +92,7 @@ EXPECTED = {
             "ix_runs_status_not_before_id": (["status", "not_before", "id"], False),
             "ix_runs_workflow_created_at": (["workflow", "created_at"], False),
             "ix_runs_sha256": (["sha256"], False),
+            "ix_runs_queued_id": (["id"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
         "fks": [],
@@ -357,6 +358,8 @@ def test_postgres_types_sequences_and_naive_utc(pg_url: str):
         assert columns["id"]["autoincrement"] and "nextval" in columns["id"]["default"]
         assert columns["created_at"]["type"].timezone is False
         assert isinstance(columns["context"]["type"], sa.JSON)
+        (queued,) = [i for i in sa.inspect(engine).get_indexes("runs") if i["name"] == "ix_runs_queued_id"]
+        assert "'queued'" in queued["dialect_options"]["postgresql_where"]  # only queued runs: claims stay cheap
         with engine.begin() as conn:
             ids = [
                 conn.execute(

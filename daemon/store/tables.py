@@ -85,6 +85,8 @@ runs = Table(
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
+    # Claims walk the queued runs oldest first; without this they pass every finished run on the way.
+    Index("ix_runs_queued_id", "id", postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
     # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
