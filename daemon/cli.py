@@ -226,13 +226,13 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations up to the newest schema."""
-    from daemon.store.db import make_engine
+    from daemon.store.db import make_engine, shown_url
     from daemon.store.migrate import current, upgrade
 
     settings = load_settings()
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    click.echo(f"database at revision {current(engine)}: {settings.db_url}")
+    click.echo(f"database at revision {current(engine)}: {shown_url(settings.db_url)}")
 
 
 @db.command("copy")

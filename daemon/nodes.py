@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -12,8 +13,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 import daemon
+from daemon.errors import StoreError
 from daemon.roles import Role
 from daemon.store.nodes import NodeRecord, NodeStore
+
+log = logging.getLogger("gristmill")
 
 
 class NodeState(StrEnum):
@@ -46,8 +50,11 @@ class Presence:
         self._store.beat(self.id)
 
     def stopped(self) -> None:
-        """Called on a clean exit."""
-        self._store.stopped(self.id)
+        """Called on a clean exit; a database that is away then only costs the row its `stopped` mark."""
+        try:
+            self._store.stopped(self.id)
+        except StoreError as exc:
+            log.warning("could not mark node %s stopped (%s); `gristmill nodes` will show it gone", self.id, exc)
 
 
 def node_state(node: NodeRecord, now: datetime, lease_seconds: float) -> NodeState:

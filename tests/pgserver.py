@@ -123,7 +123,7 @@ class PgServer:
             argv = ["runuser", "-u", self.owner.pw_name, "--", *argv]
         # Output to a file, never a pipe: the server inherits it and would keep a pipe open.
         with tempfile.TemporaryFile() as out:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root, timeout=120)
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root, timeout=120, check=False)
             out.seek(0)
             text = out.read().decode(errors="replace")
         if check and done.returncode != 0:

@@ -79,7 +79,9 @@ def test_every_table_of_the_schema_is_copied_and_sql_nulls_stay_null(tmp_path, p
 def test_copy_into_the_same_database_is_refused(home):
     result = home.cli("db", "copy", "--to", f"sqlite:///{home.data / 'gristmill.db'}")
     assert result.returncode == 2
-    assert result.stderr.strip() == "gristmill: the target is the configured database itself; name another one with --to"
+    assert (
+        result.stderr.strip() == "gristmill: the target is the configured database itself; name another one with --to"
+    )
 
 
 def _aware():

@@ -64,7 +64,7 @@ def test_register_beat_stop_and_runs_in_hand(stores):
 
 
 def test_state_up_gone_stopped(stores):
-    nodes, _, clock = stores
+    nodes, _, _ = stores
     register(nodes, "a")
     register(nodes, "b")
     nodes.stopped("b")

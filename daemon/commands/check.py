@@ -9,6 +9,7 @@ from daemon.llm.ollama_backend import OllamaBackend
 from daemon.engine.actions import check_webhook
 from daemon.netguard import RemoteRefused, is_local
 from daemon.settings import Settings
+from daemon.store.db import shown_url
 from daemon.workflow import RouteStep, Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -17,7 +18,7 @@ OK, FAILED, INVALID = 0, 1, 2
 def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     """Print what is right and wrong, one line each; return the exit code."""
     code = OK
-    echo(f"settings: database {settings.db_url}; workflows in {settings.workflows}")
+    echo(f"settings: database {shown_url(settings.db_url)}; workflows in {settings.workflows}")
     if not settings.workflows.is_dir():
         echo(f"error: the workflows folder {settings.workflows} does not exist; create it or set GRISTMILL_WORKFLOWS")
         code = INVALID

@@ -77,6 +77,11 @@ def writing(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def shown_url(url: str) -> str:
+    """The URL as it may be printed or logged: any password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def is_sqlite(engine: Engine | Connection) -> bool:
     """Whether the engine or connection talks to SQLite."""
     return engine.dialect.name == "sqlite"

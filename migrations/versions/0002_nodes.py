@@ -38,12 +38,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nodes")),
         sa.CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name=op.f("ck_nodes_role")),
     )
-
-
     queued = sa.text("status = 'queued'")
-    op.create_index("ix_runs_queued_id", "runs", ["id"], postgresql_where=queued, sqlite_where=queued)
+    op.create_index(op.f("ix_runs_queued_id"), "runs", ["id"], postgresql_where=queued, sqlite_where=queued)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_runs_queued_id", table_name="runs")
+    op.drop_index(op.f("ix_runs_queued_id"), table_name="runs")
     op.drop_table("nodes")
