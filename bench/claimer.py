@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     go = threading.Event()
 
     def work(owner: str) -> None:
-        store.has_queued_due()  # a pooled connection of its own before the clock starts
+        store.next_due()  # a pooled connection of its own before the clock starts
         warm.wait()
         go.wait()
         while True:

@@ -6,37 +6,33 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from daemon.domain import Run, RunStatus, TriggerKind
+from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.intake import Intake
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
-from daemon.engine.runner import Limits, Runner
-from daemon.errors import GristmillError, ModelError, UsageError, WorkflowError
+from daemon.engine.runner import Runner
+from daemon.errors import ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
 from daemon.llm.limit import Limited
-from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import check_url
 from daemon.nodes import Presence
 from daemon.notify import Notifier
+from daemon.plugins import registry
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
-from daemon.roles import NoScheduler, NoWatcher
-from daemon.schedule.firing import TickFirer
 from daemon.schedule.inputs import InputCollector
-from daemon.schedule.scheduler import Scheduler
 from daemon.settings import Settings
 from daemon.store import RunStore
 from daemon.store.db import make_engine
 from daemon.store.migrate import upgrade
-from daemon.triggers.failed import move_failed
-from daemon.triggers.watch import Watcher
+from daemon.triggers import TriggerServices, TriggerSource
 from daemon.workflow import Workflow, load_workflows
 
 log = logging.getLogger("gristmill")
@@ -69,99 +65,56 @@ class App:
             check_url(
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
-            )
-            backend = OllamaBackend(
-                settings.ollama_url, timeout=settings.model_timeout, connect_timeout=settings.connect_timeout
-            )
+                local_networks=settings.local_networks,
+            )  # fmt: skip  (keyword arguments read as one sentence)
+            backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
+        collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
         self.runner = Runner(
-            workflows=lambda: self.workflows,
-            store=self.store,
-            backend=self.backend,
-            intake=self.intake,
-            default_model=settings.model,
-            limits=Limits(
-                settings.max_file_bytes, settings.max_chars,
-                settings.extract_seconds, settings.extract_memory_mb, settings.context_tokens,
-            ),
-            post=self._post,
-            scheduled=InputCollector(
-                self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes
-            ).scope,
-        )
+            workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
+            settings=settings, post=self._post, scheduled=collector.scope,
+        )  # fmt: skip  (keyword arguments read as one sentence)
+        workers = settings.concurrency + 1 if settings.role.works else 0  # an intake node: none; the heartbeat runs
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency + 1 if settings.role.works else 0, gate=self.gate,
-            workflows=lambda: list(self.workflows), on_finished=self._on_finished,
+            self.store, self.runner, size=workers, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
             owner=self.node.id, on_heartbeat=self.node.beat,  # nodes: its runs in hand, its heartbeat
-        )
-        self.watcher = self._new_watcher()
-        grace = timedelta(seconds=settings.schedule_grace_seconds)
-        firer = TickFirer(self.store, self.intake, grace=grace)
-        # A worker node fires nothing.
-        self.scheduler = Scheduler(firer, lambda: self.workflows) if settings.role.takes_in else NoScheduler()
-
-    def _new_watcher(self) -> Watcher | NoWatcher:
-        if not self.settings.role.takes_in:
-            return NoWatcher()  # a worker node watches nothing
-        return Watcher(self.submit_file, refuse=self.intake.refuse, rescan_seconds=self.settings.rescan_seconds)
+        )  # fmt: skip  (keyword arguments read as one sentence)
+        services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
+        # One source of runs per trigger kind (folders, schedules, and what plugins add).
+        self.sources: dict[str, TriggerSource] = {
+            name: kind.source(services) for name, kind in registry().triggers.items()
+        } if settings.role.takes_in else {}  # a worker node takes nothing in: it only executes runs
 
     def reload(self) -> None:
-        """Load the workflow folder; a broken file is logged and left out, or keeps its last good version."""
+        """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
         loaded, self.errors = load_workflows(self.settings.workflows)
         for error in self.errors:
             log.error("%s", error)
         self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
 
     def reload_live(self) -> None:
-        """Reload while serving; the folder watcher is rebuilt only when a watch trigger changed."""
-        before = {name: w.trigger.watch for name, w in self.workflows.items()}
+        """Reload while serving: each trigger source follows the changes of its workflows."""
         self.reload()
-        if before != {name: w.trigger.watch for name, w in self.workflows.items()}:
-            self.watcher.stop()
-            self.watcher = self._new_watcher()
-            self.watcher.configure(list(self.workflows.values()))
-            self.watcher.start()
-            self.watcher.scan()
-        else:
-            self.watcher.configure(list(self.workflows.values()))
-        self.scheduler.configure(self.workflows.values())
+        self._configure_sources()
         self.pool.wake_all()
         log.info("workflows reloaded: %s", ", ".join(sorted(self.workflows)) or "none")
 
-    def submit_file(self, workflow: Workflow, path: Path) -> bool:
-        """Queue a file for a workflow; a file that cannot be read is logged (False), not raised."""
-        try:
-            self.intake.file(workflow, path)
-        except GristmillError as exc:
-            log.warning("not queued for %s: %s", workflow.name, exc)
-            return False
-        return True
-
-    def _on_finished(self, run: Run, status: RunStatus, error: str | None) -> None:
-        """A run ended: a failed one's file goes to its workflow's `on_failure.move_to`, if any."""
-        workflow = self.workflows.get(run.workflow)
-        if status is not RunStatus.FAILED or workflow is None or workflow.on_failure is None:
-            return
-        try:
-            moved = move_failed(workflow, run, error)
-        except (GristmillError, OSError) as exc:
-            log.warning("run %d failed and its file stays where it is: on_failure could not move it: %s", run.id, exc)
-            return
-        if moved is not None:
-            log.info("run %d failed; its file was moved to %s (on_failure)", run.id, moved)
+    def _configure_sources(self) -> None:
+        for name, source in self.sources.items():
+            source.configure([w for w in self.workflows.values() if w.trigger.kind.name == name])
 
     def trigger(self, name: str, file: Path | None, *, dry_run: bool = False) -> Run:
         """Run a workflow now, on this thread, and return the run as recorded."""
         workflow = self.workflows.get(name)
         if workflow is None:
             raise UsageError(f"no workflow named '{name}' is loaded; list them with: gristmill workflows")
-        if workflow.trigger.watch is not None:
+        if workflow.takes_file:
             if file is None:
                 raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")
-            run, _ = self.intake.file(workflow, file, trigger=TriggerKind.MANUAL)
+            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL)
         else:
             run, _ = self.intake.tick(workflow, None)
         self.pool.execute_now(run.id, dry_run=dry_run)
@@ -184,11 +137,10 @@ class App:
         self.store.requeue_expired()
         self.node.register()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
-        self.watcher.configure(list(self.workflows.values()))
-        self.watcher.scan()
-        self.watcher.settle_pending()
         before = self.store.counts()
-        self.scheduler.fire_all(coalesce=True)  # due ticks as one run each; missed ones per catch_up
+        self._configure_sources()
+        for source in self.sources.values():
+            source.catch_up()  # what waits in folders; due ticks as one run each, missed ones per catch_up
         self.pool.start()
         try:
             while not self._drained():
@@ -216,15 +168,15 @@ class App:
             log.info("returned %d interrupted runs to the queue", len(recovered))
         self.node.register()
         wakeups = self.store.wakeups(self.pool.wake)  # PostgreSQL: runs queued by other nodes wake ours
-        self.watcher.configure(list(self.workflows.values()))
-        self.watcher.start()
+        self._configure_sources()
+        for source in self.sources.values():
+            source.start()  # observers, timers; a schedule records its missed ticks (catch_up) here
         folder = FolderWatch(self.settings.workflows, life.request_reload)
         folder.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
-        self.scheduler.start()  # records missed ticks (catch_up), then wakes at each tick
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
-        queued = self.watcher.scan()
+        queued = sum(source.scan() for source in self.sources.values())
         log.info(
             "gristmill ready as node %s (role %s): %d workflows, %d files found at start, model server %s",
             self.node.id, self.settings.role.value, len(self.workflows), queued, self.settings.ollama_url,
@@ -251,8 +203,8 @@ class App:
 
     def _stop_serving(self, life: Lifecycle) -> None:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
-        self.scheduler.stop()
-        self.watcher.stop()
+        for source in self.sources.values():
+            source.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         for run_id in left:
@@ -264,13 +216,8 @@ class App:
     def _watchdog(self, notifier: Notifier, folder: FolderWatch) -> Watchdog:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
-        checks = {
-            "watcher": lambda: self.watcher.alive(),  # replaced on reload: look it up each time
-            "workflow folder watch": folder.alive,
-            "workers": self.pool.alive,
-            "scheduler": self.scheduler.alive,
-            "database": self._database_answers,
-        }
+        checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
+        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive, "database": self._database_answers}
         return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
 
     def _database_answers(self) -> bool:

@@ -20,7 +20,7 @@ class RunStatus(StrEnum):
         return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED)
 
 
-class TriggerKind(StrEnum):
+class Origin(StrEnum):
     FILE = "file"
     SCHEDULE = "schedule"
     MANUAL = "manual"
@@ -31,7 +31,7 @@ class NewRun:
     """What a trigger asks the store to queue."""
 
     workflow: str
-    trigger: TriggerKind
+    trigger: Origin
     input_path: str | None = None
     sha256: str | None = None
     # Unique per workflow: sha256 for files, the tick for schedules; None = never deduplicated.
@@ -47,7 +47,7 @@ class Run:
     id: int
     workflow: str
     status: RunStatus
-    trigger: TriggerKind
+    trigger: Origin
     input_path: str | None
     sha256: str | None
     dedupe_key: str | None

@@ -133,3 +133,21 @@ class InvalidTransition(GristmillError):
         how = "by retry" if retry else "directly"
         super().__init__(f"a {old} run cannot become {new} {how}")
         self.old, self.new, self.retry = old, new, retry
+
+
+class MailboxError(GristmillError):
+    """A mailbox could not be reached, logged into or acted on; names the mailbox and the fix."""
+
+    def __init__(self, message: str, mailbox: str = "") -> None:
+        super().__init__(message)
+        self.mailbox = mailbox
+
+
+class MailboxUnavailable(MailboxError):
+    """The mail server could not be reached or dropped the connection; an outage, retried with backoff."""
+
+
+class MailboxRefused(MailboxError):
+    """The mail server answered but refused (login, certificate, folder, missing capability); a user must act."""
+
+    retryable = False

@@ -32,7 +32,6 @@ class Lifecycle:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.signals = 0
         self.stopping = False
         self.aborted = False  # a second stop signal: release running runs and leave at once
         self._reload_at: float | None = None
@@ -83,7 +82,6 @@ class Lifecycle:
         self._write.close()
 
     def _on_stop(self, signum: int, frame: Any) -> None:
-        self.signals += 1
         self.request_stop()
 
     def _poke(self) -> None:

@@ -5,25 +5,30 @@ No other module reads the environment; everything else receives a `Settings` obj
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from daemon import defaults
+from daemon import settings_checks as checks
+from daemon.costs import Price
+from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 from daemon.roles import Role
 
-DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 DEFAULT_CONFIG_NAME = "gristmill.toml"
 
 
@@ -40,37 +45,57 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("gristmill")))
     database_url: str | None = None
     workflows: Path = Path("workflows")
-    ollama_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_URL)
-    model: str = "llama3.2"
-    concurrency: int = Field(2, ge=1, le=256)
+    ollama_url: str = Field(
+        default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL, validate_default=True
+    )
+    model: str = defaults.MODEL
+    concurrency: int = Field(defaults.CONCURRENCY, ge=1, le=256)
     allow_remote_model: bool = False
+    # Ranges the user declares local beyond the built-in private ones (a Tailscale or WireGuard net).
+    local_networks: Annotated[tuple[checks.Network, ...], NoDecode] = ()
     log_format: LogFormat = LogFormat.TEXT
-    max_attempts: int = Field(3, ge=1, le=100)
-    model_timeout: float = Field(300.0, gt=0, description="seconds one model call may take")
-    connect_timeout: float = Field(5.0, gt=0)
-    rescan_seconds: float = Field(300.0, ge=0, description="periodic rescan of watched folders; 0 = off")
-    backoff_max_seconds: float = Field(60.0, gt=0)
-    stop_timeout: float = Field(30.0, ge=0)
-    lease_seconds: float = Field(30.0, gt=0, description="a running run whose lease lapsed returns to the queue")
-    heartbeat_seconds: float = Field(10.0, gt=0, description="how often running runs' leases are renewed")
+    max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, le=100)
+    model_timeout: float = Field(defaults.MODEL_TIMEOUT, gt=0)
+    connect_timeout: float = Field(defaults.CONNECT_TIMEOUT, gt=0)
+    rescan_seconds: float = Field(defaults.RESCAN_SECONDS, ge=0)
+    backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
+    stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
+    lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
+    heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.
     notify_socket: str | None = Field(None, validation_alias="NOTIFY_SOCKET")
     watchdog_usec: int | None = Field(None, validation_alias="WATCHDOG_USEC", ge=0)
     watchdog_pid: int | None = Field(None, validation_alias="WATCHDOG_PID")
-    max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
-    max_chars: int = Field(200_000, gt=0, description="extracted characters kept per document")
-    schedule_grace_seconds: float = Field(
-        60.0, gt=0, description="a tick recorded later than this was missed (catch-up policy applies)"
-    )
-    extract_seconds: float = Field(30.0, gt=0, description="time limit for reading one PDF/DOCX/HTML/e-mail")
-    extract_memory_mb: int = Field(1024, ge=64, description="memory limit of the process reading one")
-    context_tokens: int = Field(8192, ge=512, description="num_ctx sent for long inputs when a workflow sets none")
-    role: Role = Field(Role.ALL, description="all, intake (watch and schedule only) or worker (execute runs only)")
+    max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, gt=0)
+    max_chars: int = Field(defaults.MAX_CHARS, gt=0)
+    schedule_grace_seconds: float = Field(defaults.SCHEDULE_GRACE_SECONDS, gt=0)
+    extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
+    extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
+    context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
+    prices: dict[str, Price] = {}
+    cost_compare: list[str] = list(defaults.COST_COMPARE)
+    role: Role = Role.ALL  # all, intake (triggers only) or worker (execute runs only); `run --role` overrides it
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("ollama_url", mode="after")
+    @classmethod
+    def _model_url(cls, value: str) -> str:
+        return checks.model_url(value)
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return checks.database_url(value)
+
+    @field_validator("local_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return checks.networks(value)
 
     @field_validator("heartbeat_seconds", mode="after")
     @classmethod
@@ -79,6 +104,11 @@ class Settings(BaseSettings):
         if lease is not None and value >= lease:
             raise ValueError(f"it must be shorter than lease_seconds ({lease}), or leases lapse while runs are alive")
         return value
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """How documents are read: characters kept, and the parser's time and memory."""
+        return ReadLimits(self.max_chars, self.extract_seconds, self.extract_memory_mb)
 
     @property
     def db_url(self) -> str:
@@ -120,23 +150,77 @@ def _config_path(environ: dict[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
+def read_secret(name: str) -> str | None:
+    """The value of the environment variable `name` that a workflow names for a secret (`*_env`), or None.
+
+    Secrets are read here, at the moment they are needed, so that the environment stays this module's
+    to read; callers never store, log or record what it returns.
+    """
+    return os.environ.get(name) or None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read environment and settings file; raise `SettingsError` in one sentence when invalid."""
-    path = _config_path(dict(os.environ))
+    environ = dict(os.environ)
+    path = _config_path(environ)
+    data: dict[str, Any] = {}
     if path is not None:
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
             raise SettingsError(f"{path} is not valid TOML ({exc}); fix the file", path) from exc
+        checks.unknown_keys(data, file_keys(), path)
     _CONFIG_FILE["path"] = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        origin = f" in {path}" if path else ""
-        raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg']}", path
-        ) from exc
+        raise _invalid(exc, environ, data, path) from exc
     finally:
         _CONFIG_FILE.pop("path", None)
+    if settings.database_url is None:
+        problem = checks.data_dir_problem(settings.data_dir)
+        if problem:
+            origin = _origin("data_dir", environ, data, path)
+            raise SettingsError(
+                f"setting 'data_dir' {origin} is invalid: {problem}; choose a folder you can write", path
+            )
+    return settings
+
+
+def _invalid(exc: ValidationError, environ: dict[str, str], data: dict[str, Any], path: Path | None) -> SettingsError:
+    """One sentence for the first problem: the setting (or the key inside it), where it came from, what is wrong."""
+    errors = exc.errors()
+    # A misspelt key inside a table also makes the key meant "missing": name the misspelling, with the fix.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(str(part) for part in err["loc"])
+    key = loc[0] if loc else ""
+    inside = err["type"] in ("missing", "extra_forbidden") and len(loc) > 1  # the table that lacks or has the key
+    where = ".".join(loc[:-1] if inside else loc)
+    reason = checks.explain(err, Settings.model_fields.get(key))
+    if err["type"] == "extra_forbidden":
+        meant = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(map(str, e["loc"][:-1])) == loc[:-1]]
+        close = difflib.get_close_matches(loc[-1], [str(m) for m in meant], n=1)
+        reason += f" (did you mean '{close[0]}'?)" if close else ""
+    return SettingsError(f"setting '{where}' {_origin(key, environ, data, path)} is invalid: {reason}", path)
+
+
+def file_keys() -> list[str]:
+    """The keys `gristmill.toml` may set: every setting except those systemd passes in the environment."""
+    return [name for name, field in Settings.model_fields.items() if field.validation_alias is None]
+
+
+def _env_name(key: str) -> str:
+    alias = Settings.model_fields[key].validation_alias if key in Settings.model_fields else None
+    return alias if isinstance(alias, str) else f"GRISTMILL_{key.upper()}"
+
+
+def _origin(key: str, environ: dict[str, str], data: dict[str, Any], path: Path | None) -> str:
+    """Where the value of setting `key` came from, in words: an env var, the file, or the default."""
+    env = _env_name(key)
+    if env in environ:
+        return f"from the environment ({env})"
+    if key in data:
+        return f"in {path}"
+    if key == "ollama_url" and environ.get("OLLAMA_HOST"):
+        return "from the environment (OLLAMA_HOST)"
+    return f"(its default; set {env})"

@@ -53,6 +53,21 @@ def model_server(request):
         server.stop()
 
 
+# --- a real IMAP server (Debian's dovecot-imapd) on loopback, for the mailbox trigger ---
+
+
+@pytest.fixture
+def dovecot():
+    """A running private Dovecot (see tests/dovecot.py); stopped and deleted after the test."""
+    from tests.dovecot import Dovecot
+
+    server = Dovecot.create()
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
 # --- PostgreSQL: one real server for the session, an empty database per test ---
 
 

@@ -92,7 +92,7 @@ def read_store(home: Home) -> RunStore:
 def all_runs(home: Home) -> list[Run]:
     store = read_store(home)
     try:
-        return store.list(limit=10_000)
+        return store.history(limit=10_000)
     finally:
         store._engine.dispose()
 

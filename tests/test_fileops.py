@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import InputError, UnsafePathError
+from daemon.engine.effects import Effects
 from daemon.files import ops
 
 SHM = Path("/dev/shm")
@@ -107,7 +108,7 @@ def test_a_copy_across_file_systems_keeps_the_source(tmp_path):
         src = tmp_path / "a.txt"
         src.write_bytes(b"keep me")
 
-        copied = ops.copy_file(src, dest)
+        copied = _copy(src, dest)
 
         assert copied.read_bytes() == b"keep me" and src.read_bytes() == b"keep me"
     finally:
@@ -126,7 +127,7 @@ def test_a_symlinked_source_is_never_followed(tmp_path):
     with pytest.raises(UnsafePathError, match="symbolic link"):
         ops.move_file(link, tmp_path / "out")
     with pytest.raises(UnsafePathError, match="symbolic link"):
-        ops.copy_file(link, tmp_path / "out")
+        _copy(link, tmp_path / "out")
     assert link.is_symlink() and target.read_bytes() == b"secret"
     assert not (tmp_path / "out" / "link.txt").exists()
 
@@ -177,3 +178,8 @@ def test_temporaries_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
 
     assert ops.sweep_temporaries(tmp_path) == [stale]
     assert not stale.exists() and mine.exists() and document.exists()
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    """A route's copy_to, the way a run does it: the intent recorded, then an exact name claimed."""
+    return Effects(dry_run=False, record=lambda intent: None).place("copy_to", src, folder)

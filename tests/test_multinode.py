@@ -50,7 +50,7 @@ def held_by(home: Home, pid: int) -> tuple[str, int]:
     """The node id of process `pid` and how many runs are running under its lease now."""
     engine = make_engine(home.db_url)
     try:
-        (node,) = [node for node in NodeStore(engine).list() if node.pid == pid]
+        (node,) = [node for node in NodeStore(engine).all_nodes() if node.pid == pid]
     finally:
         engine.dispose()
     return node.id, node.runs_in_hand

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.domain import NewRun, RunStatus, TriggerKind
+from daemon.domain import NewRun, Origin, RunStatus
 from daemon.nodes import NodeState, node_json, node_state
 from daemon.roles import Role
 from daemon.store import RunStore, make_engine
@@ -46,7 +46,7 @@ def test_register_beat_stop_and_runs_in_hand(stores):
     register(nodes, "box-42-aaaaaa")
     register(nodes, "box-43-bbbbbb", Role.WORKER)
     for _ in range(3):
-        runs.enqueue(NewRun("w", TriggerKind.MANUAL))
+        runs.enqueue(NewRun("w", Origin.MANUAL))
     runs.claim("box-43-bbbbbb", 30)
     runs.claim("box-43-bbbbbb", 30)
     done = runs.claim("box-42-aaaaaa", 30)
@@ -54,13 +54,13 @@ def test_register_beat_stop_and_runs_in_hand(stores):
     clock.now += timedelta(seconds=5)
     assert nodes.beat("box-43-bbbbbb")
     assert not nodes.beat("nobody")
-    listed = {node.id: node for node in nodes.list()}
+    listed = {node.id: node for node in nodes.all_nodes()}
     worker, other = listed["box-43-bbbbbb"], listed["box-42-aaaaaa"]
     assert (worker.role, worker.runs_in_hand, worker.heartbeat_at, worker.started_at) == (Role.WORKER, 2, clock.now, T0)
     assert (other.runs_in_hand, other.heartbeat_at, other.stopped_at) == (0, T0, None)
     nodes.stopped("box-42-aaaaaa")
     assert not nodes.beat("box-42-aaaaaa")  # a stopped node stays stopped
-    assert {node.id: node.stopped_at for node in nodes.list()}["box-42-aaaaaa"] == clock.now
+    assert {node.id: node.stopped_at for node in nodes.all_nodes()}["box-42-aaaaaa"] == clock.now
 
 
 def test_state_up_gone_stopped(stores):
@@ -68,7 +68,7 @@ def test_state_up_gone_stopped(stores):
     register(nodes, "a")
     register(nodes, "b")
     nodes.stopped("b")
-    a, b = sorted(nodes.list(), key=lambda node: node.id)
+    a, b = sorted(nodes.all_nodes(), key=lambda node: node.id)
     assert node_state(a, T0 + timedelta(seconds=30), lease_seconds=30) is NodeState.UP
     assert node_state(a, T0 + timedelta(seconds=31), lease_seconds=30) is NodeState.GONE
     assert node_state(b, T0 + timedelta(days=2), lease_seconds=30) is NodeState.STOPPED
@@ -88,7 +88,7 @@ def test_nodes_long_gone_are_forgotten_at_the_next_start(stores):
     clock.now += FORGET_AFTER + timedelta(seconds=1)
     nodes.beat("running-long")
     register(nodes, "new")
-    assert sorted(node.id for node in nodes.list()) == ["new", "running-long"]
+    assert sorted(node.id for node in nodes.all_nodes()) == ["new", "running-long"]
 
 
 # -- real processes ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from daemon.domain import ModelCall, NewRun, RunStatus, TriggerKind
+from daemon.domain import ModelCall, NewRun, Origin, RunStatus
 from daemon.retention import prune
 from daemon.store import RunStore
 from daemon.store.db import make_engine
@@ -38,7 +38,7 @@ def store(tmp_path):
 
 def _finished_run(engine, workflow: str, at: datetime, status: RunStatus = RunStatus.SUCCEEDED) -> int:
     store = RunStore(engine, clock=lambda: at)
-    run, _ = store.enqueue(NewRun(workflow, TriggerKind.FILE, f"/in/{at:%j}", f"sha{at:%j}", f"sha{at:%j}"))
+    run, _ = store.enqueue(NewRun(workflow, Origin.FILE, f"/in/{at:%j}", f"sha{at:%j}", f"sha{at:%j}"))
     store.claim("w", 60, run_id=run.id)
     store.record_call(run.id, ModelCall(model="m", messages=[{"role": "user", "content": "secret"}]), attempt=1)
     store.finish(run.id, "w", status, outputs={"summarise": {"text": "secret"}}, error="boom secret")
@@ -74,15 +74,15 @@ def test_a_pruned_file_run_still_deduplicates(store):
     runs = RunStore(store, clock=lambda: T0 + timedelta(days=2))
     prune(runs, [_workflow("w", "1d")], T0 + timedelta(days=2))
 
-    again, created = runs.enqueue(NewRun("w", TriggerKind.FILE, runs.get(run_id).input_path, "sha001", "sha001"))
+    again, created = runs.enqueue(NewRun("w", Origin.FILE, runs.get(run_id).input_path, "sha001", "sha001"))
 
     assert not created and again.id == run_id
 
 
 def test_queued_and_running_runs_are_never_pruned(store):
     runs = RunStore(store, clock=lambda: T0)
-    queued, _ = runs.enqueue(NewRun("w", TriggerKind.FILE, "/in/a", "a", "a"))
-    running, _ = runs.enqueue(NewRun("w", TriggerKind.FILE, "/in/b", "b", "b"))
+    _queued, _ = runs.enqueue(NewRun("w", Origin.FILE, "/in/a", "a", "a"))
+    running, _ = runs.enqueue(NewRun("w", Origin.FILE, "/in/b", "b", "b"))
     runs.claim("w", 60, run_id=running.id)
 
     assert prune(runs, [_workflow("w", "1s")], T0 + timedelta(days=365)).total_runs == 0
@@ -122,11 +122,11 @@ def test_gristmill_prune_dry_run_then_prune_leaves_files_alone(home):
     run_id = home.runs()[0]["id"]
 
     dry = home.cli("prune", "--dry-run", check=True)
-    assert "retained: would prune 1 runs, 1 model calls" in dry.stdout
+    assert "retained: would prune 1 run, 1 model call" in dry.stdout
     assert home.runs()[0]["outputs"]
 
     done = home.cli("prune", check=True)
-    assert "pruned 1 runs and 1 model calls in all" in done.stdout
+    assert "pruned 1 run and 1 model call in all" in done.stdout
     run = home.runs()[0]
     assert run["id"] == run_id and run["outputs"] == {} and run["error"].startswith("pruned:")
     assert '"calls": []' in home.cli("show", str(run_id), "--json", check=True).stdout

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.engine.actions import Actions, check_webhook
-from daemon.engine.steps import StepContext
+from daemon.actions import ActionServices
+from daemon.actions.webhook import Webhook, check_webhook
+from daemon.engine.effects import Effects
+from daemon.steps import StepContext
 from daemon.errors import UnsafePathError
-from daemon.files.paths import confine, safe_name, static_base
+from daemon.files.paths import confine, static_base
 from daemon.netguard import RemoteRefused, check_url, is_local
 from daemon.workflow import Workflow
 
@@ -76,12 +78,6 @@ def test_a_plain_subfolder_is_allowed(base):
     assert confine(f"{base}/acme/2026", f"{base}/{{{{ v }}}}/2026") == base / "acme" / "2026"
 
 
-def test_safe_name_strips_separators_controls_and_leading_dots():
-    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
-    assert safe_name("\x00\x1b") == "unnamed"
-    assert len(safe_name("ü" * 300).encode()) <= 255
-
-
 # --------------------------------------------------------------------------- addresses
 
 
@@ -124,12 +120,13 @@ def _workflow(webhook: str, **extra) -> Workflow:
     })  # fmt: skip
 
 
-def _perform(workflow: Workflow, url: str, *, dry_run: bool = False) -> list[tuple[str, dict]]:
+def _perform(workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple = ()) -> list[tuple[str, dict]]:
     sent: list[tuple[str, dict]] = []
-    actions = Actions(dry_run=dry_run, chain=lambda name, path: None, post=lambda u, body: sent.append((u, body)))
-    ctx = StepContext(workflow=workflow, scope={"run": {"id": 1}, "summarise": {"text": "t"}}, document="d",
-                      asker=lambda step_id: None, actions=actions, file_path=None)  # fmt: skip
-    actions.perform("webhook", url, ctx)
+    act = ActionServices(Effects(dry_run, record=lambda intent: None), chain=lambda name, path: None,
+                         post=lambda u, body: sent.append((u, body)), dry_run=dry_run, local_networks=nets)
+    ctx = StepContext(workflow=workflow, step_id="route", scope={"run": {"id": 1}, "summarise": {"text": "t"}},
+                      text="d", images=(), file_path=None, ask=None, act=act)  # type: ignore[arg-type]
+    Webhook().perform(url, ctx)
     return sent
 
 
@@ -165,3 +162,22 @@ def test_a_webhook_address_cannot_be_a_template(tmp_path):
     with pytest.raises(Exception) as caught:
         load_workflow(path)
     assert "uses a template" in str(caught.value) and "line 6" in str(caught.value)
+
+
+def test_declared_local_networks_reach_the_daemon_and_the_webhooks(tmp_path, monkeypatch):
+    """GRISTMILL_LOCAL_NETWORKS (e.g. Tailscale's range) counts for the model server and webhooks alike."""
+    from daemon.app import App
+    from daemon.settings import Settings
+
+    tailnet = "http://100.64.0.5:11434"
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    base = {"data_dir": tmp_path / "data", "workflows": folder, "ollama_url": tailnet}
+    with pytest.raises(RemoteRefused):
+        App(Settings(**base))
+    app = App(Settings(**base, local_networks="100.64.0.0/10"))  # constructed only: nothing is contacted
+    app.close()
+    url = "http://100.64.0.9/hook"
+    with pytest.raises(RemoteRefused):
+        _perform(_workflow(url), url, dry_run=True)
+    assert _perform(_workflow(url), url, dry_run=True, nets=tuple(app.settings.local_networks)) == []

@@ -19,7 +19,11 @@ import pytest
 from pydantic import BaseModel
 
 from daemon.standin import StandinConfig, StandinServer
+from daemon.standin import config as config_module
+from daemon.standin.__main__ import config_from, parse_args
+from daemon.standin.__main__ import main as standin_main
 from daemon.standin.brain import count_tokens
+from daemon.standin.config import QUIRKS, SWITCHES
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -70,10 +74,7 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 
 def test_chat_answers_the_first_words_of_the_document_with_counters(standin):
-    prompt = (
-        "Summarise in at most 5 words.\n"
-        "<document>The quick brown fox jumps over the lazy dog.</document>"
-    )
+    prompt = "Summarise in at most 5 words.\n<document>The quick brown fox jumps over the lazy dog.</document>"
     reply = client(standin).chat(model="llama3.2", messages=[{"role": "user", "content": prompt}])
     assert reply.message.role == "assistant"
     assert reply.message.content == "The quick brown fox jumps"
@@ -87,11 +88,7 @@ def test_chat_answers_the_first_words_of_the_document_with_counters(standin):
 def test_chat_stream_sends_pieces_then_a_final_chunk(standin):
     text = "<document>" + " ".join(f"word{i}" for i in range(12)) + "</document>"
     whole = ask(standin, text)
-    chunks = list(
-        client(standin).chat(
-            model="llama3.2", messages=[{"role": "user", "content": text}], stream=True
-        )
-    )
+    chunks = list(client(standin).chat(model="llama3.2", messages=[{"role": "user", "content": text}], stream=True))
     assert len(chunks) >= 3
     assert all(not c.done for c in chunks[:-1]) and chunks[-1].done
     assert "".join(c.message.content for c in chunks) == whole
@@ -130,17 +127,20 @@ def test_pull_installs_a_model(standin):
     assert progress[0].status == "pulling manifest" and progress[-1].status == "success"
     assert any(p.total and p.completed == p.total for p in progress)
     assert client(standin).pull("phi3").status == "success"
-    assert ask(standin, "hi") and client(standin).chat(
-        model="mistral:latest", messages=[{"role": "user", "content": "hello"}]
-    ).message.content == "hello"
+    assert (
+        ask(standin, "hi")
+        and client(standin)
+        .chat(model="mistral:latest", messages=[{"role": "user", "content": "hello"}])
+        .message.content
+        == "hello"
+    )
 
 
 def test_missing_model_is_a_404(standin):
     with pytest.raises(ollama.ResponseError) as chat_error:
         client(standin).chat(model="nope", messages=[{"role": "user", "content": "x"}])
     assert chat_error.value.status_code == 404 and "not found" in chat_error.value.error
-    for call in (lambda: client(standin).generate(model="nope", prompt="x"),
-                 lambda: client(standin).show("nope")):
+    for call in (lambda: client(standin).generate(model="nope", prompt="x"), lambda: client(standin).show("nope")):
         with pytest.raises(ollama.ResponseError) as error:
             call()
         assert error.value.status_code == 404
@@ -199,14 +199,10 @@ def test_bad_requests(standin):
 
 def test_images_need_a_vision_model(standin):
     with pytest.raises(ollama.ResponseError) as error:
-        client(standin).chat(
-            model="llama3.2", messages=[{"role": "user", "content": "what?", "images": [b"abcdef"]}]
-        )
+        client(standin).chat(model="llama3.2", messages=[{"role": "user", "content": "what?", "images": [b"abcdef"]}])
     assert error.value.status_code == 400 and "does not support images" in error.value.error
     standin.config.vision = ["llava"]
-    reply = client(standin).chat(
-        model="llava", messages=[{"role": "user", "content": "what?", "images": [b"abcdef"]}]
-    )
+    reply = client(standin).chat(model="llava", messages=[{"role": "user", "content": "what?", "images": [b"abcdef"]}])
     assert reply.message.content == "An image of 6 bytes."
 
 
@@ -269,18 +265,14 @@ def test_extracts_fields_from_name_value_lines(standin):
 
 
 def test_json_format_without_schema(standin):
-    assert json.loads(ask(standin, "<document>some text here</document>", "json")) == {
-        "text": "some text here"
-    }
+    assert json.loads(ask(standin, "<document>some text here</document>", "json")) == {"text": "some text here"}
 
 
 def test_num_ctx_truncates_silently(standin):
     words = " ".join(f"w{i}" for i in range(300))
     prompt = f"Classify.\n<document>invoice {words}</document>"
     messages = [{"role": "user", "content": prompt}]
-    reply = client(standin).chat(
-        model="llama3.2", messages=messages, format=LABELS, options={"num_ctx": 100}
-    )
+    reply = client(standin).chat(model="llama3.2", messages=messages, format=LABELS, options={"num_ctx": 100})
     assert reply.prompt_eval_count == 100
     assert json.loads(reply.message.content)["confidence"] == 0.2  # "invoice" was cut off
     standin.config.context_length = 50
@@ -352,9 +344,7 @@ def test_quirk_obey_follows_injected_instructions(standin):
 def test_quirk_slow(standin):
     standin.config.latency = 0.01
     started = time.monotonic()
-    reply = client(standin).chat(
-        model="llama3.2", messages=[{"role": "user", "content": "x [[standin:slow]]"}]
-    )
+    reply = client(standin).chat(model="llama3.2", messages=[{"role": "user", "content": "x [[standin:slow]]"}])
     assert time.monotonic() - started >= 0.1
     assert reply.prompt_eval_duration + reply.eval_duration >= 100_000_000
 
@@ -366,10 +356,7 @@ def test_slots_limit_parallel_answers(standin):
     standin.config.slots = 2
     standin.config.latency = 0.15
     results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda i=i: results.append(ask(standin, f"call {i}")))
-        for i in range(4)
-    ]
+    threads = [threading.Thread(target=lambda i=i: results.append(ask(standin, f"call {i}"))) for i in range(4)]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -382,6 +369,7 @@ def test_slots_limit_parallel_answers(standin):
 
 def test_full_queue_answers_503(standin):
     standin.config.update({"latency": 5, "max_queue": 0})
+
     def first() -> None:
         with contextlib.suppress(httpx.HTTPError):  # the stop below cuts this call off
             ask(standin, "first")
@@ -410,9 +398,7 @@ def test_keep_alive_requests_are_fast(standin):
 
 
 def test_control_endpoints(standin):
-    set_config = httpx.post(
-        f"{standin.url}/_standin/config", json={"fail_next": 1, "quirks": ["fence"], "latency": 0}
-    )
+    set_config = httpx.post(f"{standin.url}/_standin/config", json={"fail_next": 1, "quirks": ["fence"], "latency": 0})
     assert set_config.status_code == 200 and set_config.json()["quirks"] == ["fence"]
     with pytest.raises(ollama.ResponseError):
         ask(standin, "<document>invoice</document>", LABELS)
@@ -428,15 +414,33 @@ def test_control_endpoints(standin):
 
 def test_command_line_serves_until_terminated():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    command = [sys.executable, "-m", "daemon.standin", "--port", "0", "--model", "llava",
-               "--vision", "llava", "--quirk", "fence"]
+    command = [
+        sys.executable,
+        "-m",
+        "daemon.standin",
+        "--port",
+        "0",
+        "--model",
+        "llava",
+        "--vision",
+        "llava",
+        "--quirk",
+        "fence",
+        "--weak",
+        "tiny",
+        "--latency-by-model",
+        "tiny=0.01",
+    ]
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as process:
         try:
             line = process.stdout.readline().strip()
             assert line.startswith("listening on http://127.0.0.1:")
             url = line.removeprefix("listening on ")
             assert httpx.get(f"{url}/api/version").json()["version"]
-            assert httpx.get(f"{url}/_standin/config").json()["quirks"] == ["fence"]
+            config = httpx.get(f"{url}/_standin/config").json()
+            assert config["quirks"] == ["fence"] and config["weak"] == ["tiny"]
+            assert config["latency_by_model"] == {"tiny": 0.01}
+            assert httpx.get(f"{url}/v1/models").json()["data"][1]["id"] == "tiny:latest"
             assert client(url).show("llava").capabilities == ["completion", "vision"]
         finally:
             process.terminate()
@@ -448,3 +452,39 @@ def test_config_object_can_be_shared():
     with StandinServer(config) as server:
         assert server.config is config
         assert [m.model for m in client(server).list().models] == ["a:latest"]
+
+
+def test_every_switch_has_a_flag_and_is_documented():
+    argv = [
+        "--model", "a", "--vision", "v", "--thinking", "t", "--tools", "a", "--weak", "w", "--unloadable", "u",
+        "--context-length", "4096", "--context-by-model", "a=2048", "--default-num-ctx", "1024",
+        "--keep-alive", "60", "--load-latency", "0.5", "--latency", "0.1", "--latency-by-model", "w=0.2",
+        "--slots", "3", "--max-queue", "7", "--default-max-tokens", "64", "--fail-next", "1",
+        "--fail-status", "500", "--fail-body", "boom", "--quirk", "stall", "--quirk", "cut",
+        "--stall-seconds", "2", "--api", "openai", "--api-key", "k", "--impostor", "501",
+        "--pullable", "a", "--pull-steps", "2", "--pull-interval", "0.25",
+    ]  # fmt: skip
+    snapshot = config_from(parse_args(argv)).snapshot()
+    assert snapshot == {
+        "models": ["a"], "vision": ["v"], "thinking": ["t"], "tools": ["a"], "weak": ["w"], "unloadable": ["u"],
+        "context_length": 4096, "context_by_model": {"a": 2048}, "default_num_ctx": 1024, "keep_alive": 60.0,
+        "load_latency": 0.5, "latency": 0.1, "latency_by_model": {"w": 0.2}, "slots": 3, "max_queue": 7,
+        "default_max_tokens": 64, "fail_next": 1, "fail_status": 500, "fail_body": "boom",
+        "quirks": ["cut", "stall"], "stall_seconds": 2.0, "api": "openai", "api_key": "k", "impostor": "501",
+        "pullable": ["a"], "pull_steps": 2, "pull_interval": 0.25,
+    }  # fmt: skip
+    assert config_from(parse_args(["--weak", "w"])).installed() == ["w"]  # no llama3.2 when models are named
+    readme = (ROOT / "README.md").read_text()
+    for name, switch in SWITCHES.items():
+        assert f"| {name} | {switch.flag} " in config_module.__doc__, name
+        assert f"`{switch.flag}" in readme, switch.flag
+    for quirk in QUIRKS:
+        assert f"`{quirk}`" in config_module.__doc__ and f"`{quirk}`" in readme, quirk
+
+
+def test_bad_flag_values_exit_2(capsys):
+    assert standin_main(["--port", "0", "--latency-by-model", "no-equals-sign"]) == 2
+    assert "MODEL=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad_quirk:
+        parse_args(["--quirk", "nope"])
+    assert bad_quirk.value.code == 2

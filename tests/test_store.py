@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import StatementError
 
-from daemon.domain import ModelCall, NewRun, RunStatus, TriggerKind
+from daemon.domain import ModelCall, NewRun, RunStatus, Origin
 from daemon.errors import InvalidTransition, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
@@ -48,11 +48,11 @@ def store(store_url: str, clock: Clock):
 
 
 def file_run(path: str, digest: str = "abc", workflow: str = "inbox", **kw) -> NewRun:
-    return NewRun(workflow, TriggerKind.FILE, path, digest, digest, **kw)
+    return NewRun(workflow, Origin.FILE, path, digest, digest, **kw)
 
 
 def manual(workflow: str = "inbox", **kw) -> NewRun:
-    return NewRun(workflow, TriggerKind.MANUAL, **kw)
+    return NewRun(workflow, Origin.MANUAL, **kw)
 
 
 # -- the state machine ------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_state_machine_transitions():
 def test_enqueue_records_a_queued_run(store, clock):
     run, created = store.enqueue(file_run("/in/a.pdf", context={"k": [1]}, max_attempts=5))
     assert created
-    assert (run.status, run.trigger, run.input_path) == (Q, TriggerKind.FILE, "/in/a.pdf")
+    assert (run.status, run.trigger, run.input_path) == (Q, Origin.FILE, "/in/a.pdf")
     assert run.context == {"k": [1]}
     assert (run.attempts, run.max_attempts, run.outputs) == (0, 5, {})
     assert run.created_at == clock.now and run.created_at.tzinfo is not None
@@ -156,9 +156,7 @@ def test_claim_respects_not_before(store, clock):
     assert store.claim("w1", 30).id == second.id
     assert store.claim("w1", 30) is None
     assert store.next_due() == clock.now + timedelta(seconds=60)
-    assert not store.has_queued_due()
     clock.advance(60)
-    assert store.has_queued_due()
     assert store.next_due() is None
     assert store.claim("w1", 30).id == first.id
 
@@ -373,13 +371,13 @@ def test_list_newest_first_with_filters_and_limit(store, clock):
         made.append(store.enqueue(manual(workflow))[0].id)
         clock.advance(1)
     same_time = [store.enqueue(manual("a"))[0].id for _ in range(2)]
-    assert [r.id for r in store.list()] == same_time[::-1] + made[::-1]
-    assert [r.id for r in store.list(workflow="b")] == [made[3], made[1]]
-    assert [r.id for r in store.list(limit=2)] == same_time[::-1]
+    assert [r.id for r in store.history()] == same_time[::-1] + made[::-1]
+    assert [r.id for r in store.history(workflow="b")] == [made[3], made[1]]
+    assert [r.id for r in store.history(limit=2)] == same_time[::-1]
     run = store.claim("w", 30, workflows=["b"])
     store.finish(run.id, "w", F)
-    assert [r.id for r in store.list(status=F)] == [run.id] == [made[1]]
-    assert [r.id for r in store.list(workflow="b", status=Q)] == [made[3]]
+    assert [r.id for r in store.history(status=F)] == [run.id] == [made[1]]
+    assert [r.id for r in store.history(workflow="b", status=Q)] == [made[3]]
 
 
 def test_counts(store):

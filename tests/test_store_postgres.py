@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from daemon.domain import NewRun, RunStatus, TriggerKind
+from daemon.domain import NewRun, Origin, RunStatus
 from daemon.errors import StoreError, UsageError
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
@@ -20,11 +20,11 @@ from tests.support import REPO, free_port, wait_for
 
 
 def manual(workflow: str = "inbox") -> NewRun:
-    return NewRun(workflow, TriggerKind.MANUAL)
+    return NewRun(workflow, Origin.MANUAL)
 
 
 def file_run(path: str, digest: str) -> NewRun:
-    return NewRun("inbox", TriggerKind.FILE, path, digest, digest)
+    return NewRun("inbox", Origin.FILE, path, digest, digest)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_many_nodes_many_threads_claim_each_run_exactly_once(engines):
     claimed = Counter(run_id for run_id, _ in taken)
     assert set(claimed) == ids and set(claimed.values()) == {1}
     assert len({owner for _, owner in taken}) > 4  # the work really was spread over the threads
-    done = stores[0].list(limit=1000)
+    done = stores[0].history(limit=1000)
     assert {run.status for run in done} == {RunStatus.SUCCEEDED} and {run.attempts for run in done} == {1}
 
 

@@ -21,17 +21,18 @@ DEADLINE = 30.0
 
 
 class Recorder:
-    """The submit and refuse callables: remember what was handed over, and the content then."""
+    """Stands in for Intake (`file`, `refuse`): remembers what was handed over, and the content then."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.submitted: list[tuple[str, bytes]] = []
         self.refused: list[tuple[str, str]] = []
 
-    def submit(self, workflow: Workflow, path: Path) -> bool:
+    def file(self, workflow: Workflow, path: Path) -> tuple[None, bool]:
+        """Intake's `file`: here only noted."""
         with self.lock:
             self.submitted.append((path.name, path.read_bytes()))
-        return True
+        return None, True
 
     def refuse(self, workflow: Workflow, path: Path, reason: str) -> None:
         with self.lock:
@@ -61,7 +62,7 @@ def watching(tmp_path):
 
     def start(options: str = "    settle_seconds: 0.3\n", **kwargs) -> tuple[Watcher, Recorder]:
         recorder = Recorder()
-        watcher = Watcher(recorder.submit, refuse=recorder.refuse, **kwargs)
+        watcher = Watcher(recorder, **kwargs)  # type: ignore[arg-type]  (the recorder stands in for Intake)
         watcher.configure([_workflow(tmp_path, inbox, options)])
         watcher.start()
         started.append(watcher)
@@ -211,7 +212,7 @@ def test_a_scan_settles_recent_files_and_submits_old_ones_oldest_first(tmp_path)
         os.utime(inbox / name, (time.time() - age, time.time() - age))
     (inbox / "fresh.txt").write_bytes(b"just written")
     rec = Recorder()
-    watcher = Watcher(rec.submit)
+    watcher = Watcher(rec)  # type: ignore[arg-type]
     watcher.configure([_workflow(tmp_path, inbox, "    settle_seconds: 0.5\n")])
 
     assert watcher.scan() == 4

@@ -60,7 +60,7 @@ def _drop(folder: Path, name: str, data: bytes, *, age: float = 60.0) -> Path:
 
 
 def _runs(app: App):
-    return sorted(app.store.list(limit=10_000), key=lambda r: r.id)
+    return sorted(app.store.history(limit=10_000), key=lambda r: r.id)
 
 
 def test_the_backlog_is_queued_oldest_first_and_runs_once(make_app, tmp_path):

@@ -9,7 +9,7 @@ import sys
 
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import oldest_first
-from daemon.triggers.seen import SeenFiles
+from daemon.triggers.submitted import Submitted
 from daemon.triggers.settle import SettleTracker
 
 
@@ -149,7 +149,7 @@ def test_the_scan_of_10000_files_does_not_hold_them_in_memory(tmp_path):
 
 
 def test_the_seen_cache_remembers_versions_and_forgets_the_least_recent():
-    seen = SeenFiles(limit=2)
+    seen = Submitted(limit=2)
     seen.add(("wf", "/a"), (1, 10, 100))
     seen.add(("wf", "/b"), (2, 10, 100))
 

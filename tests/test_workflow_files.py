@@ -10,16 +10,9 @@ import pytest
 
 from daemon.durations import parse_duration
 from daemon.errors import WorkflowError
-from daemon.workflow import (
-    Action,
-    ClassifyStep,
-    ExtractSpec,
-    RouteStep,
-    StepKind,
-    Workflow,
-    load_workflow,
-    load_workflows,
-)
+from daemon.actions import make_action
+from daemon.steps.extract import ExtractSpec
+from daemon.workflow import Workflow, load_workflow, load_workflows
 
 SPEC_EXAMPLE = """\
 name: sort-inbox                 # unique, [a-z0-9-]+
@@ -92,22 +85,21 @@ def test_spec_example_loads_with_its_values(tmp_path: Path) -> None:
     wf = load_workflow(path)
     assert wf.name == "sort-inbox" and wf.model == "llama3.2" and wf.source == path
     assert wf.description.startswith("File incoming documents")
-    assert wf.is_watch and not wf.is_schedule and wf.input is None
-    watch = wf.trigger.watch
+    assert wf.takes_file and wf.trigger.kind.name == "watch" and wf.input is None
+    watch = wf.trigger.spec
     assert watch.path == Path.home() / "Inbox"
     assert watch.patterns == ["*.pdf", "*.txt", "*.md", "*.docx", "*.html", "*.eml"]
     assert (watch.recursive, watch.settle_seconds, watch.poll, watch.depth) == (False, 2.0, False, None)
     assert wf.step_ids == ["summary", "kind", "filed", "write"]
-    kinds = [StepKind.SUMMARISE, StepKind.CLASSIFY, StepKind.ROUTE, StepKind.WRITE]
-    assert [s.kind for s in wf.steps] == kinds
+    assert [s.kind.name for s in wf.steps] == ["summarise", "classify", "route", "write"]
     assert wf.step("summary").spec.max_words == 80
     kind = wf.step("kind")
-    assert isinstance(kind, ClassifyStep)
+    assert kind.kind.name == "classify"
     assert kind.spec.labels["receipt"] == "Proof of a payment already made"
     assert list(kind.spec.labels) == ["invoice", "receipt", "letter"] and kind.spec.min_confidence == 0.5
     route = wf.step("filed").spec
     assert route.by == "kind" and route.review is None
-    assert {k: (a.kind, a.target) for k, a in route.routes.items()} == {
+    assert {k: (a.name, a.target) for k, a in route.routes.items()} == {
         "invoice": ("move_to", "~/Documents/Invoices"),
         "receipt": ("move_to", "~/Documents/Receipts"),
     }
@@ -132,8 +124,8 @@ def test_schedule_workflow_with_files_input(tmp_path: Path) -> None:
           - summarise:
               instructions: "Notes of {{ run.started_at }}"
         """))
-    schedule = wf.trigger.schedule
-    assert wf.is_schedule and schedule.cron == "0 7 * * *" and schedule.timezone == "Europe/Berlin"
+    schedule = wf.trigger.spec
+    assert not wf.takes_file and schedule.cron == "0 7 * * *" and schedule.timezone == "Europe/Berlin"
     assert schedule.interval is None and schedule.catch_up is False and schedule.overlap == "skip"
     files = wf.input.files
     assert files.path == Path.home() / "Notes" and files.patterns == ["*.md"]
@@ -152,8 +144,8 @@ def test_schedule_every_with_runs_input(tmp_path: Path) -> None:
         steps:
           - prompt: "List what was filed: {{ items | length }} items"
         """))
-    assert wf.trigger.schedule.interval == timedelta(minutes=30)
-    assert wf.trigger.schedule.overlap == "queue"
+    assert wf.trigger.spec.interval == timedelta(minutes=30)
+    assert wf.trigger.spec.overlap == "queue"
     assert wf.input.runs.workflow == "sort-inbox" and wf.input.runs.since_delta is None
     assert wf.steps[0].spec.instruction.startswith("List what was filed")
     assert wf.steps[0].spec.schema_ is None
@@ -165,7 +157,7 @@ def test_six_field_cron_and_day_names(tmp_path: Path) -> None:
         trigger: {schedule: {cron: "30  0 7 * * MON-FRI"}}
         steps: [{summarise: }]
         """))
-    assert wf.trigger.schedule.cron == "30 0 7 * * MON-FRI"
+    assert wf.trigger.spec.cron == "30 0 7 * * MON-FRI"
 
 
 def test_action_shorthand_keep_and_default(tmp_path: Path) -> None:
@@ -182,12 +174,12 @@ def test_action_shorthand_keep_and_default(tmp_path: Path) -> None:
       review: keep
 """))
     routes = wf.steps[1].spec.routes
-    assert routes["invoice"] == Action(keep=True) and routes["invoice"].kind == "keep"
+    assert routes["invoice"] == make_action("keep", True) and routes["invoice"].name == "keep"
     assert routes["invoice"].target is None
-    assert (routes["receipt"].kind, routes["receipt"].target) == ("copy_to", "~/Receipts/{{ file.name }}")
-    assert wf.steps[1].spec.default.kind == "keep"
+    assert (routes["receipt"].name, routes["receipt"].target) == ("copy_to", "~/Receipts/{{ file.name }}")
+    assert wf.steps[1].spec.default.name == "keep"
     assert wf.steps[2].spec.default.target == "https://example.org/hook"
-    assert wf.steps[2].spec.review.kind == "keep"
+    assert wf.steps[2].spec.review.name == "keep"
 
 
 def test_route_without_by_always_takes_default(tmp_path: Path) -> None:
@@ -195,7 +187,7 @@ def test_route_without_by_always_takes_default(tmp_path: Path) -> None:
   - route:
       default: {move_to: "~/Filed/{{ file.name | slug }}"}
 """))
-    assert wf.steps[0].spec.by is None and wf.steps[0].spec.default.kind == "move_to"
+    assert wf.steps[0].spec.by is None and wf.steps[0].spec.default.name == "move_to"
 
 
 def test_labels_as_list_yaml_words_and_merge_keys(tmp_path: Path) -> None:
@@ -254,7 +246,7 @@ def test_models_work_without_a_file() -> None:
                   {"route": {"by": "k", "routes": {"a": "keep"}}}],
     })  # fmt: skip
     assert wf.step_ids == ["summarise", "k", "route"]
-    assert isinstance(wf.step("route"), RouteStep)
+    assert wf.step("route").kind.name == "route"
     with pytest.raises(KeyError):
         wf.step("nope")
     with pytest.raises(Exception):

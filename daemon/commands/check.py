@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from daemon.actions.webhook import check_webhook
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
-from daemon.engine.actions import check_webhook
-from daemon.netguard import RemoteRefused, is_local
+from daemon.netguard import Network, RemoteRefused, is_local
+from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
 from daemon.store.db import shown_url
-from daemon.workflow import RouteStep, Workflow, load_workflows
+from daemon.words import count
+from daemon.workflow import Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
 
@@ -19,6 +21,13 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     """Print what is right and wrong, one line each; return the exit code."""
     code = OK
     echo(f"settings: database {shown_url(settings.db_url)}; workflows in {settings.workflows}")
+    try:
+        plugins = registry().plugins
+    except PluginError as exc:
+        echo(f"error: {exc}")
+        return INVALID
+    if plugins:
+        echo(f"plugins: {', '.join(plugins)}")
     if not settings.workflows.is_dir():
         echo(f"error: the workflows folder {settings.workflows} does not exist; create it or set GRISTMILL_WORKFLOWS")
         code = INVALID
@@ -28,16 +37,20 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
-    code = max(code, _webhooks(workflows.values(), echo), _data_at_rest(settings, echo))
+    nets = settings.local_networks
+    code = max(code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo))
     url = settings.ollama_url
-    if is_local(url):
+    if nets:
+        echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
+    if is_local(url, nets):
         echo(f"model traffic goes to {url}, on this machine or the local network")
     elif settings.allow_remote_model:
         echo(f"warning: model traffic goes to {url}, a remote server (GRISTMILL_ALLOW_REMOTE_MODEL=true)")
     else:
         echo(
             f"error: the model server {url} is not on this machine or a private network; documents "
-            "would leave home; use a local server or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
+            "would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, "
+            "or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
         )
         return INVALID
     backend = OllamaBackend(url, timeout=settings.connect_timeout * 2, connect_timeout=settings.connect_timeout)
@@ -46,7 +59,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     except ModelError as exc:
         echo(f"error: {exc}; start it with 'ollama serve' or point GRISTMILL_OLLAMA_URL at it")
         return max(code, FAILED)
-    echo(f"model server {url}: reachable, {len(available)} models")
+    echo(f"model server {url}: reachable, {count(len(available), 'model')}")
     users: dict[str, list[str]] = {}
     for workflow in workflows.values():
         users.setdefault(workflow.model or settings.model, []).append(workflow.name)
@@ -59,12 +72,12 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     return code
 
 
-def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: Iterable[Network] = ()) -> int:
     """Say where each webhook sends run data; a remote one not allowed by its workflow is an error."""
     code = OK
     for workflow in sorted(workflows, key=lambda w: w.name):
         for url in sorted(webhook_urls(workflow)):
-            if is_local(url):
+            if is_local(url, nets):
                 echo(f"workflow {workflow.name}: webhook traffic goes to {url}, on this machine or the local network")
             elif workflow.allow_remote_webhooks:
                 echo(f"warning: workflow {workflow.name}: webhook traffic goes to {url}, a remote server "
@@ -80,11 +93,7 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int
 
 def webhook_urls(workflow: Workflow) -> set[str]:
     """Every webhook address a workflow's routes declare."""
-    found = set()
-    for step in workflow.steps:
-        if isinstance(step, RouteStep):
-            found |= {action.webhook for _, action in step.route.actions() if action.webhook}
-    return found
+    return {action.target for _, action in workflow.actions() if action.name == "webhook"}
 
 
 def _data_at_rest(settings: Settings, echo: Callable[[str], None]) -> int:

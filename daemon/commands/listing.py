@@ -6,30 +6,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.errors import WorkflowError
-from daemon.schedule.firing import schedule_ticks
-from daemon.schedule.ticks import zone_of
 from daemon.settings import Settings
 from daemon.workflow import Workflow, load_workflows
 
 
 def describe_trigger(workflow: Workflow) -> str:
     """The trigger in a few words."""
-    watch, schedule = workflow.trigger.watch, workflow.trigger.schedule
-    if watch is not None:
-        patterns = ",".join(watch.patterns) or "*"
-        return f"watch {watch.path} ({patterns}{', recursive' if watch.recursive else ''})"
-    assert schedule is not None
-    when = f"cron {schedule.cron}" if schedule.cron else f"every {schedule.every}"
-    return f"{when} ({schedule.timezone or 'local time'})"
+    return workflow.trigger.kind.describe(workflow.trigger.spec)
 
 
 def next_fire(workflow: Workflow, now: datetime) -> str | None:
-    """When a scheduled workflow fires next, in its own time zone; None for a watch."""
-    schedule = workflow.trigger.schedule
-    if schedule is None:
-        return None
-    tick = schedule_ticks(workflow).next_after(now).astimezone(zone_of(schedule.timezone))
-    return tick.strftime("%Y-%m-%d %H:%M:%S %Z")
+    """When the workflow fires next on its own, in its own time zone; None when events decide."""
+    tick = workflow.trigger.kind.next_fire(workflow.trigger.spec, now)
+    return None if tick is None else tick.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def workflow_rows(settings: Settings) -> tuple[list[dict[str, Any]], list[WorkflowError]]:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rich.table import Table
-
 from daemon.nodes import NodeState, node_json, node_state
 from daemon.settings import Settings
 from daemon.store.db import make_engine
@@ -35,7 +33,7 @@ def node_rows(settings: Settings, *, everything: bool = False, now: datetime | N
     engine = make_engine(settings.db_url)
     try:
         upgrade(engine)
-        found = NodeStore(engine).list()
+        found = NodeStore(engine).all_nodes()
     finally:
         engine.dispose()
     rows = [NodeRow(node, node_state(node, now, settings.lease_seconds)) for node in found]
@@ -47,19 +45,20 @@ def _worth_showing(row: NodeRow, now: datetime) -> bool:
     return stopped is None or now - stopped <= RECENT
 
 
-def nodes_table(rows: list[NodeRow], now: datetime | None = None) -> Table:
-    """The rows as a table for the terminal."""
+NODE_COLUMNS = ("node", "host", "pid", "role", "state", "started", "last heartbeat", "runs in hand")
+
+
+def node_table_rows(rows: list[NodeRow], now: datetime | None = None) -> list[list[str]]:
+    """The rows as table cells (NODE_COLUMNS), for `views.print_table`."""
     now = now or datetime.now(UTC)
-    table = Table("node", "host", "pid", "role", "state", "started", "last heartbeat", "runs in hand")
-    style = {NodeState.UP: "green", NodeState.GONE: "red", NodeState.STOPPED: "dim"}
-    for row in rows:
-        node = row.node
-        table.add_row(
-            node.id, node.host, str(node.pid), node.role.value, f"[{style[row.state]}]{row.state.value}[/]",
-            node.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), _ago(now - node.heartbeat_at),
-            str(node.runs_in_hand),
-        )  # fmt: skip
-    return table
+    return [
+        [
+            row.node.id, row.node.host, str(row.node.pid), row.node.role.value, row.state.value,
+            row.node.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), _ago(now - row.node.heartbeat_at),
+            str(row.node.runs_in_hand),
+        ]
+        for row in rows
+    ]  # fmt: skip
 
 
 def _ago(delta: timedelta) -> str:

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.llm.ask import Asker
+if TYPE_CHECKING:
+    from daemon.llm.ask import Asker
 
 # Servers give at least this much context when no num_ctx is sent (Ollama: 2048 or more).
 SERVER_MINIMUM_CTX = 2048
 _PER_MESSAGE = 8
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+# Scripts written without spaces between words (and Hangul, whose syllables tokenise alike): real
+# tokenizers spend about a token per character on them, where chars/3 would guess a third of that.
+_DENSE = re.compile(
+    "[\u0e00-\u0fff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u2e80-\u2fdf\u3000-\u9fff"
+    "\ua000-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token count: the larger of chars/3 and words*4/3 (real tokenizers give less)."""
-    return max(-(-len(text) // 3), -(-len(text.split()) * 4 // 3))
+    """A conservative token count (real tokenizers give less).
+
+    One token per character of CJK, Thai and similar scripts; for the rest the larger of chars/3
+    and words*4/3.
+    """
+    rest, dense = _DENSE.subn(" ", text)
+    return dense + max(-(-(len(text) - dense) // 3), -(-len(rest.split()) * 4 // 3))
 
 
 def messages_tokens(messages: list[dict[str, Any]]) -> int:
@@ -31,6 +43,7 @@ class Window:
     num_ctx: int
     reserve: int
     share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
+    sends: bool = True  # False: the server's default context is assumed, no num_ctx is sent
 
     @property
     def prompt_budget(self) -> int:
@@ -42,23 +55,17 @@ def window_for(asker: Asker, needed: int, answer_tokens: int) -> Window:
     reserve = max(answer_tokens, 128)
     if "num_ctx" in asker.options:
         return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share)
-    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share)
+    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share, sends=False)
     if needed <= assumed.prompt_budget:
         return assumed
+    # Never rely on the server's default for a long prompt.
     model_max = asker.backend.info(asker.model).context_length or asker.context_tokens
-    num_ctx = min(model_max, asker.context_tokens)
-    asker.options["num_ctx"] = num_ctx  # never rely on the server's default for a long prompt
-    return Window(num_ctx, reserve, asker.prompt_share)
+    return Window(min(model_max, asker.context_tokens), reserve, asker.prompt_share)
 
 
-def context_in_effect(asker: Asker, options: dict[str, Any]) -> int:
-    """The most prompt tokens the server can have evaluated for a call sent with `options`.
-
-    Ollama caps num_ctx at the model's own context; with no num_ctx it uses its default, which
-    gristmill assumes is at least SERVER_MINIMUM_CTX.
-    """
-    sent = int(options.get("num_ctx") or SERVER_MINIMUM_CTX)
-    return min(sent, asker.backend.info(asker.model).context_length or sent)
+def planned(asker: Asker, window: Window) -> Asker:
+    """The asker that sends the window's num_ctx with every call of the plan."""
+    return asker.with_(options={"num_ctx": window.num_ctx}) if window.sends else asker
 
 
 def split_text(text: str, budget_tokens: int) -> list[str]:
@@ -89,13 +96,23 @@ def _units(text: str, budget: int) -> list[str]:
         if estimate_tokens(paragraph) <= budget:
             units.append(paragraph)
             continue
-        words, run = paragraph.split(), []
-        for word in words:
-            word = word[: budget * 3 // 2]  # a "word" longer than the budget (base64 ...) is cut
-            if estimate_tokens(" ".join([*run, word])) > budget:
-                units.append(" ".join(run))
-                run = []
-            run.append(word)
+        run: list[str] = []
+        for word in paragraph.split():
+            for part in _parts(word, budget):
+                if run and estimate_tokens(" ".join([*run, part])) > budget:
+                    units.append(" ".join(run))
+                    run = []
+                run.append(part)
         if run:
             units.append(" ".join(run))
     return units
+
+
+def _parts(word: str, budget: int) -> list[str]:
+    """A "word" too big for the budget (base64, or CJK text without spaces) in pieces that fit, none lost.
+
+    No character is estimated at more than one token, so `budget` characters always fit.
+    """
+    if estimate_tokens(word) <= budget:
+        return [word]
+    return [word[i : i + budget] for i in range(0, len(word), budget)]

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.domain import NewRun, Run, TriggerKind
+from daemon.domain import NewRun, Run, Origin
 from daemon.errors import InputError
+from daemon.files.hashing import sha256_file
 from daemon.store import RunStore
 from daemon.workflow import Workflow
-
-_CHUNK = 1024 * 1024
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Intake:
@@ -35,7 +24,7 @@ class Intake:
         self.wake = wake
 
     def file(
-        self, workflow: Workflow, path: Path, *, trigger: TriggerKind = TriggerKind.FILE
+        self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE
     ) -> tuple[Run, bool]:
         """Queue `workflow` on the file at `path`; the same content in the same workflow runs once.
 
@@ -46,7 +35,7 @@ class Intake:
             info = os.lstat(path)
             if not stat.S_ISREG(info.st_mode):
                 raise InputError(f"{path} is not a regular file (symbolic links are not followed)")
-            digest = sha256_of(path)
+            digest = sha256_file(path)
         except FileNotFoundError as exc:
             raise InputError(f"{path} does not exist") from exc
         except PermissionError as exc:
@@ -61,7 +50,7 @@ class Intake:
             trigger=trigger,
             input_path=str(path),
             sha256=digest,
-            dedupe_key=None if trigger is TriggerKind.MANUAL else digest,
+            dedupe_key=None if trigger is Origin.MANUAL else digest,
             context=context,
             max_attempts=self.max_attempts,
         )
@@ -74,7 +63,7 @@ class Intake:
         """Record a file the watcher will not process (a symbolic link) as skipped, once per path."""
         new = NewRun(
             workflow=workflow.name,
-            trigger=TriggerKind.FILE,
+            trigger=Origin.FILE,
             input_path=str(path),
             dedupe_key=f"refused:{path}",
             max_attempts=self.max_attempts,
@@ -89,7 +78,7 @@ class Intake:
         """Queue one run of a scheduled (or manually triggered) workflow with no input file."""
         new = NewRun(
             workflow=workflow.name,
-            trigger=TriggerKind.SCHEDULE if tick else TriggerKind.MANUAL,
+            trigger=Origin.SCHEDULE if tick else Origin.MANUAL,
             dedupe_key=tick,
             context=context or {},
             max_attempts=self.max_attempts,
@@ -101,7 +90,7 @@ class Intake:
 
 
 def _subfolder(workflow: Workflow, path: Path) -> str:
-    watch = workflow.trigger.watch
+    watch = workflow.trigger.spec_of("watch")
     if watch is None:
         return ""
     try:

@@ -6,16 +6,18 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from daemon import failpoints
+from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
+from daemon.engine.on_failure import after_failure
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
 from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, StoreError
 from daemon.store import RunStore
 from daemon.store.outage import StoreOutage
+from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
 
@@ -37,11 +39,10 @@ class WorkerPool:
         *,
         size: int,
         gate: OutageGate,
-        lease_seconds: float = 30.0,
-        heartbeat_seconds: float = 10.0,
+        workflows: Callable[[], Mapping[str, Workflow]],
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
         retry_base: float = 1.0,
-        workflows: Callable[[], object] | None = None,
-        on_finished: Callable[[Run, RunStatus, str | None], None] = lambda run, status, error: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         owner: str | None = None,
         on_heartbeat: Callable[[], None] = lambda: None,
@@ -49,14 +50,13 @@ class WorkerPool:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
-        self.workflow_names = workflows or (lambda: None)
-        self.on_finished = on_finished
+        self.workflows = workflows
         self.owner = owner or f"{uuid.uuid4().hex[:12]}"  # a node's id (daemon.nodes): its runs in hand are a query
         self.on_heartbeat = on_heartbeat
-        self._store_outage = StoreOutage(probe=store.has_queued_due)
+        self._store_outage = StoreOutage(probe=store.next_due)
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._wake = threading.Condition()  # guards _idle and _in_flight
+        self._lock = threading.Lock()  # guards _idle, _wakes and _in_flight
         self._idle: set[int] = set()
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
@@ -90,7 +90,7 @@ class WorkerPool:
             alive = next(t for t in workers if t.is_alive())
             alive.join(min(STOP_POLL, max(0.0, deadline - time.monotonic())))
         self._done.set()
-        with self._wake:
+        with self._lock:
             return list(self._in_flight)
 
     def alive(self) -> bool:
@@ -99,14 +99,14 @@ class WorkerPool:
 
     def wake(self) -> None:
         """A new run was queued: one idle worker looks for it (busy ones look when they finish)."""
-        with self._wake:
+        with self._lock:
             self._wakes += 1
             if self._idle:
                 self._bells[self._idle.pop()].set()
 
     def wake_all(self) -> None:
         """Every worker looks again (workflows changed, or stopping)."""
-        with self._wake:
+        with self._lock:
             self._wakes += 1
             self._idle.clear()
             for bell in self._bells:
@@ -118,7 +118,7 @@ class WorkerPool:
 
     def is_idle(self) -> bool:
         """No run in flight and every worker found nothing to claim since the last wake."""
-        with self._wake:
+        with self._lock:
             return not self._in_flight and len(self._idle) == self.size
 
     def execute_now(self, run_id: int, *, dry_run: bool = False) -> None:
@@ -127,12 +127,12 @@ class WorkerPool:
         if run is None:
             return
         self._start_heartbeat()  # a long run here keeps its lease like any other
-        with self._wake:
+        with self._lock:
             self._in_flight[run.id] = run
         try:
             self._execute(run, dry_run=dry_run)
         finally:
-            with self._wake:
+            with self._lock:
                 self._in_flight.pop(run.id, None)
 
     # -- workers ----------------------------------------------------------------------------
@@ -151,21 +151,21 @@ class WorkerPool:
                 self._sleep(n, wait, idle=False)
                 continue
             wakes = self._wakes
-            run = self.store.claim(self.owner, self.lease_seconds, workflows=self.workflow_names())
+            run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
             if run is None:
                 self.gate.end_probe()
                 self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
                 continue
-            with self._wake:
+            with self._lock:
                 self._in_flight[run.id] = run
             try:
                 self._execute(run)
             finally:
-                with self._wake:
+                with self._lock:
                     self._in_flight.pop(run.id, None)
 
     def _sleep(self, n: int, seconds: float, *, idle: bool, unless_woken_since: int | None = None) -> None:
-        with self._wake:
+        with self._lock:
             if unless_woken_since is not None and self._wakes != unless_woken_since:
                 return  # work came while this worker was looking: look again
             if idle:
@@ -173,7 +173,7 @@ class WorkerPool:
         if not self._stop.is_set():
             self._bells[n].wait(seconds)
         self._bells[n].clear()
-        with self._wake:
+        with self._lock:
             self._idle.discard(n)  # looking again; idle once more only if it finds nothing
 
     def _idle_wait(self) -> float:
@@ -229,7 +229,8 @@ class WorkerPool:
         suffix = f": {error}" if error else ""
         level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
         log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
-        self.on_finished(run, status, error)
+        if status is RunStatus.FAILED:
+            after_failure(self.workflows().get(run.workflow), run, error)
 
     def _heartbeat(self) -> None:
         # Runs until stop() has waited for the workers, so runs finishing late keep their leases.
@@ -242,7 +243,7 @@ class WorkerPool:
                 log.exception("the heartbeat could not reach the database; trying again")
 
     def _renew(self) -> None:
-        with self._wake:
+        with self._lock:
             running = list(self._in_flight.values())
         for run in running:
             if not self.store.renew(run.id, self.owner, self.lease_seconds):

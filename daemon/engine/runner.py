@@ -1,47 +1,40 @@
-"""Where a run becomes model calls: load the input, execute the steps in order, keep outputs."""
+"""Where a run becomes model calls and file operations: its input, then each step in order.
+
+`execute` reads as the whole story: load the input (or the scheduled items), then one loop over
+the workflow's steps, each a registered `StepKind` given a `StepContext` and returning a
+`StepResult` that the runner records. Only the runner changes the run's `RunContext`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from daemon.domain import ModelCall, Run, TriggerKind
-from daemon.engine.actions import Actions, recover
+from daemon.actions import ActionServices
+from daemon.domain import ModelCall, Origin, Run
+from daemon.documents import read_document
+from daemon.engine.context import RunContext
+from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
-from daemon.engine.steps import RUNNERS, StepContext
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
-from daemon.extract import ExtractLimits, extract, vision
+from daemon.files.hashing import sha256_bytes
+from daemon.llm import images
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
+from daemon.settings import Settings
+from daemon.steps import StepContext
 from daemon.store import RunStore
 from daemon.store.redact import redact_call, redact_outputs
-from daemon.workflow import StepKind, Workflow
-
+from daemon.workflow import Step, Workflow
+from daemon.workflow.templates import file_scope
 
 # A scheduled run's `now` (in its time zone), `items` and document, read when it starts.
 ScheduledScope = Callable[[Workflow, datetime], tuple[datetime, list[dict[str, Any]], str | None]]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Input limits, from the settings."""
-
-    max_file_bytes: int
-    max_chars: int
-    extract_seconds: float = 30.0
-    extract_memory_mb: int = 1024
-    context_tokens: int = 8192
-
-    @property
-    def extraction(self) -> ExtractLimits:
-        """The limits the extractors apply."""
-        return ExtractLimits(self.max_chars, self.extract_seconds, self.extract_memory_mb)
 
 
 class Runner:
@@ -54,136 +47,129 @@ class Runner:
         store: RunStore,
         backend: ModelBackend,
         intake: Intake,
-        default_model: str,
-        limits: Limits,
+        settings: Settings,
         post: Callable[[str, dict[str, Any]], None],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         scheduled: ScheduledScope | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
-        self.default_model, self.limits, self.post, self.clock = default_model, limits, post, clock
-        self.scheduled = scheduled
+        self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
 
     def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
-        """Run every step not already done by an earlier attempt; return all outputs."""
+        """Run every step not already done by an earlier attempt; return the outputs to keep."""
         workflow = self.workflows().get(run.workflow)
         if workflow is None:
             raise SkipRun(f"workflow '{run.workflow}' is no longer loaded")
-        # A route or write step interrupted by a crash left an intent: finish it from disk or redo it.
-        outputs, done = recover(dict(run.outputs))
-        file_path = _current_path(run, workflow, {**outputs, **done})
-        scope: dict[str, Any] = {
-            "run": {"id": run.id, "workflow": run.workflow, "started_at": self.clock().isoformat()},
-            "now": self.clock(),
-            "items": run.context.get("items", []),
-        }
-        document, images = None, ()
-        if file_path is not None:
-            scope["file"], document, images = self._load(run, file_path, fresh=not outputs)
-        elif workflow.is_schedule and self.scheduled is not None:
-            # The items are read when the run starts, so a late or retried run sees what is new then.
-            scope["now"], scope["items"], document = self.scheduled(workflow, scope["now"])
-        ctx = StepContext(
-            workflow=workflow,
-            scope=scope,
-            document=document,
-            asker=lambda step_id: self._asker(workflow, run, step_id),
-            actions=Actions(dry_run=dry_run, chain=self._chain, post=self.post, done=done),
-            file_path=file_path,
-            images=images,
-        )
-        ctx.actions.record = lambda intent: self._save(run, owner, {**outputs, ctx.actions.step_id: intent})
-        self._steps(run, owner, workflow, ctx, outputs)
-        # Full outputs were stored while running so a crash can resume; what stays is the record setting's.
-        return _metadata_only(workflow, outputs) if workflow.record == "metadata" else outputs
-
-    def _steps(self, run: Run, owner: str, workflow: Workflow, ctx: StepContext, outputs: dict[str, Any]) -> None:
-        unsaved = False
+        ctx = self._start(run, workflow, dry_run)
         try:
             for step in workflow.steps:
-                if step.step_id not in outputs:
-                    # Stored before the next model call, which may be slow to redo after a crash;
-                    # a route or write stores them with its intent, and the finish stores the rest.
-                    if unsaved and step.kind in _MODEL_KINDS:
-                        self._save(run, owner, outputs)
-                    ctx.actions.step_id = step.step_id
-                    outputs[step.step_id] = RUNNERS[step.kind](step, ctx)
-                    if ctx.splits:  # how inputs were split, beside the steps' own fields
-                        outputs[SPLIT_KEY] = {**outputs.get(SPLIT_KEY, {}), **ctx.splits}
-                    unsaved = True
-                ctx.scope[step.step_id] = outputs[step.step_id]
+                if not ctx.done(step):
+                    if ctx.unsaved and step.kind.calls_model:
+                        # Stored before a model call, which may be slow to redo after a crash; a route or
+                        # write stores them with its intent, and the finish stores the rest.
+                        self._save(ctx, owner, ctx.outputs)
+                    ctx.record(step, step.kind.run(step.spec, self._step_context(ctx, step, owner)))
+                ctx.expose(step)
         except ModelUnavailable:
             raise  # queued again with its attempt refunded: the full outputs are needed to resume
         except Exception as exc:
             final = isinstance(exc, SkipRun) or run.attempts >= run.max_attempts
             if workflow.record == "metadata" and final:
-                self.store.save_outputs(run.id, owner, _metadata_only(workflow, outputs))
+                self.store.save_outputs(run.id, owner, _metadata_only(workflow, ctx.outputs))
             raise
+        # Full outputs were stored while running so a crash can resume; what stays is the record setting's.
+        return _metadata_only(workflow, ctx.outputs) if workflow.record == "metadata" else ctx.outputs
 
-    def _save(self, run: Run, owner: str, outputs: dict[str, Any]) -> None:
+    def _start(self, run: Run, workflow: Workflow, dry_run: bool) -> RunContext:
+        """The run's context: an earlier attempt's outputs, and its input read (or its items collected)."""
+        # A route or write step interrupted by a crash left an intent: finish it from disk or redo it.
+        outputs, finished = recover(dict(run.outputs))
+        now = self.clock()
+        scope = {
+            "run": {"id": run.id, "workflow": run.workflow, "started_at": now.isoformat()},
+            "now": now,
+            "items": run.context.get("items", []),
+        }
+        ctx = RunContext(run, workflow, dry_run, scope, outputs=outputs, finished_intents=finished)
+        ctx.file_path = _current_path(run, workflow, {**outputs, **finished})
+        if ctx.file_path is not None:
+            scope["file"], ctx.text, ctx.images = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+        elif not workflow.takes_file and self.scheduled is not None:
+            # The items are read when the run starts, so a late or retried run sees what is new then.
+            scope["now"], scope["items"], ctx.text = self.scheduled(workflow, now)
+        return ctx
+
+    def _step_context(self, ctx: RunContext, step: Step, owner: str) -> StepContext:
+        step_id = step.step_id
+
+        def record_intent(intent: dict[str, Any]) -> None:
+            self._save(ctx, owner, {**ctx.outputs, step_id: intent})
+
+        effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
+        return StepContext(
+            workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
+            images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
+            act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
+        )  # fmt: skip  (one field a line would hide the shape)
+
+    def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
         """Store the outputs so far; LeaseLost when another worker owns the run now."""
-        if not self.store.save_outputs(run.id, owner, outputs):
-            raise LeaseLost(run.id)
+        if not self.store.save_outputs(ctx.run.id, owner, outputs):
+            raise LeaseLost(ctx.run.id)
+        ctx.unsaved = False
 
-    def _load(self, run: Run, path: Path, *, fresh: bool) -> tuple[dict[str, Any], str, tuple[bytes, ...]]:
+    def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple]:
+        """What templates see of the file, the text the model reads, and its images."""
         try:
             info = os.lstat(path)
         except FileNotFoundError as exc:
             raise SkipRun(f"{path} was removed before its run started") from exc
         if stat.S_ISLNK(info.st_mode):
             raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
-        if info.st_size > self.limits.max_file_bytes:
-            raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.limits.max_file_bytes}")
+        if info.st_size > self.settings.max_file_bytes:
+            raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.settings.max_file_bytes}")
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if fresh and run.trigger is TriggerKind.FILE and run.sha256 and digest != run.sha256:
-            self._requeue_changed(run, path)
-        extracted = extract(path, data, self.limits.extraction)
-        if extracted.images:
-            self._need_vision(run, path)
-        file = {
-            "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
-            "size": info.st_size, "sha256": digest, "text": extracted.text, "kind": extracted.kind,
-            "meta": extracted.meta, "truncated": extracted.truncated,
-            "subfolder": run.context.get("subfolder", ""),
-        }
-        return file, extracted.text, extracted.images
+        digest = sha256_bytes(data)
+        if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
+            self._requeue_changed(workflow, path)
+        document = read_document(path, data, self.settings.read_limits)
+        if document.images:
+            self._need_vision(workflow, path)
+        file = file_scope(
+            path, size=info.st_size, sha256=digest, text=document.text, kind=document.kind, meta=document.meta,
+            truncated=document.truncated, subfolder=run.context.get("subfolder", ""),
+        )  # fmt: skip  (the fields read as one record)
+        return file, document.text, document.images
 
-    def _need_vision(self, run: Run, path: Path) -> None:
+    def _need_vision(self, workflow: Workflow, path: Path) -> None:
         """An image goes to the model as an image: skip the run when the model cannot see."""
-        workflow = self.workflows()[run.workflow]
-        if not any(step.kind in _MODEL_KINDS for step in workflow.steps):
+        if not any(step.kind.calls_model for step in workflow.steps):
             return
-        model = workflow.model or self.default_model
+        model = workflow.model or self.settings.model
         if "vision" not in self.backend.info(model).capabilities:
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
                 f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
             )
 
-    def _requeue_changed(self, run: Run, path: Path) -> None:
-        workflow = self.workflows()[run.workflow]
+    def _requeue_changed(self, workflow: Workflow, path: Path) -> None:
         again, created = self.intake.file(workflow, path)
         where = f"queued again as run {again.id}" if created else f"run {again.id} has that content"
         raise SkipRun(f"{path.name} changed after it was queued; {where}")
 
     def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
         def record(call: ModelCall) -> None:
-            call = vision.recordable(call)  # image data is never stored, only its digest
+            call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
 
         return Asker(
-            backend=self.backend,
-            record=record,
-            model=workflow.model or self.default_model,
-            options=dict(workflow.options),
-            step_id=step_id,
-            context_tokens=self.limits.context_tokens,
-        )
+            backend=self.backend, record=record, model=workflow.model or self.settings.model,
+            options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
+        )  # fmt: skip  (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
         workflow = self.workflows().get(name)
@@ -193,15 +179,9 @@ class Runner:
         return run.id if created else None
 
 
-_TEXT_KINDS = (StepKind.SUMMARISE, StepKind.EXTRACT, StepKind.PROMPT)
-_MODEL_KINDS = (*_TEXT_KINDS, StepKind.CLASSIFY)
-SPLIT_KEY = "_split"  # outputs key: {step id: how its input was split}; step ids never start with "_"
-
-
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:
     """`record: metadata`: outputs of steps that may quote the document become digests."""
-    text_steps = {s.step_id for s in workflow.steps if s.kind in _TEXT_KINDS}
-    return redact_outputs(outputs, text_steps)
+    return redact_outputs(outputs, {s.step_id for s in workflow.steps if s.kind.quotes_document})
 
 
 def _current_path(run: Run, workflow: Workflow, outputs: dict[str, Any]) -> Path | None:

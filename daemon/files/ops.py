@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from daemon.errors import InputError, UnsafePathError
+from daemon.files.paths import MAX_NAME_BYTES
 
 MAX_SUFFIX = 10_000
-MAX_NAME_BYTES = 255
 _TMP_PREFIX = ".gristmill-tmp-"
 
 
@@ -48,11 +48,6 @@ def move_file(src: Path, folder: Path, name: str | None = None) -> Path:
     dest = _first_free(folder, name or src.name, lambda dest: place_exact(src, dest))
     remove_moved(src)
     return dest
-
-
-def copy_file(src: Path, folder: Path, name: str | None = None) -> Path:
-    """Copy `src` into `folder` under a free name; return the copy's path."""
-    return _first_free(folder, name or src.name, lambda dest: copy_exact(src, dest))
 
 
 def _first_free(folder: Path, name: str, put: Callable[[Path], None]) -> Path:

@@ -97,12 +97,3 @@ def _refuse_links(base: str, parts: list[str], template: str) -> None:
                 here,
                 Path(base),
             )
-
-
-def safe_name(name: str, fallback: str = "unnamed") -> str:
-    """A file name with separators, control characters and leading dots removed, at most 255 bytes."""
-    cleaned = _FORBIDDEN.sub("", name.replace("/", "_").replace("\\", "_")).strip().lstrip(".")
-    cleaned = cleaned or fallback
-    while len(cleaned.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-        cleaned = cleaned[:-1]
-    return cleaned

@@ -1,14 +1,17 @@
-"""Asking the model: one call or a call and one re-ask, every call recorded."""
+"""Asking the model: one call or a call and one re-ask, every call recorded and checked for a cut prompt."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from daemon import defaults
 from daemon.domain import ModelCall
-from daemon.errors import BadAnswer
+from daemon.engine.chunking import SERVER_MINIMUM_CTX, messages_tokens
+from daemon.errors import BadAnswer, GristmillError
 from daemon.llm.answers import clean_text, parse_json_answer
 from daemon.llm.base import ModelBackend
 
@@ -20,9 +23,23 @@ REASK = (
 )
 
 
-@dataclass
+class PromptCut(GristmillError):
+    """The server evaluated a whole context's worth of a prompt: it dropped the rest silently."""
+
+    def __init__(self, step_id: str | None, evaluated: int, window: int, estimated: int) -> None:
+        super().__init__(
+            f"the model server cut the prompt of step '{step_id}': it read {evaluated} tokens, its whole "
+            f"context of {window}, of about {estimated}"
+        )
+        self.evaluated, self.window, self.estimated = evaluated, window, estimated
+
+
+@dataclass(frozen=True)
 class Asker:
-    """Asks one model on behalf of one step of one run; `record` stores every call."""
+    """Asks one model on behalf of one step of one run; `record` stores every call.
+
+    Immutable: a step that needs other options or a smaller plan makes a changed copy (`with_`).
+    """
 
     backend: ModelBackend
     record: Callable[[ModelCall], None]
@@ -30,9 +47,18 @@ class Asker:
     options: dict[str, Any] = field(default_factory=dict)
     step_id: str | None = None
     think: bool | None = None
-    context_tokens: int = 8192  # num_ctx to send for long prompts when the workflow sets none
+    context_tokens: int = defaults.CONTEXT_TOKENS  # num_ctx to send for long prompts when the workflow sets none
     prompt_share: float = 1.0  # share of a window's prompt budget plans may use (halved after a cut)
-    after: Callable[[ModelCall], None] | None = None  # checks each answered call (e.g. for a cut prompt)
+
+    def with_(self, **changes: Any) -> Asker:
+        """A copy with some fields changed; `options` given here are merged into the current ones."""
+        if "options" in changes:
+            changes["options"] = {**self.options, **changes["options"]}
+        return dataclasses.replace(self, **changes)
+
+    def deciding(self) -> Asker:
+        """For classify and extract: reasoning models answer directly unless the workflow says otherwise."""
+        return self if self.think is not None else self.with_(think=False)
 
     def text(self, messages: list[dict[str, Any]]) -> str:
         """A free-text answer, reasoning blocks removed."""
@@ -60,22 +86,35 @@ class Asker:
         try:
             return check(parse_json_answer(second.answer or ""))
         except BadAnswer as exc:
-            raise BadAnswer(
-                f"the model's answer was unusable twice ({exc.message})", raw=second.answer or ""
-            ) from exc
+            raise BadAnswer(f"the model's answer was unusable twice ({exc.message})", raw=second.answer or "") from exc
+
+    def context_in_effect(self, options: dict[str, Any]) -> int:
+        """The most prompt tokens the server can have evaluated for a call sent with `options`.
+
+        Ollama caps num_ctx at the model's own context; with no num_ctx it uses its default, which
+        gristmill assumes is at least SERVER_MINIMUM_CTX.
+        """
+        sent = int(options.get("num_ctx") or SERVER_MINIMUM_CTX)
+        return min(sent, self.backend.info(self.model).context_length or sent)
 
     def _call(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> ModelCall:
-        call = ModelCall(
-            model=self.model,
-            messages=messages,
-            options=dict(self.options),
-            format=schema,
-            step_id=self.step_id,
-        )
+        call = ModelCall(model=self.model, messages=messages, options=dict(self.options), format=schema,
+                         step_id=self.step_id)
         try:
             self.backend.chat(call, think=self.think)
         finally:
             self.record(call)
-        if self.after is not None:
-            self.after(call)
+        self._check_cut(call)
         return call
+
+    def _check_cut(self, call: ModelCall) -> None:
+        """Raise `PromptCut` when the server reports it evaluated as many tokens as its context holds.
+
+        Ollama keeps only the last num_ctx tokens of a longer prompt and reports exactly num_ctx as
+        prompt_eval_count; a prompt planned to leave room for the answer never fills the window.
+        """
+        if not call.prompt_tokens:  # unknown (old servers omit it on cached prompts)
+            return
+        window = self.context_in_effect(call.options)
+        if call.prompt_tokens >= window:
+            raise PromptCut(self.step_id, call.prompt_tokens, window, messages_tokens(call.messages))

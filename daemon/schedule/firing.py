@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from daemon.domain import NewRun, Run, TriggerKind
+from daemon.domain import NewRun, Origin, Run
 from daemon.engine.intake import Intake
 from daemon.schedule.ticks import MAX_COUNT, Ticks, tick_key, ticks_for, zone_of
 from daemon.store import RunStore
-from daemon.workflow import Workflow
+from daemon.workflow import ScheduleTrigger, Workflow
 
 log = logging.getLogger("gristmill")
 
@@ -24,8 +24,11 @@ META_KEY = "schedule.{name}.last_tick"
 
 def schedule_ticks(workflow: Workflow) -> Ticks:
     """The ticks of a scheduled workflow, in its time zone."""
-    spec = workflow.trigger.schedule
-    assert spec is not None
+    return ticks_of(workflow.trigger.spec)
+
+
+def ticks_of(spec: ScheduleTrigger) -> Ticks:
+    """The ticks of a schedule spec, in its time zone."""
     return ticks_for(spec.cron, spec.interval, zone_of(spec.timezone))
 
 
@@ -99,17 +102,17 @@ class TickFirer:
         assert due.missed_last is not None
         if _catches_up(workflow):
             return self._tick(workflow, due.missed_last, note)
-        count = f"{due.missed_count}{'+' if due.missed_count >= MAX_COUNT else ''}"
+        many = "+" if due.missed_count >= MAX_COUNT else ""
+        ticks, were = ("tick", "was") if due.missed_count == 1 else ("ticks", "were")
         reason = (
-            f"{count} ticks from {_iso(due.missed_first or due.missed_last)} to {_iso(due.missed_last)} "
-            "were missed while the daemon was not running; catch_up is false"
+            f"{due.missed_count}{many} {ticks} from {_iso(due.missed_first or due.missed_last)} to "
+            f"{_iso(due.missed_last)} {were} missed while the daemon was not running; catch_up is false"
         )
         run, created = self.store.enqueue_skipped(self._new(workflow, due.missed_last, note), reason)
         return [run] if created else []
 
     def _tick(self, workflow: Workflow, tick: datetime, note: dict) -> list[Run]:
-        spec = workflow.trigger.schedule
-        assert spec is not None
+        spec: ScheduleTrigger = workflow.trigger.spec
         new = self._new(workflow, tick, note)
         if self.store.known(workflow.name, tick_key(tick)) is not None:
             return []  # another process (or an earlier life of this one) recorded this tick
@@ -125,13 +128,13 @@ class TickFirer:
 
     def _new(self, workflow: Workflow, tick: datetime, note: dict) -> NewRun:
         return NewRun(
-            workflow=workflow.name, trigger=TriggerKind.SCHEDULE, dedupe_key=tick_key(tick),
+            workflow=workflow.name, trigger=Origin.SCHEDULE, dedupe_key=tick_key(tick),
             context={"tick": _iso(tick), **note}, max_attempts=self.intake.max_attempts,
         )  # fmt: skip
 
 
 def _catches_up(workflow: Workflow) -> bool:
-    return workflow.trigger.schedule is not None and workflow.trigger.schedule.catch_up
+    return bool(workflow.trigger.spec.catch_up)
 
 
 def _missed_note(due: Due) -> dict:

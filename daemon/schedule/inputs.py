@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.documents import ReadLimits, read_document
 from daemon.errors import GristmillError, SkipRun
-from daemon.extract import ExtractLimits, extract
 from daemon.schedule.ticks import zone_of
 from daemon.store import RunStore
 from daemon.triggers.match import Matcher
+from daemon.words import count
 from daemon.workflow import FilesInput, RunsInput, Workflow
+from daemon.workflow.templates import file_scope
 
 NOTHING_NEW = "nothing new"
 MAX_RUN_ITEMS = 100_000  # a guard against a runaway query, not a working limit
@@ -41,7 +43,7 @@ class InputCollector:
 
     def scope(self, workflow: Workflow, now: datetime) -> tuple[datetime, list[dict[str, Any]], str | None]:
         """What a scheduled run's templates and model see: `now` in its time zone, items, document."""
-        spec = workflow.trigger.schedule
+        spec = workflow.trigger.spec_of("schedule")
         local = now.astimezone(zone_of(spec.timezone if spec else None))
         if workflow.input is None:
             return local, [], None
@@ -76,9 +78,9 @@ class InputCollector:
                 "status": run.status.value, "outputs": run.outputs,
                 "created_at": run.created_at.isoformat(),
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            }  # fmt: skip
+            }
             for run in found
-        ]
+        ]  # fmt: skip
 
     def _files(self, spec: FilesInput, since: datetime | None) -> list[dict[str, Any]]:
         root = Path(os.path.abspath(spec.path.expanduser()))
@@ -102,17 +104,14 @@ class InputCollector:
         return items
 
     def _file_item(self, path: Path, info: os.stat_result, changed: datetime, budget: int) -> dict[str, Any]:
-        item = {
-            "path": str(path), "name": path.name, "stem": path.stem, "suffix": path.suffix,
-            "size": info.st_size, "mtime": changed.isoformat(), "text": "", "note": None,
-        }  # fmt: skip
+        item = file_scope(path, size=info.st_size, mtime=changed.isoformat(), text="", note=None)
         if info.st_size > self.max_file_bytes:
             item["note"] = f"over the size limit of {self.max_file_bytes} bytes; not read"
         elif budget <= 0:
             item["note"] = "not read: the run's text limit was reached"
         else:
             try:
-                item["text"] = extract(path, path.read_bytes(), ExtractLimits(max_chars=budget)).text
+                item["text"] = read_document(path, path.read_bytes(), ReadLimits(max_chars=budget)).text
             except (GristmillError, OSError) as exc:
                 item["note"] = f"not read: {exc}"
         return item
@@ -121,7 +120,7 @@ class InputCollector:
 def document(items: list[dict[str, Any]], max_chars: int) -> str:
     """The text the model reads: the list of item names first, then one section per item."""
     names = ", ".join(item["name"] for item in items)
-    parts = [f"{len(items)} items: {names}.\n"]
+    parts = [f"{count(len(items), 'item')}: {names}.\n"]
     used = len(parts[0])
     for shown, item in enumerate(items):
         section = f"\n## {item['name']}\n{_body(item)}\n"

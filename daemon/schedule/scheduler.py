@@ -9,8 +9,7 @@ wake-up per workflow at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -18,9 +17,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from daemon.errors import GristmillError
-from daemon.schedule.firing import TickFirer, schedule_ticks
-from daemon.schedule.ticks import Ticks
-from daemon.workflow import Workflow
+from daemon.schedule.firing import TickFirer, schedule_ticks, ticks_of
+from daemon.schedule.ticks import Ticks, zone_of
+from daemon.triggers.base import Origin, TriggerServices, TriggerSource
+from daemon.workflow import ScheduleTrigger, Workflow
 
 log = logging.getLogger("gristmill")
 
@@ -40,18 +40,21 @@ class TickTrigger(BaseTrigger):
         return f"ticks {self.ticks}"
 
 
-class Scheduler:
+class Scheduler(TriggerSource):
     """Fires each scheduled workflow's ticks while the daemon runs."""
 
-    def __init__(self, firer: TickFirer, workflows: Callable[[], dict[str, Workflow]]) -> None:
+    def __init__(self, firer: TickFirer) -> None:
         self.firer = firer
-        self.workflows = workflows
+        self._workflows: dict[str, Workflow] = {}
         self._aps: BackgroundScheduler | None = None
 
     def fire_all(self, *, coalesce: bool = False) -> int:
         """Record every due or missed tick of every scheduled workflow now; runs created."""
-        names = [name for name, w in self.workflows().items() if w.is_schedule]
-        return sum(len(self._fire(name, coalesce=coalesce)) for name in names)
+        return sum(len(self._fire(name, coalesce=coalesce)) for name in list(self._workflows))
+
+    def catch_up(self) -> None:
+        """`run --once`: the due ticks of each workflow as one run each; missed ones per catch_up."""
+        self.fire_all(coalesce=True)
 
     def start(self) -> None:
         """Catch up, then wake at every tick until `stop`."""
@@ -62,18 +65,21 @@ class Scheduler:
             job_defaults=JOB_DEFAULTS,
             timezone=UTC,
         )
-        self.configure(self.workflows().values())
+        self._add_jobs()
         self._aps.start()
 
-    def configure(self, workflows: Iterable[Workflow]) -> None:
-        """One job per scheduled workflow; call again after the workflows were reloaded."""
+    def configure(self, workflows: list[Workflow]) -> None:
+        """One job per scheduled workflow; called again after the workflows were reloaded."""
+        self._workflows = {w.name: w for w in workflows if w.trigger.spec_of("schedule") is not None}
+        self._add_jobs()
+
+    def _add_jobs(self) -> None:
         if self._aps is None:
             return
-        wanted = {w.name: w for w in workflows if w.is_schedule}
         for job in self._aps.get_jobs():
-            if job.id not in wanted:
+            if job.id not in self._workflows:
                 job.remove()
-        for name, workflow in wanted.items():
+        for name, workflow in self._workflows.items():
             trigger = TickTrigger(schedule_ticks(workflow))
             self._aps.add_job(self._fire, trigger, args=[name], id=name, name=name, replace_existing=True)
 
@@ -88,11 +94,31 @@ class Scheduler:
         self._aps = None
 
     def _fire(self, name: str, *, coalesce: bool = False) -> list:
-        workflow = self.workflows().get(name)
-        if workflow is None or not workflow.is_schedule:
+        workflow = self._workflows.get(name)
+        if workflow is None:
             return []
         try:
             return self.firer.fire(workflow, coalesce=coalesce)
         except GristmillError as exc:
             log.error("the tick of %s was not recorded: %s", name, exc)
             return []
+
+
+class ScheduleKind(Origin):
+    """`trigger: {schedule: {cron: "0 7 * * *"}}` or `{every: 30m}`: one run per tick, exactly once."""
+
+    name = "schedule"
+    Spec = ScheduleTrigger
+    takes_file = False
+    takes_input = True
+
+    def source(self, services: TriggerServices) -> Scheduler:
+        grace = timedelta(seconds=services.settings.schedule_grace_seconds)
+        return Scheduler(TickFirer(services.store, services.intake, grace=grace))
+
+    def describe(self, spec: ScheduleTrigger) -> str:
+        when = f"cron {spec.cron}" if spec.cron else f"every {spec.every}"
+        return f"{when} ({spec.timezone or 'local time'})"
+
+    def next_fire(self, spec: ScheduleTrigger, now: datetime) -> datetime | None:
+        return ticks_of(spec).next_after(now).astimezone(zone_of(spec.timezone))

@@ -1,4 +1,10 @@
-"""Run the stand-in: `python -m daemon.standin --port 11434 --latency 0.2 --quirk fence`."""
+"""Run the stand-in: `python -m daemon.standin --port 11434 --latency 0.2 --quirk fence --api openai`.
+
+Every switch of StandinConfig has a flag (config.py lists them): list switches repeat their flag
+(`--weak tiny --weak small`), per-model ones take MODEL=VALUE (`--latency-by-model tiny=0.05`).
+Without --model the stand-in has llama3.2, unless another flag names models (--vision, --weak...).
+It prints "listening on <url>" once it serves, and stops on SIGINT or SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +13,42 @@ import signal
 import sys
 import threading
 
-from daemon.standin.config import QUIRKS, StandinConfig
+from daemon.standin.config import APIS, IMPOSTORS, QUIRKS, SWITCHES, StandinConfig
 from daemon.standin.server import StandinServer
+
+_CHOICES = {"quirks": sorted(QUIRKS), "api": list(APIS), "impostor": list(IMPOSTORS)}
+_MODEL_LISTS = ("vision", "thinking", "tools", "weak", "unloadable")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line."""
+    """The command line: where to listen, and one flag per switch."""
     parser = argparse.ArgumentParser(
         prog="python -m daemon.standin",
-        description="An Ollama-compatible stand-in server with a deterministic model.",
+        description="A stand-in model server (Ollama's API, OpenAI's, or both) with a deterministic model.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    parser.add_argument("--slots", type=int, default=1, help="answers computed in parallel")
-    parser.add_argument("--max-queue", type=int, default=512, help="requests allowed to wait")
-    parser.add_argument("--context-length", type=int, default=8192)
-    parser.add_argument("--model", action="append", default=[], help="a known model (repeat)")
-    parser.add_argument("--vision", action="append", default=[], help="a model that sees images")
-    parser.add_argument("--thinking", action="append", default=[], help="a model that thinks")
-    parser.add_argument("--quirk", action="append", default=[], choices=sorted(QUIRKS))
+    defaults = StandinConfig()
+    for name, switch in SWITCHES.items():
+        parser.add_argument(
+            switch.flag,
+            dest=name,
+            action="append" if switch.repeat else "store",
+            default=None,
+            metavar=switch.metavar,
+            choices=_CHOICES.get(name),
+            help=f"{switch.help}{' (repeat)' if switch.repeat else ''}; default {getattr(defaults, name)!r}",
+        )
     return parser.parse_args(argv)
 
 
 def config_from(args: argparse.Namespace) -> StandinConfig:
-    """A StandinConfig from parsed arguments; vision and thinking models are known models too."""
-    models = args.model or ([] if args.vision or args.thinking else ["llama3.2"])
-    config = StandinConfig(
-        models=list(models),
-        vision=list(args.vision),
-        thinking=list(args.thinking),
-        context_length=args.context_length,
-        latency=args.latency,
-        slots=args.slots,
-        max_queue=args.max_queue,
-        quirks=set(args.quirk),
-    )
-    for model in args.vision + args.thinking:
-        config.add_model(model)
+    """A StandinConfig from parsed arguments; ValueError for a value a switch does not take."""
+    changes = {name: getattr(args, name) for name in SWITCHES if getattr(args, name) is not None}
+    if "models" not in changes and any(name in changes for name in _MODEL_LISTS):
+        changes["models"] = []
+    config = StandinConfig()
+    config.update(changes)
     return config
 
 

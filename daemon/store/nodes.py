@@ -63,7 +63,7 @@ class NodeStore:
         with writing(self._engine) as conn:
             conn.execute(update(nodes).where(nodes.c.id == node_id).values(stopped_at=now, heartbeat_at=now))
 
-    def list(self) -> list[NodeRecord]:
+    def all_nodes(self) -> list[NodeRecord]:
         """Every recorded node, the most recently started first."""
         held = (
             select(runs.c.lease_owner, func.count().label("n"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.domain import ModelCall, NewRun, Run, RunStatus, TriggerKind
+from daemon.domain import ModelCall, NewRun, Run, RunStatus, Origin
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
@@ -68,7 +67,7 @@ def _moving_to(
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
     """The row of a newly queued run."""
     return {
-        "workflow": new.workflow, "status": QUEUED.value, "trigger": TriggerKind(new.trigger).value,
+        "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
         "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
         "context": dict(new.context), "outputs": {}, "attempts": 0,
         "max_attempts": new.max_attempts, "created_at": now,
@@ -79,13 +78,13 @@ def _not_overlapping() -> ColumnElement[bool]:
     """A scheduled run waits while another run of its workflow is running (`overlap: queue`)."""
     other = runs.alias("other")
     busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == RUNNING.value)
-    return (runs.c.trigger != TriggerKind.SCHEDULE.value) | ~busy.exists()
+    return (runs.c.trigger != Origin.SCHEDULE.value) | ~busy.exists()
 
 
 def _to_run(row: Row[Any]) -> Run:
     values = dict(row._mapping)
     values["status"] = RunStatus(values["status"])
-    values["trigger"] = TriggerKind(values["trigger"])
+    values["trigger"] = Origin(values["trigger"])
     return Run(**values)
 
 
@@ -99,6 +98,11 @@ class RunStore:
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, for the readers that live beside the store (usage, search, …)."""
+        return self._engine
 
     # -- queueing -------------------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class RunStore:
         if run_id is not None:
             stmt, params["b_id"] = _claim_statement("id"), run_id
         elif workflows is not None:
-            stmt, params["b_names"] = _claim_statement("among"), builtins.list(workflows)
+            stmt, params["b_names"] = _claim_statement("among"), list(workflows)
         else:
             stmt = _claim_statement("any")
         with writing(self._engine) as conn:
@@ -203,7 +207,7 @@ class RunStore:
         with writing(self._engine) as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def requeue_expired(self) -> builtins.list[int]:
+    def requeue_expired(self) -> list[int]:
         """Requeue running runs whose lease lapsed, or fail those out of attempts; their ids."""
         now = self._clock()
         lapsed = runs.c.lease_expires_at < now
@@ -221,14 +225,14 @@ class RunStore:
             .returning(runs.c.id)
         )
         with writing(self._engine) as conn:
-            failed = builtins.list(conn.scalars(fail))
-            requeued = builtins.list(conn.scalars(requeue))
+            failed = list(conn.scalars(fail))
+            requeued = list(conn.scalars(requeue))
             announce(conn, len(requeued))
         return sorted(failed + requeued)
 
-    def retry(self, run_ids: Iterable[int]) -> builtins.list[int]:
+    def retry(self, run_ids: Iterable[int]) -> list[int]:
         """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
-        ids = builtins.list(dict.fromkeys(int(run_id) for run_id in run_ids))
+        ids = list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
         with writing(self._engine) as conn:
@@ -241,7 +245,7 @@ class RunStore:
             announce(conn, len(queued))
             return queued
 
-    def retry_failed(self, *, workflow: str | None = None) -> builtins.list[int]:
+    def retry_failed(self, *, workflow: str | None = None) -> list[int]:
         """Queue every failed run (of `workflow`) again; their ids."""
         stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
         if workflow is not None:
@@ -309,7 +313,7 @@ class RunStore:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
 
-    def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> builtins.list[Run]:
+    def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
         """Succeeded runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
         stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
         if since is not None:
@@ -331,7 +335,7 @@ class RunStore:
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
 
-    def calls(self, run_id: int) -> builtins.list[ModelCall]:
+    def calls(self, run_id: int) -> list[ModelCall]:
         """The model calls of a run, in the order they were made."""
         stmt = select(*_CALL_COLUMNS).where(model_calls.c.run_id == run_id).order_by(model_calls.c.id)
         with reading(self._engine) as conn:
@@ -347,9 +351,9 @@ class RunStore:
             raise RunNotFound(run_id)
         return _to_run(row)
 
-    def list(
+    def history(
         self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50
-    ) -> builtins.list[Run]:
+    ) -> list[Run]:
         """Runs, newest first, optionally of one workflow and one status."""
         stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         if workflow is not None:
@@ -376,12 +380,6 @@ class RunStore:
         with reading(self._engine) as conn:
             return conn.execute(stmt).scalar()
 
-    def has_queued_due(self) -> bool:
-        """Whether some queued run is due now."""
-        stmt = select(runs.c.id).where(runs.c.status == QUEUED.value, self._due(self._clock()))
-        with reading(self._engine) as conn:
-            return conn.execute(stmt.limit(1)).first() is not None
-
     def known(self, workflow: str, dedupe_key: str) -> Run | None:
         """The run of `workflow` recorded under `dedupe_key`, if any."""
         with reading(self._engine) as conn:
@@ -402,10 +400,6 @@ class RunStore:
     # -- helpers --------------------------------------------------------------------------
 
 
-
-    @staticmethod
-    def _due(now: datetime) -> ColumnElement[bool]:
-        return (runs.c.not_before.is_(None)) | (runs.c.not_before <= now)
 
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:

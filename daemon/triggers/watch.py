@@ -2,7 +2,7 @@
 
 Three ways a file is found: watchdog events (inotify, or polling), the scan at start-up, and the
 periodic rescan that catches events lost to queue overflows and watcher restarts. All three end
-in `_offer`, which skips a file version already submitted (see `SeenFiles`), so a rescan costs a
+in `_offer`, which skips a file version already submitted (see `Submitted`), so a rescan costs a
 stat per file, not a hash; the store's dedupe on sha256 is the final word on "once".
 """
 
@@ -25,19 +25,18 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from daemon import words
+from daemon.engine.intake import Intake
+from daemon.errors import GristmillError
 from daemon.files.paths import static_base
+from daemon.triggers.base import Origin, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import Found, oldest_first
-from daemon.triggers.seen import LINK, SeenFiles
 from daemon.triggers.settle import SettleTracker
-from daemon.workflow import StepKind, Workflow
+from daemon.triggers.submitted import LINK, Submitted
+from daemon.workflow import WatchTrigger, Workflow
 
 log = logging.getLogger("gristmill")
-
-# Queue a file; True when it was queued or its content already has a run, False when it could not be.
-Submit = Callable[[Workflow, Path], bool]
-# Record that a file was refused (a symbolic link), with the reason in words.
-Refuse = Callable[[Workflow, Path, str], None]
 
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
 _LIMIT_SYSCTL = {
@@ -46,8 +45,8 @@ _LIMIT_SYSCTL = {
 }
 
 
-class Seen(StrEnum):
-    """How an event saw a file; decides how long it must then stay unchanged."""
+class Arrival(StrEnum):
+    """How an event saw a file arrive; decides how long it must then stay unchanged."""
 
     CHANGED = "changed"  # created, modified, attributes: the full settle time
     CLOSED = "closed"  # closed after writing: CLOSE_GRACE
@@ -64,29 +63,19 @@ class Watch:
 
     @classmethod
     def of(cls, workflow: Workflow) -> Watch:
-        spec = workflow.trigger.watch
-        assert spec is not None
+        spec: WatchTrigger = workflow.trigger.spec
         root = Path(os.path.abspath(spec.path.expanduser()))
-        inside = tuple(p for p in _destinations(workflow) if root in p.parents)
+        # Its own output is not input: the folders it files into are left out of a recursive watch.
+        own = [Path(os.path.abspath(static_base(t))) for t in workflow.destinations()]
+        inside = tuple(p for p in own if root in p.parents)
         matcher = Matcher(root, tuple(spec.patterns), tuple(spec.ignore), spec.recursive, spec.depth, inside)
         return cls(workflow, matcher, spec.settle_seconds)
 
-    def wait_for(self, how: Seen) -> float:
+    def wait_for(self, how: Arrival) -> float:
         """Seconds the file must stay unchanged after an event of this kind."""
-        if how is Seen.MOVED_IN:
+        if how is Arrival.MOVED_IN:
             return 0.0
-        return min(self.settle, CLOSE_GRACE) if how is Seen.CLOSED else self.settle
-
-
-def _destinations(workflow: Workflow) -> list[Path]:
-    """The folders (or files) a workflow's own routes, writes and on_failure put files in."""
-    templates = [step.write.path for step in workflow.steps if step.kind is StepKind.WRITE]
-    for step in workflow.steps:
-        if step.kind is StepKind.ROUTE:
-            templates += [a.target for _, a in step.route.actions() if a.kind in ("move_to", "copy_to")]
-    if workflow.on_failure is not None:
-        templates.append(workflow.on_failure.move_to)
-    return [Path(os.path.abspath(static_base(t))) for t in templates if t]
+        return min(self.settle, CLOSE_GRACE) if how is Arrival.CLOSED else self.settle
 
 
 class _Handler(FileSystemEventHandler):
@@ -99,40 +88,50 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
-        how = {"closed": Seen.CLOSED, "moved": Seen.MOVED_IN}.get(event.event_type, Seen.CHANGED)
+        how = {"closed": Arrival.CLOSED, "moved": Arrival.MOVED_IN}.get(event.event_type, Arrival.CHANGED)
         self.events.put((os.fsdecode(path), how))
 
 
-class Watcher:
-    """Watches every watch workflow's folder and submits each settled, wanted file once."""
+class Watcher(TriggerSource):
+    """Watches every watch workflow's folder and queues each settled, wanted file once."""
 
     def __init__(
         self,
-        submit: Submit,
+        intake: Intake,
         *,
-        refuse: Refuse = lambda workflow, path, reason: None,
         rescan_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         observer_factory: Callable[[], BaseObserver] = Observer,
     ) -> None:
-        self.submit, self.refuse, self.rescan_seconds = submit, refuse, rescan_seconds
-        self.wall, self.observer_factory = wall, observer_factory
-        self.tracker = SettleTracker(clock)
-        self.seen = SeenFiles()
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self.intake, self.rescan_seconds = intake, rescan_seconds
+        self.clock, self.wall, self.observer_factory = clock, wall, observer_factory
         self._watches: list[Watch] = []
+        self._running = False
+        self._reset()
+        self.rescans = 0  # periodic rescans completed (for logs and tests)
+
+    def _reset(self) -> None:
+        self.tracker = SettleTracker(self.clock)
+        self.submitted = Submitted()
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.rescans = 0  # periodic rescans completed (for logs and tests)
 
     def configure(self, workflows: list[Workflow]) -> None:
-        """Take the watch workflows among `workflows`."""
-        self._watches = [Watch.of(w) for w in workflows if w.trigger.watch is not None]
+        """Take the watch workflows among `workflows`; while watching, a changed watch restarts it."""
+        before = [(w.workflow.name, w.workflow.trigger) for w in self._watches]
+        self._watches = [Watch.of(w) for w in workflows if w.trigger.spec_of("watch") is not None]
+        if self._running and before != [(w.workflow.name, w.workflow.trigger) for w in self._watches]:
+            self.stop()
+            self._reset()
+            self.start()
+            self.scan()
 
     def start(self) -> None:
         """Watch every configured folder; settle (and periodically rescan) on background threads."""
+        self._running = True
         for watch in self._watches:
             self._observe(watch)
         self._spawn("settle", self._loop)
@@ -149,6 +148,11 @@ class Watcher:
             for found in oldest_first(watch.matcher):
                 count += self._consider(watch, found)
         return count
+
+    def catch_up(self) -> None:
+        """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
+        self.scan()
+        self.settle_pending()
 
     def settle_pending(self) -> None:
         """Without the settle thread (`run --once`): wait for noted files to settle; submit them."""
@@ -167,6 +171,7 @@ class Watcher:
 
     def stop(self) -> None:
         """Stop observers, the settle loop and the rescans."""
+        self._running = False
         self._stop.set()
         self._events.put(None)
         for observer in self._observers:
@@ -178,8 +183,7 @@ class Watcher:
 
     # -- observers --------------------------------------------------------------------------
     def _observe(self, watch: Watch) -> None:
-        spec = watch.workflow.trigger.watch
-        assert spec is not None
+        spec: WatchTrigger = watch.workflow.trigger.spec
         root = watch.matcher.root
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -198,8 +202,7 @@ class Watcher:
         self._observers.append(observer)
 
     def _started(self, observer: BaseObserver, watch: Watch) -> BaseObserver:
-        spec = watch.workflow.trigger.watch
-        assert spec is not None
+        spec: WatchTrigger = watch.workflow.trigger.spec
         observer.schedule(_Handler(self._events), str(watch.matcher.root), recursive=spec.recursive)
         observer.start()
         return observer
@@ -225,9 +228,9 @@ class Watcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             wait = self.tracker.next_check()
-            if not self._take(block=True, timeout=None if wait is None else max(wait, 0.05)):
-                if self._stop.is_set():
-                    return
+            taken = self._take(block=True, timeout=None if wait is None else max(wait, 0.05))
+            if not taken and self._stop.is_set():
+                return
             self._submit_ready()
 
     def _take(self, *, block: bool, timeout: float | None) -> bool:
@@ -238,7 +241,7 @@ class Watcher:
             return False
         if item is None:
             return False
-        self._note(Path(item[0]), Seen(item[1]))
+        self._note(Path(item[0]), Arrival(item[1]))
         return True
 
     def _rescan_loop(self) -> None:
@@ -246,9 +249,9 @@ class Watcher:
             found = self.scan()
             self.rescans += 1
             if found:
-                log.info("rescan: %d files the watcher had not reported", found)
+                log.info("rescan: %s the watcher had not reported", words.count(found, "file"))
 
-    def _note(self, path: Path, how: Seen) -> None:
+    def _note(self, path: Path, how: Arrival) -> None:
         wanting = [w for w in self._watches if w.matcher.wants(path)]
         if not wanting:
             return
@@ -271,7 +274,7 @@ class Watcher:
         if found.is_symlink:
             return self._refuse_link(watch, found.path)
         if self.wall() - found.mtime_ns / 1e9 < watch.settle:
-            self._events.put((str(found.path), Seen.CHANGED))  # still being written, perhaps
+            self._events.put((str(found.path), Arrival.CHANGED))  # still being written, perhaps
             return True
         return self._offer(watch, found.path)
 
@@ -286,27 +289,29 @@ class Watcher:
         if not stat.S_ISREG(info.st_mode):
             return False
         key, signature = (watch.workflow.name, str(path)), (info.st_ino, info.st_size, info.st_mtime_ns)
-        if self.seen.has(key, signature):
+        if self.submitted.has(key, signature):
             return False
         try:
-            queued = self.submit(watch.workflow, path)
+            self.intake.file(watch.workflow, path)
+        except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
+            log.warning("not queued for %s: %s", watch.workflow.name, exc)
+            return True
         except Exception:  # one bad file must not stop the watcher
             log.exception("could not queue %s for %s", path, watch.workflow.name)
             return False
-        if queued is not False:
-            self.seen.add(key, signature)
+        self.submitted.add(key, signature)
         return True
 
     def _refuse_link(self, watch: Watch, path: Path) -> bool:
         key = (watch.workflow.name, str(path))
-        if self.seen.has(key, LINK):
+        if self.submitted.has(key, LINK):
             return False
         try:
-            self.refuse(watch.workflow, path, f"{path} is a symbolic link; gristmill does not follow links")
+            self.intake.refuse(watch.workflow, path, f"{path} is a symbolic link; gristmill does not follow links")
         except Exception:
             log.exception("could not record the symbolic link %s for %s", path, watch.workflow.name)
             return False
-        self.seen.add(key, LINK)
+        self.submitted.add(key, LINK)
         return True
 
 
@@ -315,3 +320,18 @@ def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
     sysctl = _LIMIT_SYSCTL.get(exc.errno or 0)
     fix = f"; to use inotify again raise {sysctl} (sudo sysctl -w {sysctl}=<higher>)" if sysctl else ""
     return f"cannot use inotify on {root} ({exc.strerror or exc}); polling it every {interval:g}s instead{fix}"
+
+
+class WatchKind(Origin):
+    """`trigger: {watch: {path: ~/Inbox, ...}}`: a run for each file that settles in a folder."""
+
+    name = "watch"
+    Spec = WatchTrigger
+    moves_failed_files = True
+
+    def source(self, services: TriggerServices) -> Watcher:
+        return Watcher(services.intake, rescan_seconds=services.settings.rescan_seconds)
+
+    def describe(self, spec: WatchTrigger) -> str:
+        patterns = ",".join(spec.patterns) or "*"
+        return f"watch {spec.path} ({patterns}{', recursive' if spec.recursive else ''})"

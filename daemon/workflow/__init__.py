@@ -1,36 +1,12 @@
 """Workflow files: their typed models, the loader with file/line/key errors, and sandboxed templates."""
 
 from daemon.workflow.loader import load_workflow, load_workflows
-from daemon.workflow.schema import (
-    Action,
-    ClassifySpec,
-    ClassifyStep,
-    ExtractSpec,
-    ExtractStep,
-    FilesInput,
-    Input,
-    OnFailure,
-    PromptSpec,
-    PromptStep,
-    RouteSpec,
-    RouteStep,
-    RunsInput,
-    ScheduleTrigger,
-    Step,
-    StepKind,
-    SummariseSpec,
-    SummariseStep,
-    Trigger,
-    WatchTrigger,
-    Workflow,
-    WriteSpec,
-    WriteStep,
-)
+from daemon.workflow.schema import FilesInput, Input, OnFailure, RunsInput, Workflow
+from daemon.workflow.steps import Step
 from daemon.workflow.templates import check_template, render, slug
+from daemon.workflow.triggers import ScheduleTrigger, Trigger, WatchTrigger
 
 __all__ = [
-    "Action", "ClassifySpec", "ClassifyStep", "ExtractSpec", "ExtractStep", "FilesInput", "Input",
-    "OnFailure", "PromptSpec", "PromptStep", "RouteSpec", "RouteStep", "RunsInput", "ScheduleTrigger",
-    "Step", "StepKind", "SummariseSpec", "SummariseStep", "Trigger", "WatchTrigger", "Workflow",
-    "WriteSpec", "WriteStep", "check_template", "load_workflow", "load_workflows", "render", "slug",
-]  # fmt: skip
+    "FilesInput", "Input", "OnFailure", "RunsInput", "ScheduleTrigger", "Step", "Trigger", "WatchTrigger",
+    "Workflow", "check_template", "load_workflow", "load_workflows", "render", "slug",
+]  # fmt: skip  (a list of names reads best packed)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from daemon.errors import WorkflowError
-from daemon.workflow.schema import STEP_TAGS, Workflow
+from daemon.workflow.schema import Workflow
 
 Key = tuple[str | int, ...]
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -167,7 +167,7 @@ def _first_error(path: Path, exc: ValidationError, lines: dict[Key, int]) -> Wor
     """The error with the lowest line; the others ride along as `.others`."""
     found = []
     for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if part not in STEP_TAGS and part != "[key]")
+        loc = tuple(part for part in error["loc"] if part != "[key]")
         loc += tuple((error.get("ctx") or {}).get("at", ()))
         found.append(WorkflowError(path, describe(error), _line_of(loc, lines), dotted(loc)))
     found.sort(key=lambda e: e.line or 0)
@@ -295,12 +295,9 @@ def _broken_reference(workflow: Workflow, lines: dict[Key, int], names: set[str]
 
 def references(workflow: Workflow) -> list[tuple[Key, str]]:
     """Each other workflow this one names (route `run:` actions, `input.runs`), with its key path."""
-    found: list[tuple[Key, str]] = []
-    for i, step in enumerate(workflow.steps):
-        route = getattr(step, "route", None)
-        for key, action in route.actions() if route is not None else []:
-            if action.kind == "run":
-                found.append((("steps", i, "route", *key, "run"), action.target))
+    found: list[tuple[Key, str]] = [
+        ((*key, action.name), action.target) for key, action in workflow.actions() if action.kind.names_workflow
+    ]
     if workflow.input is not None and workflow.input.runs is not None:
         found.append((("input", "runs", "workflow"), workflow.input.runs.workflow))
     return found

@@ -1,0 +1,33 @@
+"""One model call as both APIs hand it to the server, and the computed work they render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.standin.brain import Answer
+
+UNLIMITED = -1  # an Ask's max_tokens when the request lifted every limit (num_predict <= 0)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One model call, whichever API asked: what the brain and the load tracker need."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    format: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    think: bool | None = None
+    max_tokens: int | None = None  # None: the server's default_max_tokens; UNLIMITED: none at all
+    keep_alive: float = 300.0
+
+
+@dataclass(frozen=True)
+class Work:
+    """A computed answer, the seconds it is meant to take, the load it paid for, and its quirks."""
+
+    answer: Answer
+    latency: float
+    load_seconds: float
+    quirks: frozenset[str]

@@ -1,0 +1,57 @@
+"""The `prompt` step: a free instruction to the model, answered as text or as JSON matching a schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from daemon.engine import longinput
+from daemon.llm import images as vision
+from daemon.llm.answers import check_fields
+from daemon.llm.messages import Messages, chat
+from daemon.steps.base import StepContext, StepKind, StepResult
+from daemon.workflow.fields import StrictModel, TemplateStr
+from daemon.workflow.templates import render
+
+
+class PromptSpec(StrictModel):
+    """A free instruction to the model, answered as text or as JSON matching `schema`."""
+
+    instruction: TemplateStr
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_instruction(cls, data: Any) -> Any:
+        return {"instruction": data} if isinstance(data, str) else data
+
+
+def request(instruction: str, document: str | None, schema: dict[str, Any] | None) -> Messages:
+    """A free instruction, on the document when there is one, with a JSON schema when given."""
+    task = instruction.strip()
+    if schema is not None:
+        task += f"\n\nAnswer with only a JSON object matching this JSON schema:\n{json.dumps(schema)}"
+    return chat(task, document)
+
+
+class Prompt(StepKind):
+    name = "prompt"
+    Spec = PromptSpec
+    calls_model = True
+    quotes_document = True
+
+    def run(self, spec: PromptSpec, ctx: StepContext) -> StepResult:
+        document = vision.IMAGE_DOCUMENT if ctx.images else ctx.text
+        messages = request(render(spec.instruction, ctx.scope), document, spec.schema_)
+        if ctx.images:
+            messages = vision.attach(messages, ctx.images)
+        schema = spec.schema_
+        if schema is None:
+            return StepResult({"text": longinput.guarded(ctx.ask, lambda a: a.text(messages), replan=False)})
+        # The whole document goes in: a cut prompt fails the step rather than being re-planned.
+        answer = longinput.guarded(
+            ctx.ask, lambda a: a.json(messages, schema, lambda obj: check_fields(obj, schema)), replan=False
+        )
+        return StepResult(answer)

@@ -1,0 +1,91 @@
+"""The contract of a trigger kind: its spec in a workflow file, and the source that queues its runs.
+
+A trigger kind (watch, schedule, …) is registered once (`daemon/plugins.py`). While the daemon
+runs, each kind has one `TriggerSource` for all workflows of that kind; the app configures, starts,
+scans and stops the sources without knowing what they watch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from daemon.workflow.fields import StrictModel, problem
+
+if TYPE_CHECKING:
+    from daemon.engine.intake import Intake
+    from daemon.settings import Settings
+    from daemon.store import RunStore
+    from daemon.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class TriggerServices:
+    """What a trigger source may use: the store, the intake that queues runs, the settings."""
+
+    store: RunStore
+    intake: Intake
+    settings: Settings
+    workflows: Callable[[], dict[str, Workflow]]  # the loaded workflows now (reloads replace them)
+
+
+class TriggerSource(ABC):
+    """Finds the inputs of one trigger kind's workflows and queues a run for each, once."""
+
+    @abstractmethod
+    def configure(self, workflows: list[Workflow]) -> None:
+        """Take these workflows (all of this kind); while started, follow the changes at once."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin listening (observers, timers, connections) on background threads."""
+
+    def scan(self) -> int:
+        """Queue what arrived while the daemon was down; how many runs were queued."""
+        return 0
+
+    def catch_up(self) -> None:
+        """`run --once`: queue everything due now, without background threads, then return."""
+        self.scan()
+
+    @abstractmethod
+    def alive(self) -> bool:
+        """Whether every thread and connection of the source still works (for the health check)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop listening; queued runs stay queued."""
+
+
+class Origin(ABC):
+    """One kind of trigger. Subclasses set `name` and `Spec` and implement `source`."""
+
+    name: ClassVar[str]  # the key under `trigger:` in a workflow file
+    Spec: ClassVar[type[StrictModel]]
+    takes_file: ClassVar[bool] = True  # each run works on an input file
+    takes_input: ClassVar[bool] = False  # the workflow may declare `input:` (files or runs to read)
+    moves_failed_files: ClassVar[bool] = False  # `on_failure: {move_to: …}` applies
+
+    @abstractmethod
+    def source(self, services: TriggerServices) -> TriggerSource:
+        """The daemon's source of runs for this kind's workflows."""
+
+    def describe(self, spec: Any) -> str:
+        """The trigger in a few words, for `gristmill workflows`."""
+        return self.name
+
+    def next_fire(self, spec: Any, now: datetime) -> datetime | None:
+        """When the trigger fires next on its own (schedules); None when events decide."""
+        return None
+
+    def check(self, workflow: Workflow) -> None:
+        """Cross-check the workflow for this trigger; raise `problem(...)` with a key path."""
+        if workflow.input is not None and not self.takes_input:
+            raise problem("input", "input only applies to a schedule trigger; a watched folder's input is "
+                          "the file itself", ("input",))
+        if workflow.on_failure is not None and not self.moves_failed_files:
+            raise problem("on_failure", "on_failure only applies to a watch trigger, whose files it moves",
+                          ("on_failure",))
