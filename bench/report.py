@@ -35,6 +35,8 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("runs_per_s_3_nodes", "runs/s, 3 worker nodes (ideal 60)", "", None),
         ("speedup_3_over_1", "3 nodes ÷ 1 node", "> 2.5", lambda v: v > 2.5),
         ("utilisation_3_nodes", "model utilisation, 3 nodes", "≥ 0.95", lambda v: v >= 0.95),
+        ("baseline_direct_calls_per_s_12", "baseline: direct client calls/s, 12 threads", "", None),
+        ("ratio_3_nodes_to_direct", "3 nodes runs/s ÷ direct calls/s", "", None),
         ("instant_runs_per_s_4x4", "runs/s, instant model, 4 nodes × 4 workers", "", None),
         ("double_claims", "runs executed twice (daemons)", "0", lambda v: v == 0),
         ("claims_per_s_4x4", "bare claims/s, 4 processes × 4 threads", "", None),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text, update
 
 from bench.harness import BenchHome, Daemon, wait_until
-from bench.scenarios import CLASSIFY_WORKFLOW, DOC, Sizes, _pct, standin
+from bench.scenarios import CLASSIFY_WORKFLOW, DOC, Sizes, _direct_calls, _pct, standin
 from daemon.store import make_engine
 from daemon.store.migrate import upgrade
 from daemon.store.tables import model_calls, runs
@@ -55,6 +55,9 @@ def scale(sizes: Sizes) -> dict[str, float]:
                 result[f"runs_per_s_{nodes}_nodes"] = rate
                 result[f"utilisation_{nodes}_nodes"] = rate / (SLOTS / LATENCY)
                 result["double_claims"] = result.get("double_claims", 0) + doubles
+            # Baseline, same stand-in, same minute: the client alone from 12 threads, no daemon, no database.
+            result["baseline_direct_calls_per_s_12"] = _direct_calls(url, sizes.scale_files, threads=SLOTS)
+        result["ratio_3_nodes_to_direct"] = result["runs_per_s_3_nodes"] / result["baseline_direct_calls_per_s_12"]
         result["speedup_3_over_1"] = result["runs_per_s_3_nodes"] / result["runs_per_s_1_nodes"]
         with standin("--slots", "16") as url:
             rate, doubles = _workers(server, url, 4, 3, sizes.claim_files)  # concurrency 3: 4 workers each
