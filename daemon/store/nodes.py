@@ -54,13 +54,13 @@ class NodeStore:
     def beat(self, node_id: str) -> bool:
         """The node is alive now; False when it is not registered (or marked stopped)."""
         stmt = update(nodes).where(nodes.c.id == node_id, nodes.c.stopped_at.is_(None))
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             return conn.execute(stmt.values(heartbeat_at=self._clock())).rowcount == 1
 
     def stopped(self, node_id: str) -> None:
         """The node stopped cleanly."""
         now = self._clock()
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             conn.execute(update(nodes).where(nodes.c.id == node_id).values(stopped_at=now, heartbeat_at=now))
 
     def all_nodes(self) -> list[NodeRecord]:

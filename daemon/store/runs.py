@@ -149,7 +149,7 @@ class RunStore:
             stmt, params["b_names"] = _claim_statement("among"), list(workflows)
         else:
             stmt = _claim_statement("any")
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
@@ -204,7 +204,7 @@ class RunStore:
             .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             return conn.execute(stmt).rowcount == 1
 
     def requeue_expired(self) -> list[int]:
@@ -330,7 +330,7 @@ class RunStore:
         values.update(run_id=run_id, attempt=attempt, options=call.options or {})
         values["started_at"] = call.started_at or self._clock()
         try:
-            with writing(self._engine) as conn:
+            with writing(self._engine, one_statement=True) as conn:
                 return conn.execute(_RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
@@ -394,7 +394,7 @@ class RunStore:
         """Set a value of the small key/value table."""
         stmt = self._insert(meta).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
@@ -444,7 +444,7 @@ class RunStore:
             stmt, params = stmt.values(values), {}
         else:
             params = dict(values)
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=not wakes) as conn:
             done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
             announce(conn, int(done and wakes))
             return done
