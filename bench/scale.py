@@ -13,17 +13,21 @@ The backlog is queued first, by an intake node, under a workflow name no worker 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import func, select, text, update
 
-from bench.harness import BenchHome, Daemon, wait_until
+from bench.harness import BenchHome, Daemon, cpu_seconds, wait_until
 from bench.scenarios import CLASSIFY_WORKFLOW, DOC, Sizes, _direct_calls, _pct, standin
 from daemon.store import make_engine
 from daemon.store.migrate import upgrade
@@ -45,30 +49,42 @@ def postgres() -> Iterator[object]:
         server.stop()
 
 
+@dataclass
+class Measured:
+    """One release of the backlog to some worker nodes."""
+
+    runs_per_s: float
+    doubles: int  # runs claimed more than once, or with more than one model call
+    daemon_cpu_ms: float  # per run, the worker nodes together
+    postgres_cpu_ms: float  # per run, the server's processes
+
+
 def scale(sizes: Sizes) -> dict[str, float]:
     """The three measurements above, each on a fresh database of one server."""
-    result: dict[str, float] = {}
+    result: dict[str, float] = {"load_1m_at_start": os.getloadavg()[0]}
     with postgres() as server:
         with standin("--latency", str(LATENCY), "--slots", str(SLOTS)) as url:
             for nodes in (1, 2, 3):
-                rate, doubles = _workers(server, url, nodes, SLOTS_PER_NODE, sizes.scale_files)
-                result[f"runs_per_s_{nodes}_nodes"] = rate
-                result[f"utilisation_{nodes}_nodes"] = rate / (SLOTS / LATENCY)
-                result["double_claims"] = result.get("double_claims", 0) + doubles
+                got = _workers(server, url, nodes, SLOTS_PER_NODE, sizes.scale_files)
+                result[f"runs_per_s_{nodes}_nodes"] = got.runs_per_s
+                result[f"utilisation_{nodes}_nodes"] = got.runs_per_s / (SLOTS / LATENCY)
+                result["double_claims"] = result.get("double_claims", 0) + got.doubles
+            result["daemon_cpu_ms_per_run"] = got.daemon_cpu_ms
+            result["postgres_cpu_ms_per_run"] = got.postgres_cpu_ms
             # Baseline, same stand-in, same minute: the client alone from 12 threads, no daemon, no database.
             result["baseline_direct_calls_per_s_12"] = _direct_calls(url, sizes.scale_files, threads=SLOTS)
         result["ratio_3_nodes_to_direct"] = result["runs_per_s_3_nodes"] / result["baseline_direct_calls_per_s_12"]
         result["speedup_3_over_1"] = result["runs_per_s_3_nodes"] / result["runs_per_s_1_nodes"]
         with standin("--slots", "16") as url:
-            rate, doubles = _workers(server, url, 4, 3, sizes.claim_files)  # concurrency 3: 4 workers each
-        result["instant_runs_per_s_4x4"] = rate
-        result["double_claims"] += doubles
+            got = _workers(server, url, 4, 3, sizes.claim_files)  # concurrency 3: 4 workers each
+        result["instant_runs_per_s_4x4"] = got.runs_per_s
+        result["double_claims"] += got.doubles
         result.update(_raw_claims(server, sizes.claim_runs))
     return result
 
 
-def _workers(server, standin_url: str, nodes: int, concurrency: int, files: int) -> tuple[float, int]:
-    """Stage `files` runs, release them to `nodes` worker processes; (runs/s, runs done more than once)."""
+def _workers(server, standin_url: str, nodes: int, concurrency: int, files: int) -> Measured:
+    """Stage `files` runs, release them to `nodes` worker processes, measure."""
     home, url = BenchHome(), server.database()
     workers: list[Daemon] = []
     try:
@@ -78,9 +94,13 @@ def _workers(server, standin_url: str, nodes: int, concurrency: int, files: int)
                    for _ in range(nodes)]  # fmt: skip
         for worker in workers:
             worker.wait_ready()
+        cpu, pg = sum(w.cpu() for w in workers), _server_cpu(server)
         _release(url, files)
-        wait_until(lambda: _finished(url) >= files, 900, f"{files} runs on {nodes} nodes")
-        return _rate_and_doubles(url)
+        with _Counter(url) as counter:  # one connection, polled gently, so the watching costs next to nothing
+            wait_until(lambda: counter.finished() >= files, 900, f"{files} runs on {nodes} nodes")
+        cpu, pg = sum(w.cpu() for w in workers) - cpu, _server_cpu(server) - pg
+        rate, doubles = _rate_and_doubles(url)
+        return Measured(rate, doubles, cpu * 1000 / files, pg * 1000 / files)
     finally:
         for worker in workers:
             worker.stop()
@@ -94,7 +114,8 @@ def _stage(home: BenchHome, standin_url: str, url: str, files: int) -> None:
     for n in range(files):
         (home.inbox / f"doc-{n:05d}.txt").write_text(DOC.format(n=n))
     intake = Daemon(home, standin_url, args=("--role", "intake"), env={"GRISTMILL_DATABASE_URL": url})
-    wait_until(lambda: _count(url) >= files, 600, "the intake node to queue the backlog")
+    with _Counter(url) as counter:
+        wait_until(lambda: counter.queued() >= files, 600, "the intake node to queue the backlog")
     intake.stop()
     (home.root / "workflows" / "staged.yaml").unlink()
     home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
@@ -120,12 +141,42 @@ def _query(url: str, stmt):
         engine.dispose()
 
 
-def _count(url: str) -> int:
-    return _query(url, select(func.count()).select_from(runs))[0][0]
+class _Counter:
+    """Counts finished runs over one connection, at most five times a second."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        upgrade(self.engine)  # the tables exist before the first look, whoever starts first
+
+    def __enter__(self) -> _Counter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.dispose()
+
+    def queued(self) -> int:
+        time.sleep(0.2)
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(runs)).scalar_one()
+
+    def finished(self) -> int:
+        time.sleep(0.2)
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(runs.c.finished_at.is_not(None))).scalar_one()
 
 
-def _finished(url: str) -> int:
-    return _query(url, select(func.count()).where(runs.c.finished_at.is_not(None)))[0][0]
+def _server_cpu(server) -> float:
+    """CPU seconds used so far by the PostgreSQL server: the postmaster and its children."""
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(main)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == main:
+                total += cpu_seconds(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue  # a process that ended meanwhile
+    return total
 
 
 def _rate_and_doubles(url: str) -> tuple[float, int]:
