@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import ollama
 
+from bench import dashboard
 from bench.harness import BenchHome, Daemon, wait_until
 
 CLASSIFY_WORKFLOW = """\
@@ -52,6 +53,8 @@ class Sizes:
     backlog_files: int = 10_000
     idle_seconds: float = 60.0
     startups: int = 5
+    dashboard_runs: int = 100_000
+    page_requests: int = 9
     scale_files: int = 480  # per node count; 8 s of work at the ideal 60 runs/s of 3 nodes
     claim_files: int = 1000  # instant model, 4 nodes × 4 workers
     claim_runs: int = 4000  # bare claims, 4 processes × 4 threads
@@ -60,8 +63,8 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
-            scale_files=24, claim_files=40, claim_runs=200,
-        )  # fmt: skip
+            dashboard_runs=500, page_requests=2, scale_files=24, claim_files=40, claim_runs=200,
+        )  # fmt: skip  # (the sizes read as one table)
 
 
 @contextmanager
@@ -240,5 +243,8 @@ SCENARIOS = {
     "backlog": backlog,
     "idle": idle,
     "startup": startup,
+    "dashboard_idle": dashboard.dashboard_idle,
+    "dashboard_startup": dashboard.dashboard_startup,
+    "dashboard_pages": dashboard.dashboard_pages,
     "scale": scale,
 }

@@ -13,11 +13,15 @@ from typing import Any
 import httpx
 
 from daemon.domain import Origin, Run, RunStatus
+from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
+from daemon.engine.journal import Journal
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
+from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
-from daemon.errors import ModelError, UsageError, WorkflowError
+from daemon.engine.takeover import new_owner
+from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
@@ -57,7 +61,6 @@ class App:
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.store = RunStore(self.engine)
-        self.node = Presence(self.engine, settings.role)  # this process in `gristmill nodes`; its id owns its leases
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
         self.reload()
@@ -66,27 +69,37 @@ class App:
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
                 local_networks=settings.local_networks,
-            )  # fmt: skip  (keyword arguments read as one sentence)
+            )  # fmt: skip  # (keyword arguments read as one sentence)
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
-        self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
+        self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
+        self.intake = Intake(
+            self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
+        )
         collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
+        self.journal = _journal(settings)
+        # This process in `gristmill nodes`: the journal's owner (host, pid, random) owns its leases.
+        self.node = Presence(self.engine, settings.role, self.journal.owner)
         self.runner = Runner(
             workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
-            settings=settings, post=self._post, scheduled=collector.scope,
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
+        )  # fmt: skip  # (keyword arguments read as one sentence)
         workers = settings.concurrency + 1 if settings.role.works else 0  # an intake node: none; the heartbeat runs
         self.pool = WorkerPool(
             self.store, self.runner, size=workers, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
-            owner=self.node.id, on_heartbeat=self.node.beat,  # nodes: its runs in hand, its heartbeat
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
+            store_outage=self.store_outage, on_heartbeat=self.node.beat,
+        )  # fmt: skip  # (keyword arguments read as one sentence)
+        self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
         } if settings.role.takes_in else {}  # a worker node takes nothing in: it only executes runs
+        self.web: Any = None  # the dashboard, while serving
+        self.health: Health | None = None
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
@@ -114,10 +127,10 @@ class App:
         if workflow.takes_file:
             if file is None:
                 raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")
-            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL)
+            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL, dry_run=dry_run)
         else:
-            run, _ = self.intake.tick(workflow, None)
-        self.pool.execute_now(run.id, dry_run=dry_run)
+            run, _ = self.intake.tick(workflow, None, dry_run=dry_run)
+        self.pool.execute_now(run.id)
         return self.store.get(run.id)
 
     def _wake(self) -> None:
@@ -132,9 +145,20 @@ class App:
             raise ModelError(f"the webhook {url} failed: {exc}") from exc
 
     # -- modes ------------------------------------------------------------------------------
+    def _on_fatal(self, exc: StoreError) -> None:
+        """The database is gone for good (the pool said so once): the daemon stops."""
+        if self._life is not None:
+            self._life.request_stop()
+
+    def _take_back(self) -> None:
+        """Runs of processes that died (at once on this machine), or whose lease lapsed, back to the queue."""
+        taken = self.pool.takeover.sweep()
+        if taken:
+            log.info("returned %d interrupted runs to the queue: %s", len(taken), ", ".join(map(str, taken)))
+
     def run_once(self) -> OnceReport:
         """Queue what is in the watched folders, process everything due, and return."""
-        self.store.requeue_expired()
+        self._take_back()
         self.node.register()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         before = self.store.counts()
@@ -148,12 +172,14 @@ class App:
         finally:
             self.pool.stop(self.settings.stop_timeout)
             self.node.stopped()
+        if self.pool.fatal is not None:
+            raise self.pool.fatal
         after = self.store.counts()
         done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
         return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
 
     def _drained(self) -> bool:
-        if self.gate.is_down and self.pool.in_flight == 0:
+        if self.pool.fatal is not None or (self.gate.is_down and self.pool.in_flight == 0):
             return True
         if not self.pool.is_idle():
             return False
@@ -163,9 +189,11 @@ class App:
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
         notifier = Notifier(self.settings.notify_socket)
-        recovered = self.store.requeue_expired()
-        if recovered:
-            log.info("returned %d interrupted runs to the queue", len(recovered))
+        from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
+
+        self.web = start_dashboard(self)  # before the workers, so the metrics count every run
+        self._life = life
+        self._take_back()
         self.node.register()
         wakeups = self.store.wakeups(self.pool.wake)  # PostgreSQL: runs queued by other nodes wake ours
         self._configure_sources()
@@ -173,6 +201,8 @@ class App:
             source.start()  # observers, timers; a schedule records its missed ticks (catch_up) here
         folder = FolderWatch(self.settings.workflows, life.request_reload)
         folder.start()
+        doorbell = Doorbell(self.settings.data_dir, self.pool.wake_all)  # `gristmill retry` rings it
+        doorbell.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
@@ -180,13 +210,18 @@ class App:
         log.info(
             "gristmill ready as node %s (role %s): %d workflows, %d files found at start, model server %s",
             self.node.id, self.settings.role.value, len(self.workflows), queued, self.settings.ollama_url,
-        )
+        )  # fmt: skip  # (the values in the order of the sentence)
+        if self.web is not None:
+            self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()
+        doorbell.stop()
         self._stop_serving(life)
         wakeups.close()
         self.node.stopped()
+        if self.pool.fatal is not None:
+            raise self.pool.fatal  # one sentence from the command, exit code 1
 
     def _serve_loop(self, life: Lifecycle, dog: Watchdog) -> None:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
@@ -194,6 +229,7 @@ class App:
         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         while not life.stopping:
             dog.tick()
+            self.pool.supervise()
             life.wait(min(dog.due_in(), max(0.0, next_prune - time.monotonic())))
             if life.take_reload() and not life.stopping:
                 self.reload_live()
@@ -207,18 +243,30 @@ class App:
             source.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
-        for run_id in left:
-            self.store.release(run_id, self.pool.owner, not_before=None, error=f"the daemon {why}; queued again", refund_attempt=True)
-        if left:
-            log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
+        try:
+            for run_id in left:
+                error = f"the daemon {why}; queued again"
+                self.store.release(run_id, self.pool.owner, not_before=None, error=error, refund_attempt=True)
+        except StoreError as exc:  # they come back by the lease (or at once at the next start here)
+            log.warning("could not return the running runs to the queue (%s); the next start takes them back", exc)
+        else:
+            if left:
+                log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
+        if self.web is not None:
+            self.web.stop()
         log.info("stopped")
 
     def _watchdog(self, notifier: Notifier, folder: FolderWatch) -> Watchdog:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
         checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
-        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive, "database": self._database_answers}
-        return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
+        checks |= {
+            "workflow folder watch": folder.alive,
+            "workers": self.pool.alive,
+            "database": self._database_answers,
+        }
+        self.health = Health(checks)  # also what the dashboard's /healthz asks
+        return Watchdog(notifier, self.health, usec=usec, status=self._status, every=self.settings.heartbeat_seconds)
 
     def _database_answers(self) -> bool:
         self.store.get_meta("health")  # raises StoreError when the database cannot be read
@@ -231,4 +279,16 @@ class App:
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.journal.close()
         self.engine.dispose()
+
+
+def _journal(settings: Settings) -> Journal:
+    """This process's crash journal, in the data dir (none when it cannot be written: crashes then count)."""
+    try:
+        return Journal(settings.data_dir / "journal", new_owner())
+    except OSError as exc:
+        log.warning(
+            "no crash journal in %s (%s): a crash during any run counts against its attempts", settings.data_dir, exc
+        )
+        return Journal(None, new_owner())

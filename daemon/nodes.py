@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,19 +25,14 @@ class NodeState(StrEnum):
     STOPPED = "stopped"
 
 
-def new_node_id(host: str, pid: int) -> str:
-    """A readable id that is unique across machines and restarts: host, pid and a random part."""
-    return f"{host}-{pid}-{secrets.token_hex(3)}"
-
-
 class Presence:
     """This `gristmill run` as a row of `nodes`; its id is the lease owner of every run it takes."""
 
-    def __init__(self, engine: Engine, role: Role) -> None:
+    def __init__(self, engine: Engine, role: Role, node_id: str) -> None:
         self.role = Role(role)
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self.id = new_node_id(self.host, self.pid)
+        self.id = node_id
         self._store = NodeStore(engine)
 
     def register(self) -> None:

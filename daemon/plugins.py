@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from daemon.actions import RouteAction
     from daemon.llm.servers import ServerKind
     from daemon.steps import StepKind
-    from daemon.triggers import Origin
+    from daemon.triggers import TriggerKind
 
 ENTRY_POINT_GROUP = "gristmill.plugins"
 
@@ -38,7 +38,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.steps: dict[str, StepKind] = {}
-        self.triggers: dict[str, Origin] = {}
+        self.triggers: dict[str, TriggerKind] = {}
         self.actions: dict[str, RouteAction] = {}
         self.servers: dict[str, ServerKind] = {}
         self.plugins: list[str] = []  # entry points loaded, for `gristmill check`
@@ -47,7 +47,7 @@ class Registry:
         """Register a step kind under `kind.name` (its key in a workflow file)."""
         return _add(self.steps, kind, "step kind")
 
-    def add_trigger(self, kind: Origin) -> Origin:
+    def add_trigger(self, kind: TriggerKind) -> TriggerKind:
         """Register a trigger kind under `kind.name` (its key under `trigger:`)."""
         return _add(self.triggers, kind, "trigger kind")
 

@@ -24,10 +24,9 @@ import daemon
 from daemon.errors import StoreError
 from daemon.store import migrate
 from daemon.store.db import make_engine
-from daemon.store.tables import metadata, runs
+from daemon.store.tables import include_name, metadata, runs
 
 REPO = Path(daemon.__file__).resolve().parent.parent
-HEAD = "0002"
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -48,6 +47,9 @@ RUNS_COLUMNS = [
     ("not_before", "DATETIME", True),
     ("lease_owner", "TEXT", True),
     ("lease_expires_at", "DATETIME", True),
+    ("search_name", "TEXT", True),
+    ("search_text", "TEXT", True),
+    ("dry_run", "BOOLEAN", False),
 ]
 CALLS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -71,6 +73,19 @@ CALLS_COLUMNS = [
     ("started_at", "DATETIME", False),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
+CORRECTIONS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", False),
+    ("kind", "TEXT", False),
+    ("change", "JSON", False),
+    ("output", "JSON", False),
+    ("original", "JSON", True),
+    ("author", "TEXT", False),
+    ("created_at", "DATETIME", False),
+]
+# FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
+FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
 NODES_COLUMNS = [
     ("id", "TEXT", False),
     ("host", "TEXT", False),
@@ -92,6 +107,8 @@ EXPECTED = {
             "ix_runs_status_not_before_id": (["status", "not_before", "id"], False),
             "ix_runs_workflow_created_at": (["workflow", "created_at"], False),
             "ix_runs_sha256": (["sha256"], False),
+            "ix_runs_workflow_id": (["workflow", "id"], False),
+            "ix_runs_created_at": (["created_at"], False),
             "ix_runs_queued_id": (["id"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
@@ -105,6 +122,14 @@ EXPECTED = {
         "uniques": {},
         "fks": [("fk_model_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
         "checks": set(),
+    },
+    "corrections": {
+        "columns": CORRECTIONS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_corrections_run_id": (["run_id"], False)},
+        "uniques": {},
+        "fks": [("fk_corrections_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": {"ck_corrections_kind"},
     },
     "meta": {
         "columns": META_COLUMNS,
@@ -148,8 +173,9 @@ def describe(engine: sa.Engine, table: str) -> dict:
     """The schema of one table as plain data, in the shape of EXPECTED."""
     insp = sa.inspect(engine)
     return {
-        "columns": [(c["name"], PG_TYPES.get(str(c["type"]), str(c["type"])), c["nullable"])
-                    for c in insp.get_columns(table)],  # fmt: skip
+        "columns": [
+            (c["name"], PG_TYPES.get(str(c["type"]), str(c["type"])), c["nullable"]) for c in insp.get_columns(table)
+        ],  # fmt: skip
         "pk": insp.get_pk_constraint(table)["constrained_columns"],
         # PostgreSQL lists the index behind each unique constraint as well; the constraint is what we check.
         "indexes": {
@@ -159,8 +185,13 @@ def describe(engine: sa.Engine, table: str) -> dict:
         },
         "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
         "fks": [
-            (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"],
-             f["options"].get("ondelete"))
+            (
+                f["name"],
+                f["constrained_columns"],
+                f["referred_table"],
+                f["referred_columns"],
+                f["options"].get("ondelete"),
+            )
             for f in insp.get_foreign_keys(table)
         ],  # fmt: skip
         "checks": {c["name"] for c in insp.get_check_constraints(table)},
@@ -169,9 +200,18 @@ def describe(engine: sa.Engine, table: str) -> dict:
 
 def test_upgrade_creates_the_exact_schema(engine):
     migrate.upgrade(engine)
-    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED}
-    for table, expected in EXPECTED.items():
-        assert describe(engine, table) == expected, table
+    expected = {table: dict(shape) for table, shape in EXPECTED.items()}
+    if engine.dialect.name == "sqlite":
+        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED, *FTS_TABLES}
+        with engine.connect() as conn:
+            triggers = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all()
+        assert sorted(triggers) == ["runs_fts_delete", "runs_fts_insert", "runs_fts_update"]
+    else:
+        # PostgreSQL searches through a GIN index over an expression, not a table of its own.
+        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED}
+        expected["runs"]["indexes"] = {**EXPECTED["runs"]["indexes"], "ix_runs_search": ([None], False)}
+    for table, shape in expected.items():
+        assert describe(engine, table) == shape, table
 
 
 def test_status_check_and_defaults(engine):
@@ -193,12 +233,13 @@ def test_status_check_and_defaults(engine):
 def test_tables_py_matches_the_migrations(engine):
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == HEAD
+    assert migrate.head() == "0004"
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -213,7 +254,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == HEAD
+    assert migrate.current(engine) == migrate.head()
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -236,7 +277,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == HEAD
+    assert done.stdout.strip() == migrate.head()
     assert list(elsewhere.iterdir()) == []
 
 
@@ -257,7 +298,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), HEAD]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), migrate.head()]
 
 
 def test_two_processes_upgrading_at_once(store_url: str):
@@ -272,7 +313,7 @@ def test_two_processes_upgrading_at_once(store_url: str):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(store_url)
-    assert migrate.current(engine) == HEAD
+    assert migrate.current(engine) == migrate.head()
     engine.dispose()
 
 
@@ -363,8 +404,11 @@ def test_postgres_types_sequences_and_naive_utc(pg_url: str):
         with engine.begin() as conn:
             ids = [
                 conn.execute(
-                    runs.insert().values(workflow="w", status="queued", trigger="manual", created_at=_noon(),
-                                         context={"é": [1, None]}).returning(runs.c.id)  # fmt: skip
+                    runs.insert()
+                    .values(
+                        workflow="w", status="queued", trigger="manual", created_at=_noon(), context={"é": [1, None]}
+                    )
+                    .returning(runs.c.id)  # fmt: skip
                 ).scalar_one()
                 for _ in range(2)
             ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
-from daemon.errors import ModelError
+from daemon.errors import ModelError, StoreError
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
-from daemon.store.db import shown_url
+from daemon.store.db import make_engine, probe, shown_url, sqlite_file
+from daemon.store.migrate import current, head
+from daemon.triggers import Level
 from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
@@ -38,7 +40,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         echo(f"error: {error}")
         code = INVALID
     nets = settings.local_networks
-    code = max(code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo))
+    code = max(code, _webhooks(workflows.values(), echo, nets), _triggers(workflows.values(), echo))
+    code = max(code, _data_at_rest(settings, echo), _database(settings, echo))
     url = settings.ollama_url
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
@@ -91,6 +94,21 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: 
     return code
 
 
+_CODES = {Level.OK: OK, Level.WARNING: OK, Level.FAILED: FAILED, Level.INVALID: INVALID}
+_PREFIX = {Level.OK: "", Level.WARNING: "warning: ", Level.FAILED: "error: ", Level.INVALID: "error: "}
+
+
+def _triggers(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """What each trigger kind finds of its workflows: secrets set, mailboxes reachable, hook paths distinct."""
+    code = OK
+    for name, kind in registry().triggers.items():
+        mine = [w for w in workflows if w.trigger.kind.name == name]
+        for finding in kind.diagnose(mine) if mine else []:
+            echo(_PREFIX[finding.level] + finding.message)
+            code = max(code, _CODES[finding.level])
+    return code
+
+
 def webhook_urls(workflow: Workflow) -> set[str]:
     """Every webhook address a workflow's routes declare."""
     return {action.target for _, action in workflow.actions() if action.name == "webhook"}
@@ -101,4 +119,30 @@ def _data_at_rest(settings: Settings, echo: Callable[[str], None]) -> int:
     for path in (settings.data_dir, settings.data_dir / "gristmill.db"):
         if path.exists() and path.stat().st_mode & 0o077:
             echo(f"warning: {path} can be read by other users of this machine; run: chmod go-rwx {path}")
+    return OK
+
+
+def _database(settings: Settings, echo: Callable[[str], None]) -> int:
+    """The run database can be opened, read and written, and is not corrupt (it is not created here)."""
+    file = sqlite_file(settings.db_url)
+    if file is not None and not file.exists():
+        echo(f"database {file}: none yet; gristmill run creates it")
+        return OK
+    try:
+        engine = make_engine(settings.db_url)
+    except StoreError as exc:
+        echo(f"error: {exc}")
+        return FAILED
+    try:
+        probe(engine)
+        at, newest = current(engine), head()
+    except StoreError as exc:
+        echo(f"error: {exc}")
+        return FAILED
+    finally:
+        engine.dispose()
+    if at != newest:
+        echo(f"database: at revision {at or 'none'}, the newest is {newest}; gristmill run (or db upgrade) upgrades it")
+    else:
+        echo("database: ok")
     return OK

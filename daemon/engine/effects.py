@@ -57,11 +57,21 @@ class Effects:
         finished = self._finished("write", "requested", str(path))
         if finished is not None:
             return finished
-        data = content.encode("utf-8")
+        # A file name that is not UTF-8 (lone surrogates) is written as U+FFFD: the file stays valid UTF-8.
+        data = content.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
         intent = {"intent": "write", "requested": str(path), "sha256": sha256_bytes(data)}
         dest = self._claim(path.parent, path.name, intent, lambda dest: ops.write_exact(dest, data))
         failpoints.hit("after_write_before_commit")
         return dest
+
+    def note(self, intent: dict[str, Any]) -> None:
+        """Record an action outside the file system (a mail move) before it is done; never in a dry run.
+
+        Such an intent has no destination file, so `recover` drops it and the step runs again: the action
+        itself must find what an interrupted try already did.
+        """
+        if not self.dry_run:
+            self.record(intent)
 
     def _finished(self, kind: str, key: str, wanted: str) -> Path | None:
         """The destination an earlier attempt of this step reached, when it aimed where we aim now."""
@@ -103,8 +113,10 @@ def recover(outputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str
         if not is_intent(out):
             finished[step_id] = out
             continue
+        if "destination" not in out:
+            continue  # not a file (a mail action): the step runs again and finds what was done
         # A crash mid-copy or mid-write may have left a hidden temporary file there.
-        ops.sweep_temporaries(Path(out.get("destination", "")).parent)
+        ops.sweep_temporaries(Path(out["destination"]).parent)
         if _complete(out):
             complete[step_id] = out
     return finished, complete

@@ -19,7 +19,7 @@ from apscheduler.triggers.base import BaseTrigger
 from daemon.errors import GristmillError
 from daemon.schedule.firing import TickFirer, schedule_ticks, ticks_of
 from daemon.schedule.ticks import Ticks, zone_of
-from daemon.triggers.base import Origin, TriggerServices, TriggerSource
+from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
 from daemon.workflow import ScheduleTrigger, Workflow
 
 log = logging.getLogger("gristmill")
@@ -104,7 +104,7 @@ class Scheduler(TriggerSource):
             return []
 
 
-class ScheduleKind(Origin):
+class ScheduleKind(TriggerKind):
     """`trigger: {schedule: {cron: "0 7 * * *"}}` or `{every: 30m}`: one run per tick, exactly once."""
 
     name = "schedule"

@@ -9,16 +9,28 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Connection, Engine, Row, Text, bindparam, case, cast, func, literal, select, update,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
 )  # fmt: skip
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.domain import ModelCall, NewRun, Run, RunStatus, Origin
-from daemon.errors import InvalidTransition, RunNotFound, StoreError
+from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
+from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
-from daemon.store.db import reading, writing
-from daemon.store.tables import meta, model_calls, runs
+from daemon.store.db import check_database_file, reading, writing
+from daemon.store.searchtext import name_words, output_words
+from daemon.store.tables import corrections, meta, model_calls, runs
 from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -30,13 +42,14 @@ _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 _CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
 PRUNED_PREFIX = "pruned:"
+VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
 
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 _FRESH: dict[str, Any] = {
     "status": QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
-    "started_at": None, "finished_at": None, **_NO_LEASE,
+    "started_at": None, "finished_at": None, "search_text": None, **_NO_LEASE,
 }  # fmt: skip
 
 
@@ -54,9 +67,7 @@ def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tupl
     return tuple(sorted(status.value for status in allowed))
 
 
-def _moving_to(
-    target: RunStatus, *, via: RunStatus | None = None, retry: bool = False
-) -> ColumnElement[bool]:
+def _moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
     """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
     allowed = _allowed_from(target, via, retry)
     if not allowed:
@@ -65,13 +76,29 @@ def _moving_to(
 
 
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
-    """The row of a newly queued run."""
+    """The row of a newly queued run; a dry run is never deduplicated (it must not make a file a duplicate)."""
     return {
         "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
-        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
+        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": None if new.dry_run else new.dedupe_key,
         "context": dict(new.context), "outputs": {}, "attempts": 0,
-        "max_attempts": new.max_attempts, "created_at": now,
+        "max_attempts": new.max_attempts, "created_at": now, "dry_run": new.dry_run,
+        "search_name": name_words(new.input_path),
     }  # fmt: skip
+
+
+def real_runs() -> ColumnElement[bool]:
+    """WHERE clause: runs that really happened; dry runs are consumed by nothing (digests, eval, since)."""
+    return runs.c.dry_run.is_(False)
+
+
+def _dropped_again(run: Run, new: NewRun) -> bool:
+    """Whether `new` is the same file at the same path as finished `run`, but put there anew.
+
+    A file version (inode and mtime, recorded by intake as `version`) that differs from the one the
+    run took is a new drop; the same version is the same drop seen again (a rescan, a restart).
+    """
+    seen, now = run.context.get(VERSION), new.context.get(VERSION)
+    return run.status.finished and seen is not None and now is not None and seen != now
 
 
 def _not_overlapping() -> ColumnElement[bool]:
@@ -116,15 +143,23 @@ class RunStore:
         values = _new_values(new, now)
         with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
-            if created or run.input_path == new.input_path:
-                announce(conn, int(created))
+            if created:
+                announce(conn)  # PostgreSQL: at commit, an idle worker on every node looks
                 return run, created
-            if self._unstarted(run) and run.input_path and gone(run.input_path):
+            if run.input_path == new.input_path:
+                if not _dropped_again(run, new):
+                    return run, False
+                why = "the same file dropped again"
+            elif self._unstarted(run) and run.input_path and gone(run.input_path):
                 announce(conn)
                 return self._follow(conn, run, new), True
+            else:
+                why = "same content"
+            # One record per drop: the version in the key makes a rescan or restart find this one again.
+            version = new.context.get(VERSION)
             duplicate = values | {
-                "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
-                "error": f"duplicate of run {run.id} (same content)", "finished_at": now,
+                "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
+                "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
             }  # fmt: skip
             return self._insert_once(conn, duplicate)
 
@@ -160,7 +195,8 @@ class RunStore:
 
     def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
         """Store the outputs so far of a running run; False when the run is no longer theirs."""
-        return self._fenced(run_id, owner, None, {"outputs": outputs})
+        # The search columns are written with what they index, so search never sees a stale run.
+        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})
 
     def finish(
         self,
@@ -177,7 +213,7 @@ class RunStore:
         values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
         values["finished_at"] = self._clock()
         if outputs is not None:
-            values["outputs"] = outputs
+            values["outputs"], values["search_text"] = outputs, output_words(outputs)
         return self._fenced(run_id, owner, RunStatus(status), values)
 
     def release(
@@ -230,16 +266,50 @@ class RunStore:
             announce(conn, len(requeued))
         return sorted(failed + requeued)
 
+    def running(self) -> list[Run]:
+        """Every running run, oldest first (a handful: one per worker of each process)."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
+    def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
+        """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.
+
+        Fenced on the owner and the lease as read in `run`: a lease renewed since is left alone.
+        """
+        values: dict[str, Any] = {"error": error, **_NO_LEASE}
+        if give_up:
+            values |= {"status": FAILED.value, "finished_at": self._clock()}
+        else:
+            values |= {"status": QUEUED.value, "not_before": None}
+            if refund_attempt:
+                values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
+        stmt = update(runs).where(
+            runs.c.id == run.id, runs.c.status == RUNNING.value, runs.c.lease_owner == run.lease_owner,
+            runs.c.lease_expires_at == run.lease_expires_at,
+        )  # fmt: skip
+        with writing(self._engine) as conn:
+            taken = conn.execute(stmt.values(values)).rowcount == 1
+            announce(conn, int(taken and not give_up))
+            return taken
+
     def retry(self, run_ids: Iterable[int]) -> list[int]:
-        """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
+        """Queue failed or skipped runs again from scratch (their ids); queued and running ones stay.
+
+        RunNotFound for an unknown id, RetryRefused for a succeeded run (its record is never
+        overwritten); either way nothing changes.
+        """
         ids = list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
+            found = {run.id: run for run in map(_to_run, conn.execute(select(*_RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
+            done = [found[run_id] for run_id in ids if found[run_id].status is SUCCEEDED]
+            if done:
+                raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
             stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
             queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
@@ -254,6 +324,14 @@ class RunStore:
             queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
             return queued
+
+    def wakeups(self, callback: Callable[[], None]) -> Wakeups:
+        """Call `callback` once per run that becomes claimable anywhere (PostgreSQL: LISTEN/NOTIFY).
+
+        On SQLite nothing is delivered: one process works the database and its intake wakes the
+        workers itself. `close()` the subscription when done.
+        """
+        return subscribe(self._engine, callback)
 
     # -- retention ------------------------------------------------------------------------
 
@@ -275,17 +353,10 @@ class RunStore:
             call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
             if run_count and not dry_run:
                 conn.execute(model_calls.delete().where(calls))
-                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}"}
+                conn.execute(corrections.delete().where(corrections.c.run_id.in_(select(runs.c.id).where(*old))))
+                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}", "search_text": None}
                 conn.execute(update(runs).where(*old).values(values))
         return run_count, call_count
-
-    def wakeups(self, callback: Callable[[], None]) -> Wakeups:
-        """Call `callback` once per run that becomes claimable anywhere (PostgreSQL: LISTEN/NOTIFY).
-
-        On SQLite nothing is delivered: one process works the database and its intake wakes the
-        workers itself. `close()` the subscription when done.
-        """
-        return subscribe(self._engine, callback)
 
     # -- schedules ------------------------------------------------------------------------
 
@@ -306,21 +377,25 @@ class RunStore:
         return None if row is None else _to_run(row)
 
     def last_succeeded(self, workflow: str) -> Run | None:
-        """The succeeded run of `workflow` that finished last, if any."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """The succeeded real (not dry) run of `workflow` that finished last, if any."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
 
     def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
-        """Succeeded runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         if since is not None:
             stmt = stmt.where(runs.c.finished_at > since)
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
+
+    def check_file(self) -> None:
+        """DatabaseLost when the SQLite file was deleted or replaced since it was opened."""
+        check_database_file(self._engine)
 
     # -- model calls ----------------------------------------------------------------------
 
@@ -352,10 +427,12 @@ class RunStore:
         return _to_run(row)
 
     def history(
-        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
     ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and one status."""
+        """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
         stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if real_only:
+            stmt = stmt.where(real_runs())
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         if status is not None:
@@ -385,6 +462,17 @@ class RunStore:
         with reading(self._engine) as conn:
             return self._known(conn, workflow, dedupe_key)
 
+    def find_by_context(self, workflow: str, path: tuple[str, ...], value: str) -> Run | None:
+        """The first run of `workflow` whose context holds `value` at `path`: a second "once" key (a mail's place).
+
+        Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
+        """
+        found = runs.c.context[path].as_string() == value
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
     def get_meta(self, key: str) -> str | None:
         """A value of the small key/value table."""
         with reading(self._engine) as conn:
@@ -399,8 +487,6 @@ class RunStore:
 
     # -- helpers --------------------------------------------------------------------------
 
-
-
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
         row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
@@ -413,10 +499,10 @@ class RunStore:
 
     def _follow(self, conn: Connection, run: Run, new: NewRun) -> Run:
         """Point an unstarted run at its file's new name; a run skipped for the lost file is queued again."""
-        moved = {"input_path": new.input_path, "context": new.context}
+        moved = {"input_path": new.input_path, "context": new.context, "search_name": name_words(new.input_path)}
         if run.status is SKIPPED:
             moved |= _FRESH
-        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*runs.c)).one()
+        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*_RUN_COLUMNS)).one()
         return _to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
@@ -471,8 +557,11 @@ def _claim_statement(which: str) -> Any:
         update(runs)
         .where(chosen, _moving_to(RUNNING))
         .values(
-            status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=bindparam("b_now"),
-            lease_owner=bindparam("b_owner"), lease_expires_at=bindparam("b_expires"),
+            status=RUNNING.value,
+            attempts=runs.c.attempts + 1,
+            started_at=bindparam("b_now"),
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires"),
         )  # fmt: skip
         .returning(*_RUN_COLUMNS)
     )
@@ -489,3 +578,7 @@ _KNOWN = select(*_RUN_COLUMNS).where(
     runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
 )
 _RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
+
+# For queries that sit beside the store's own (the dashboard's pages): a Run's columns, a row as a Run.
+RUN_COLUMNS = _RUN_COLUMNS
+row_to_run = _to_run

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from daemon.domain import RunStatus
+from daemon.files import lossless
 from daemon.roles import Role
 
 NAMING_CONVENTION = {
@@ -59,6 +61,47 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class LosslessText(TypeDecorator[str]):
+    """Text that may hold file names that are not valid UTF-8; they round-trip exactly (`lossless`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.encode(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.decode(value)
+
+
+class LosslessJSON(TypeDecorator[Any]):
+    """JSON whose strings may hold file names that are not valid UTF-8.
+
+    SQLite stores Python's `\\udcXX` escapes as they are; PostgreSQL's json type refuses a lone
+    surrogate, so there each string takes the lossless form of `LosslessText` (and only there:
+    walking every output on SQLite would cost for nothing).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.encode) if dialect.name == "postgresql" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.decode) if dialect.name == "postgresql" else value
+
+
+def _walk(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, change) for v in value]
+    return value
+
+
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
 runs = Table(
@@ -68,20 +111,28 @@ runs = Table(
     Column("workflow", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("trigger", Text, nullable=False),
-    Column("input_path", Text),
+    Column("input_path", LosslessText),
     Column("sha256", Text),
-    Column("dedupe_key", Text),
-    Column("context", JSON, nullable=False, server_default="{}"),
-    Column("outputs", JSON, nullable=False, server_default="{}"),
+    Column("dedupe_key", LosslessText),
+    Column("context", LosslessJSON, nullable=False, server_default="{}"),
+    Column("outputs", LosslessJSON, nullable=False, server_default="{}"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False, server_default=text("3")),
-    Column("error", Text),
+    Column("error", LosslessText),
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
     Column("not_before", UtcDateTime),
     Column("lease_owner", Text),
     Column("lease_expires_at", UtcDateTime),
+    # What full-text search indexes besides `error` (daemon/store/searchtext.py), written by the
+    # store with the values they come from. SQLite: the FTS5 table runs_fts and its triggers;
+    # PostgreSQL: the GIN index ix_runs_search over an expression (both in migration 0003, not
+    # here: SQLAlchemy has no virtual tables, and autogenerate skips expression indexes).
+    Column("search_name", Text),
+    Column("search_text", Text),
+    # A `trigger --dry-run`: moved and wrote nothing, and nothing later consumes it (see RunStore).
+    Column("dry_run", Boolean(create_constraint=False), nullable=False, server_default=text("false")),
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
@@ -89,6 +140,9 @@ runs = Table(
     Index("ix_runs_queued_id", "id", postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
+    # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
+    Index(None, "workflow", "id"),
+    Index(None, "created_at"),
     # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
     sqlite_autoincrement=True,
 )
@@ -123,6 +177,32 @@ meta = Table(
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# A person's correction of one step's output; the run's own outputs are never changed by it.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # label, fields or text: what was corrected
+    Column("change", JSON, nullable=False),  # what the person said: {"label": …} / {"fields": {…}} / {"text": …}
+    Column("output", JSON, nullable=False),  # the step's output with this and earlier corrections applied
+    Column("original", JSON(none_as_null=True)),  # the step's recorded output when it was corrected
+    Column("author", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('label', 'fields', 'text')", name="kind"),
+    sqlite_autoincrement=True,
+)
+
+# Not tables of ours to compare or drop: FTS5's virtual table and the shadow tables it keeps.
+FTS_TABLE = "runs_fts"
+FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
+
+
+def include_name(name: str | None, type_: str, _parent_names: object = None) -> bool:
+    """Alembic's include_name hook: leaves out the full-text tables, which migration 0003 manages."""
+    return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS))
 
 _ROLES = ", ".join(f"'{role.value}'" for role in Role)
 

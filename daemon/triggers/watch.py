@@ -27,9 +27,9 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon import words
 from daemon.engine.intake import Intake
-from daemon.errors import GristmillError
+from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
-from daemon.triggers.base import Origin, TriggerServices, TriggerSource
+from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
@@ -293,6 +293,8 @@ class Watcher(TriggerSource):
             return False
         try:
             self.intake.file(watch.workflow, path)
+        except StoreError:  # an outage of the store, said once by intake; offered again by the next look
+            return False
         except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
             log.warning("not queued for %s: %s", watch.workflow.name, exc)
             return True
@@ -322,7 +324,7 @@ def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
     return f"cannot use inotify on {root} ({exc.strerror or exc}); polling it every {interval:g}s instead{fix}"
 
 
-class WatchKind(Origin):
+class WatchKind(TriggerKind):
     """`trigger: {watch: {path: ~/Inbox, ...}}`: a run for each file that settles in a folder."""
 
     name = "watch"

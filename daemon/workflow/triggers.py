@@ -20,7 +20,7 @@ from daemon.words import count
 from daemon.workflow.fields import CRON_FIELD, Duration, ExpandedPath, Patterns, StrictModel, problem
 
 if TYPE_CHECKING:
-    from daemon.triggers import Origin
+    from daemon.triggers import TriggerKind
 
 
 class WatchTrigger(StrictModel):
@@ -99,11 +99,11 @@ class ScheduleTrigger(StrictModel):
 class Trigger(StrictModel):
     """What starts a workflow's runs: use `kind` and `spec`; each registered kind has its own model."""
 
-    trigger_kind: ClassVar[Origin]
+    trigger_kind: ClassVar[TriggerKind]
     spec: Any = None
 
     @property
-    def kind(self) -> Origin:
+    def kind(self) -> TriggerKind:
         """The registered trigger kind."""
         return self.trigger_kind
 
@@ -113,7 +113,7 @@ class Trigger(StrictModel):
 
 
 @cache
-def trigger_model(kind: Origin) -> type[Trigger]:
+def trigger_model(kind: TriggerKind) -> type[Trigger]:
     """The model of `{<kind.name>: kind.Spec}`, built once per registered kind."""
     model = create_model(f"{type(kind).__name__}Trigger", __base__=Trigger, spec=(kind.Spec, Field(alias=kind.name)))
     model.trigger_kind = kind
@@ -127,7 +127,8 @@ def validate_trigger(data: Any, info: ValidationInfo) -> Trigger:
     if isinstance(data, Trigger):
         return data
     kinds = registry().triggers
-    choices = " or ".join(kinds) if len(kinds) <= 2 else ", ".join(kinds)
+    names = list(kinds)
+    choices = " or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " or " + names[-1]
     if not isinstance(data, dict):
         raise problem("trigger", "expected a mapping with one of {choices}", choices=choices)
     for key in data:
