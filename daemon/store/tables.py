@@ -104,6 +104,8 @@ def _walk(value: Any, change: Any) -> Any:
 
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
+_QUEUED = text("status = 'queued'")
+
 runs = Table(
     "runs",
     metadata,
@@ -137,7 +139,7 @@ runs = Table(
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
     # Claims walk the queued runs oldest first; without this they pass every finished run on the way.
-    Index("ix_runs_queued_id", "id", postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")),
+    Index("ix_runs_queued_id", "id", postgresql_where=_QUEUED, sqlite_where=_QUEUED),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
     # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
@@ -200,9 +202,16 @@ FTS_TABLE = "runs_fts"
 FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
 
 
+# PostgreSQL's full-text index: a GIN index over an expression, also managed by migration 0003.
+PG_SEARCH_INDEX = "ix_runs_search"
+
+
 def include_name(name: str | None, type_: str, _parent_names: object = None) -> bool:
-    """Alembic's include_name hook: leaves out the full-text tables, which migration 0003 manages."""
+    """Alembic's include_name hook: leaves out the full-text tables and index, which migration 0003 manages."""
+    if type_ == "index":
+        return name != PG_SEARCH_INDEX
     return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS))
+
 
 _ROLES = ", ".join(f"'{role.value}'" for role in Role)
 
