@@ -71,7 +71,7 @@ def main() -> None:
 @click.option("--once", is_flag=True, help="Process the backlog and due ticks, then exit.")
 @click.option(
     "--role", type=click.Choice(["all", "intake", "worker"]), default=None,
-    help="all (default), intake (watch and schedule only) or worker (execute runs only).",
+    help="all (default), intake (triggers only: folders, schedules, mailboxes, hooks) or worker (runs only).",
 )  # fmt: skip
 def run(once: bool, role: str | None) -> None:
     """Run the daemon in the foreground."""

@@ -82,7 +82,8 @@ def test_three_nodes_one_killed_mid_way_every_file_filed_once(cluster, standin):
     assert Counter(run.sha256 for run in runs if run.status is RunStatus.SUCCEEDED) == Counter(
         {run.sha256: 1 for run in runs}
     )
-    assert {run.id for run in runs if run.attempts >= 2} >= killed_runs  # taken over after the lease lapsed
+    # The dead node's runs were finished by the others (its attempt refunded when it died waiting on the model).
+    assert {run.id for run in runs if run.status is RunStatus.SUCCEEDED} >= killed_runs
     assert "role worker" in worker.log and " succeeded in " in worker.log  # the worker node did its share
 
 
