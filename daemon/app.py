@@ -14,15 +14,13 @@ import httpx
 
 from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.intake import Intake
-from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.runner import Runner
 from daemon.errors import ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
-from daemon.llm.base import ModelBackend
-from daemon.llm.limit import Limited
-from daemon.netguard import check_url
+from daemon.llm.configured import build_router
+from daemon.llm.router import Router
 from daemon.notify import Notifier
 from daemon.plugins import registry
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
@@ -51,22 +49,16 @@ class OnceReport:
 class App:
     """One gristmill instance: the store, the loaded workflows and the machinery around them."""
 
-    def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
+    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
+        # Every configured server behind one router: the runner's backend and the pool's outage gate.
+        self.router = self.backend = self.gate = router or build_router(settings)
         self.reload()
-        if backend is None:
-            check_url(
-                settings.ollama_url, allowed=settings.allow_remote_model,
-                what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
-            )  # fmt: skip  (keyword arguments read as one sentence)
-            backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
-        self.backend = Limited(backend, settings.concurrency)
-        self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
         collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
         self.runner = Runner(
@@ -74,7 +66,7 @@ class App:
             settings=settings, post=self._post, scheduled=collector.scope,
         )  # fmt: skip  (keyword arguments read as one sentence)
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
+            self.store, self.runner, size=self.router.slots + 1, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
         )  # fmt: skip  (keyword arguments read as one sentence)
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
@@ -85,7 +77,7 @@ class App:
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
-        loaded, self.errors = load_workflows(self.settings.workflows)
+        loaded, self.errors = load_workflows(self.settings.workflows, servers=self.router.by_name)
         for error in self.errors:
             log.error("%s", error)
         self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
@@ -151,7 +143,9 @@ class App:
         if not self.pool.is_idle():
             return False
         due = self.store.next_due()
-        return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
+        # Idle with a server away: what is left waits for it (runs for the servers that are up were taken).
+        waiting = due is not None and self.router.partly_down
+        return due is None or waiting or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
 
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
@@ -168,10 +162,9 @@ class App:
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
-        log.info(
-            "gristmill ready: %d workflows, %d files found at start, model server %s",
-            len(self.workflows), queued, self.settings.ollama_url,
-        )
+        servers = ", ".join(f"{u.name} {u.config.url} ({u.slots} slots)" for u in self.router.upstreams)
+        log.info("gristmill ready: %d workflows, %d files found at start, model servers: %s",
+                 len(self.workflows), queued, servers)  # fmt: skip
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()
@@ -215,9 +208,11 @@ class App:
 
     def _status(self) -> str:
         counts = self.store.counts()
-        model = f"model server away ({self.gate.reason})" if self.gate.is_down else "model server up"
+        away = [u.name for u in self.router.upstreams if u.gate.is_down]
+        model = f"model servers away: {', '.join(away)}" if away else "model servers up"
         return (f"{counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued, "
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.router.close()
         self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from daemon.actions.chain import RunWorkflow
 from daemon.actions.files import CopyTo, Keep, MoveTo
 from daemon.actions.webhook import Webhook
-from daemon.llm.servers import OllamaServer
+from daemon.llm.servers import OllamaServer, OpenAIServer
 from daemon.plugins import Registry
 from daemon.schedule.scheduler import ScheduleKind
 from daemon.steps.classify import Classify
@@ -25,4 +25,5 @@ def register(registry: Registry) -> None:
         registry.add_trigger(trigger)
     for action in (MoveTo(), CopyTo(), RunWorkflow(), Webhook(), Keep()):
         registry.add_action(action)
-    registry.add_server(OllamaServer())
+    for server in (OllamaServer(), OpenAIServer()):
+        registry.add_server(server)

@@ -50,3 +50,12 @@ EXTRACT_MEMORY_MB = 1024
 
 CONTEXT_TOKENS = 8192
 """num_ctx sent for long prompts when a workflow's options set none."""
+
+SERVER_SLOTS = 1
+"""Calls in flight at once on a named server (Ollama's OLLAMA_NUM_PARALLEL is often 1)."""
+
+KEEP_ALIVE = "30m"
+"""How long Ollama keeps a model loaded after a call, so sparse runs do not reload it."""
+
+MODEL_LIST_SECONDS = 60.0
+"""How often the router asks each server again which models it has."""

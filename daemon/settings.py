@@ -6,13 +6,14 @@ No other module reads the environment; everything else receives a `Settings` obj
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,11 +26,49 @@ from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 
 DEFAULT_CONFIG_NAME = "gristmill.toml"
+LOCAL_SERVER = "local"
+_SERVER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Ollama's keep_alive: seconds, or Go durations such as 30m, 1h30m, 90s; negative keeps the model loaded.
+_KEEP_ALIVE = re.compile(r"-?(\d+|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)")
 
 
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
+
+
+class ServerConfig(BaseModel):
+    """One model server: `[servers.NAME]` in gristmill.toml, or an entry of GRISTMILL_SERVERS (JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""  # the table's key; filled in by Settings
+    kind: str = "ollama"  # a registered ServerKind (daemon/llm/servers.py)
+    url: str
+    slots: int = Field(defaults.SERVER_SLOTS, ge=1, le=256)
+    # The NAME of an environment variable holding the API key; the key itself is never stored or logged.
+    api_key_env: str | None = None
+    _url_setting: str = PrivateAttr("")  # where the user sets the URL, for messages
+
+    @property
+    def url_setting(self) -> str:
+        """The setting a user edits to change this server's URL."""
+        return self._url_setting or f"servers.{self.name}.url"
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"'{value}' is not an environment variable name; give the NAME of the variable, not the key")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"'{value}' is not an http:// or https:// URL")
+        return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -41,6 +80,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     workflows: Path = Path("workflows")
     ollama_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL)
+    # Named model servers; none: one server `local` at ollama_url with `concurrency` slots.
+    servers: dict[str, ServerConfig] = {}
     model: str = defaults.MODEL
     concurrency: int = Field(defaults.CONCURRENCY, ge=1, le=256)
     allow_remote_model: bool = False
@@ -63,6 +104,46 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    keep_alive: str = defaults.KEEP_ALIVE
+
+    @field_validator("ollama_url", mode="after")
+    @classmethod
+    def _ollama_host(cls, value: str) -> str:
+        # OLLAMA_HOST is often a bare host[:port] ("0.0.0.0", "127.0.0.1:11434"); read it as Ollama does.
+        url = value.strip()
+        if "://" not in url:
+            url = f"http://{url}"
+            if not re.search(r":\d+$", url):
+                url += ":11434"
+        if not re.match(r"https?://[^/\s]+", url):
+            raise ValueError(f"'{value}' is not a URL such as http://127.0.0.1:11434")
+        return url.rstrip("/")
+
+    @field_validator("servers", mode="after")
+    @classmethod
+    def _named(cls, value: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
+        for name in value:
+            if not _SERVER_NAME.fullmatch(name):
+                raise ValueError(f"'{name}' is not a server name; use lowercase letters, digits, - and _")
+        return {name: server.model_copy(update={"name": name}) for name, server in value.items()}
+
+    @field_validator("model", mode="after")
+    @classmethod
+    def _pinned_server_exists(cls, value: str, info: ValidationInfo) -> str:
+        names = set(info.data.get("servers") or ()) or {LOCAL_SERVER}
+        model, at, server = value.rpartition("@")
+        if at and server not in names:
+            raise ValueError(f"'{server}' after @ is not a configured server ({', '.join(sorted(names))})")
+        return value
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _keep_alive(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(int(value))
+        if isinstance(value, str) and not _KEEP_ALIVE.fullmatch(value.strip()):
+            raise ValueError(f"'{value}' is not a duration; use seconds or a duration such as 30m, 2h or -1 (forever)")
+        return value
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
@@ -76,6 +157,21 @@ class Settings(BaseSettings):
         if lease is not None and value >= lease:
             raise ValueError(f"it must be shorter than lease_seconds ({lease}), or leases lapse while runs are alive")
         return value
+
+    @property
+    def model_servers(self) -> dict[str, ServerConfig]:
+        """Every model server by name: the `servers` table, else `local` at ollama_url."""
+        if self.servers:
+            return dict(self.servers)
+        local = ServerConfig(name=LOCAL_SERVER, kind="ollama", url=self.ollama_url, slots=self.concurrency)
+        local._url_setting = "GRISTMILL_OLLAMA_URL"
+        return {LOCAL_SERVER: local}
+
+    @property
+    def keep_alive_value(self) -> int | str:
+        """keep_alive as Ollama takes it: a number of seconds, or a duration string."""
+        text = self.keep_alive.strip()
+        return int(text) if text.lstrip("-").isdigit() else text
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -146,8 +242,8 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         origin = f" in {path}" if path else ""
-        raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg']}", path
-        ) from exc
+        env = f"GRISTMILL_{str(err['loc'][0]).upper()}" if err["loc"] else "GRISTMILL_*"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting '{key}'{origin} (env {env}) is invalid: {message}", path) from exc
     finally:
         _CONFIG_FILE.pop("path", None)

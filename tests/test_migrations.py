@@ -23,6 +23,7 @@ from daemon.store.db import make_engine
 from daemon.store.tables import metadata
 
 REPO = Path(daemon.__file__).resolve().parent.parent
+HEAD = "0005"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -64,6 +65,8 @@ CALLS_COLUMNS = [
     ("eval_duration_ns", "BIGINT", True),
     ("wall_ms", "FLOAT", True),
     ("started_at", "DATETIME", False),
+    ("server", "TEXT", True),
+    ("done_reason", "TEXT", True),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
 
@@ -161,7 +164,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0001"
+    assert migrate.head() == HEAD
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -176,7 +179,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == "0001"
+    assert migrate.current(engine) == HEAD
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -199,7 +202,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0001"
+    assert done.stdout.strip() == HEAD
     assert list(elsewhere.iterdir()) == []
 
 
@@ -220,7 +223,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0001"]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), HEAD]
 
 
 def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
@@ -235,7 +238,7 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(f"sqlite:///{db_path}")
-    assert migrate.current(engine) == "0001"
+    assert migrate.current(engine) == HEAD
     engine.dispose()
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
-from daemon.engine.outage import OutageGate
+from daemon.engine.outage import Gate
 from daemon.engine.runner import Runner
 from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
 from daemon.store import RunStore
@@ -37,7 +37,7 @@ class WorkerPool:
         runner: Runner,
         *,
         size: int,
-        gate: OutageGate,
+        gate: Gate,
         workflows: Callable[[], Mapping[str, Workflow]],
         lease_seconds: float = defaults.LEASE_SECONDS,
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
@@ -180,7 +180,7 @@ class WorkerPool:
             self.gate.end_probe()
             log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
-            delay = self.gate.down(exc.message)
+            delay = self.gate.down(exc.message, exc.retry_after)
             not_before = self.clock() + timedelta(seconds=delay)
             self.store.release(run.id, self.owner, not_before=not_before, error=exc.message, refund_attempt=True)
         except GristmillError as exc:

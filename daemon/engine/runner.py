@@ -149,7 +149,8 @@ class Runner:
         if not any(step.kind.calls_model for step in workflow.steps):
             return
         model = workflow.model or self.settings.model
-        if "vision" not in self.backend.info(model).capabilities:
+        capabilities = self.backend.info(model).capabilities
+        if capabilities is not None and "vision" not in capabilities:  # None: the server does not say
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
                 f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
@@ -168,7 +169,7 @@ class Runner:
 
         return Asker(
             backend=self.backend, record=record, model=workflow.model or self.settings.model,
-            options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
+            options=dict(workflow.options), step_id=step_id,
         )  # fmt: skip  (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from daemon.errors import WorkflowError
+from daemon.llm.modelref import unknown_server
 from daemon.workflow.schema import Workflow
 
 Key = tuple[str | int, ...]
@@ -235,8 +237,13 @@ def _line_of(loc: Key, lines: dict[Key, int]) -> int | None:
     return None
 
 
-def load_workflows(folder: Path) -> tuple[dict[str, Workflow], list[WorkflowError]]:
-    """Every workflow file in `folder` by name, and an error for each file that could not be used."""
+def load_workflows(
+    folder: Path, servers: Collection[str] | None = None
+) -> tuple[dict[str, Workflow], list[WorkflowError]]:
+    """Every workflow file in `folder` by name, and an error for each file that could not be used.
+
+    With `servers` (the configured model servers' names), a `model: NAME@SERVER` must name one of them.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return {}, [WorkflowError(folder, "the workflows folder does not exist or is not a folder")]
@@ -247,6 +254,9 @@ def load_workflows(folder: Path) -> tuple[dict[str, Workflow], list[WorkflowErro
             workflow, lines = _load(path)
         except WorkflowError as exc:
             errors.append(exc)
+            continue
+        if servers is not None and workflow.model and (problem := unknown_server(workflow.model, servers)):
+            errors.append(WorkflowError(path, problem, lines.get(("model",)), "model"))
             continue
         if workflow.name in loaded:
             other = loaded[workflow.name][0].source
