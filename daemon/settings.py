@@ -195,8 +195,18 @@ class Settings(BaseSettings):
         toml_path = _CONFIG_FILE.get("path")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            sources.append(_FileSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+
+class _FileSource(TomlConfigSettingsSource):
+    """gristmill.toml; its `[servers]` tables give way to GRISTMILL_SERVERS as a whole (not merged with it)."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        if os.environ.get("GRISTMILL_SERVERS"):
+            data.pop("servers", None)
+        return data
 
 
 # settings_customise_sources is a classmethod with no per-call argument; load_settings hands it the

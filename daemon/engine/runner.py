@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.actions import ActionServices
-from daemon.domain import ModelCall, Origin, Run
 from daemon.documents import read_document
+from daemon.domain import ModelCall, Origin, Run
 from daemon.engine.context import RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
