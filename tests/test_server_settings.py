@@ -78,7 +78,7 @@ def test_without_servers_there_is_local_at_the_ollama_url(env):
     ({"a": {"url": "127.0.0.1:1"}}, "is not an http:// or https:// URL"),
     ({"a": {"url": "http://127.0.0.1:1", "slots": 0}}, "servers.a.slots"),
     ({"a": {"url": "http://127.0.0.1:1", "api_key_env": "sk-123 secret"}}, "give the NAME of the variable"),
-    ({"a": {"url": "http://127.0.0.1:1", "colour": "red"}}, "servers.a.colour"),
+    ({"a": {"url": "http://127.0.0.1:1", "colour": "red"}}, "'servers.a' from the environment (GRISTMILL_SERVERS) is invalid: 'colour' is not one of its keys"),
 ])  # fmt: skip
 def test_a_bad_server_is_one_sentence_naming_it(env, servers, message):
     env.setenv("GRISTMILL_SERVERS", json.dumps(servers))

@@ -8,9 +8,10 @@ from daemon.actions.webhook import check_webhook
 from daemon.commands.survey import ServerStatus, loaded_line, survey
 from daemon.llm.base import listed
 from daemon.llm.modelref import parse_model
-from daemon.netguard import RemoteRefused, is_local
+from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -37,7 +38,10 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
-    code = max(code, _webhooks(workflows.values(), echo), _data_at_rest(settings, echo))
+    nets = settings.local_networks
+    code = max(code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo))
+    if nets:
+        echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
     statuses = [survey(config, settings, detailed=False) for config in servers.values()]
     for status in statuses:
         code = max(code, _server(status, settings, echo))
@@ -52,7 +56,7 @@ def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None
     if status.refused or status.kind is None:
         echo(f"error: {status.error}")
         return INVALID
-    if is_local(config.url):
+    if is_local(config.url, settings.local_networks):
         echo(f"server {name}: model traffic goes to {config.url}, on this machine or the local network")
     else:
         echo(f"warning: server {name}: model traffic goes to {config.url}, a remote server "
@@ -63,7 +67,7 @@ def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None
         echo(f"error: {status.error}{hint}")
         return FAILED
     version = f", version {status.version}" if status.version else ""
-    echo(f"server {name} ({config.kind}, {config.slots} slots): up{version}, {len(status.models)} models")
+    echo(f"server {name} ({config.kind}, {count(config.slots, 'slot')}): up{version}, {count(len(status.models), 'model')}")
     for model in status.loaded:
         echo(f"server {name}: loaded now: {loaded_line(model)}")
     return OK
@@ -93,12 +97,12 @@ def _models(
     return code
 
 
-def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: Iterable[Network] = ()) -> int:
     """Say where each webhook sends run data; a remote one not allowed by its workflow is an error."""
     code = OK
     for workflow in sorted(workflows, key=lambda w: w.name):
         for url in sorted(webhook_urls(workflow)):
-            if is_local(url):
+            if is_local(url, nets):
                 echo(f"workflow {workflow.name}: webhook traffic goes to {url}, on this machine or the local network")
             elif workflow.allow_remote_webhooks:
                 echo(f"warning: workflow {workflow.name}: webhook traffic goes to {url}, a remote server "

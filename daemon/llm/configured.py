@@ -28,7 +28,7 @@ def guard(config: ServerConfig, settings: Settings) -> None:
     """The privacy guard for one server's URL (raises RemoteRefused)."""
     check_url(
         config.url, allowed=settings.allow_remote_model, what=f"the model server '{config.name}' at",
-        how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
+        how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true", local_networks=settings.local_networks,
     )  # fmt: skip  (keyword arguments read as one sentence)
 
 

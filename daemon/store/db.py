@@ -108,8 +108,10 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _prepare_file(path: Path) -> None:
-    if not path.parent.exists():
+    try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the database folder {path.parent}: {exc.strerror}") from exc
     try:
         # An empty file is a valid SQLite database; creating it here fixes its mode, and SQLite
         # gives the -wal and -shm files the same one.
