@@ -53,7 +53,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
 def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None]) -> int:
     """One server: where its traffic goes, whether it answers as its kind, what it has loaded."""
     config, name = status.config, status.config.name
-    if status.refused or status.kind is None:
+    if status.refused or status.invalid or status.kind is None:
         echo(f"error: {status.error}")
         return INVALID
     if is_local(config.url, settings.local_networks):
@@ -62,8 +62,7 @@ def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None
         echo(f"warning: server {name}: model traffic goes to {config.url}, a remote server "
              "(GRISTMILL_ALLOW_REMOTE_MODEL=true)")  # fmt: skip
     if not status.up:
-        hint = f"; {status.kind.start_hint} or point {config.url_setting} at it" if "answers but" not in (
-            status.error or "") else ""  # fmt: skip
+        hint = "" if status.impostor else f"; {status.kind.start_hint} or point {config.url_setting} at it"
         echo(f"error: {status.error}{hint}")
         return FAILED
     version = f", version {status.version}" if status.version else ""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from daemon.errors import GristmillError, ModelError
+from daemon.errors import GristmillError, ModelError, NotAModelServer
 from daemon.llm.base import LoadedModel, ModelInfo
 from daemon.llm.configured import kind_of
 from daemon.llm.servers import ServerKind
@@ -26,6 +26,8 @@ class ServerStatus:
     version: str | None = None
     error: str | None = None
     refused: bool = False  # the remote guard refused its URL: nothing was sent
+    invalid: bool = False  # its settings are wrong (kind, api_key_env): nothing was sent
+    impostor: bool = False  # the URL answers, but as something else
     models: list[ModelInfo] = field(default_factory=list)
     loaded: list[LoadedModel] = field(default_factory=list)
 
@@ -53,12 +55,12 @@ def survey(config: ServerConfig, settings: Settings, *, detailed: bool) -> Serve
     except RemoteRefused as exc:
         return ServerStatus(config, None, error=str(exc), refused=True)
     except GristmillError as exc:
-        return ServerStatus(config, None, error=str(exc))
+        return ServerStatus(config, None, error=str(exc), invalid=True)
     status = ServerStatus(config, kind)
     try:
         backend = kind.backend(config, settings)
     except GristmillError as exc:
-        status.error = str(exc)
+        status.error, status.invalid = str(exc), True
         return status
     try:
         status.version = backend.version()
@@ -66,7 +68,7 @@ def survey(config: ServerConfig, settings: Settings, *, detailed: bool) -> Serve
         status.models = backend.catalog() if detailed else [ModelInfo(name) for name in backend.list_models()]
         status.loaded = backend.loaded()
     except ModelError as exc:
-        status.error = str(exc)
+        status.error, status.impostor = str(exc), isinstance(exc, NotAModelServer)
     finally:
         backend.close()
     return status
