@@ -72,7 +72,9 @@ class ServerConfig(BaseModel):
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.fullmatch(value):
-            raise ValueError(f"'{value}' is not an environment variable name; give the NAME of the variable, not the key")
+            raise ValueError(
+                f"'{value}' is not an environment variable name; give the NAME of the variable, not the key"
+            )
         return value
 
     @field_validator("url")
@@ -184,7 +186,8 @@ class Settings(BaseSettings):
         """Every model server by name: the `servers` table, else `local` at ollama_url."""
         if self.servers:
             return dict(self.servers)
-        local = ServerConfig(name=LOCAL_SERVER, kind="ollama", url=_with_scheme(self.ollama_url), slots=self.concurrency)
+        url = _with_scheme(self.ollama_url)
+        local = ServerConfig(name=LOCAL_SERVER, kind="ollama", url=url, slots=self.concurrency)
         local._url_setting = "GRISTMILL_OLLAMA_URL"
         return {LOCAL_SERVER: local}
 

@@ -78,7 +78,8 @@ def test_without_servers_there_is_local_at_the_ollama_url(env):
     ({"a": {"url": "127.0.0.1:1"}}, "is not an http:// or https:// URL"),
     ({"a": {"url": "http://127.0.0.1:1", "slots": 0}}, "servers.a.slots"),
     ({"a": {"url": "http://127.0.0.1:1", "api_key_env": "sk-123 secret"}}, "give the NAME of the variable"),
-    ({"a": {"url": "http://127.0.0.1:1", "colour": "red"}}, "'servers.a' from the environment (GRISTMILL_SERVERS) is invalid: 'colour' is not one of its keys"),
+    ({"a": {"url": "http://127.0.0.1:1", "colour": "red"}},
+     "'servers.a' from the environment (GRISTMILL_SERVERS) is invalid: 'colour' is not one of its keys"),
 ])  # fmt: skip
 def test_a_bad_server_is_one_sentence_naming_it(env, servers, message):
     env.setenv("GRISTMILL_SERVERS", json.dumps(servers))
@@ -131,10 +132,8 @@ def test_an_api_key_is_never_stored_logged_or_recorded(tmp_path):
     with StandinServer(StandinConfig(api="openai", api_key=key)) as server:
         home = make_home(tmp_path, f"http://127.0.0.1:{free_port()}")
         home.use_example("sort-inbox.yaml")
-        home.extra_env.update(
-            GRISTMILL_SERVERS=json.dumps({"lm": {"kind": "openai", "url": f"{server.url}/v1", "api_key_env": "LM_KEY"}}),
-            LM_KEY=key,
-        )  # fmt: skip
+        lm = {"kind": "openai", "url": f"{server.url}/v1", "api_key_env": "LM_KEY"}
+        home.extra_env.update(GRISTMILL_SERVERS=json.dumps({"lm": lm}), LM_KEY=key)
         home.drop("letter.txt", LETTER)
         ran = home.cli("run", "--once")
         checked = home.cli("check")

@@ -34,11 +34,13 @@ def sorted_inbox(home: Home) -> dict[str, dict]:
     for run in home.runs():
         shown = json.loads(home.cli("show", str(run["id"]), "--json", check=True).stdout)
         outcome[Path(run["input"]).name] = {
-            "status": run["status"], "attempts": run["attempts"], "label": run["outputs"]["kind"]["label"],
+            "status": run["status"],
+            "attempts": run["attempts"],
+            "label": run["outputs"]["kind"]["label"],
             "summary": run["outputs"]["summary"]["text"],
             "destination": str(Path(run["outputs"]["filed"]["destination"]).relative_to(home.root)),
             "servers": {c["server"] for c in shown["calls"]},
-        }  # fmt: skip
+        }
     return outcome
 
 
@@ -105,9 +107,14 @@ def test_models_lists_every_server_and_pull_shows_progress(tmp_path, standin):
     gpu, old = listed
     assert (gpu["server"], gpu["up"], gpu["version"], gpu["slots"]) == ("gpu", True, "0.12.6", 4)
     assert gpu["models"][0] | {"size": None} == {
-        "name": "llama3.2:latest", "size": None, "parameter_size": "3.2B", "quantisation": "Q4_K_M",
-        "context_length": 8192, "capabilities": ["completion"], "loaded": None,
-    }  # fmt: skip
+        "name": "llama3.2:latest",
+        "size": None,
+        "parameter_size": "3.2B",
+        "quantisation": "Q4_K_M",
+        "context_length": 8192,
+        "capabilities": ["completion"],
+        "loaded": None,
+    }
     assert (old["server"], old["up"], old["models"]) == ("old", False, [])
     assert "unreachable" in old["error"]
 

@@ -66,7 +66,8 @@ def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None
         echo(f"error: {status.error}{hint}")
         return FAILED
     version = f", version {status.version}" if status.version else ""
-    echo(f"server {name} ({config.kind}, {count(config.slots, 'slot')}): up{version}, {count(len(status.models), 'model')}")
+    slots, models = count(config.slots, "slot"), count(len(status.models), "model")
+    echo(f"server {name} ({config.kind}, {slots}): up{version}, {models}")
     for model in status.loaded:
         echo(f"server {name}: loaded now: {loaded_line(model)}")
     return OK

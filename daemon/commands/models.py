@@ -46,9 +46,12 @@ def _table(status: ServerStatus) -> Table:
     loaded = {m.name for m in status.loaded}
     for model in status.models:
         table.add_row(
-            model.name, f"{model.size / GB:.1f} GB" if model.size else "—", model.parameter_size or "—",
-            model.quantisation or "—", str(model.context_length or "—"),
+            model.name,
+            f"{model.size / GB:.1f} GB" if model.size else "—",
+            model.parameter_size or "—",
+            model.quantisation or "—",
+            str(model.context_length or "—"),
             ", ".join(sorted(model.capabilities)) if model.capabilities is not None else "—",
             "yes" if model.name in loaded else "",
-        )  # fmt: skip  (one row)
+        )
     return table

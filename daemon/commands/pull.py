@@ -39,7 +39,9 @@ def choose_server(settings: Settings, name: str | None) -> tuple[ServerConfig, S
         (config,) = pulling
     kind = kind_of(config)
     if not kind.pulls:
-        raise CannotPull(f"server '{config.name}' is {kind.title}, which gristmill cannot pull onto: {kind.models_hint}")
+        raise CannotPull(
+            f"server '{config.name}' is {kind.title}, which gristmill cannot pull onto: {kind.models_hint}"
+        )
     return config, kind
 
 
@@ -49,8 +51,12 @@ def pull(settings: Settings, model: str, server: str | None, console: Console) -
     guard(config, settings)
     backend = kind.backend(config, settings)
     columns = (
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     layers: dict[str, TaskID] = {}
     said = None
     try:

@@ -39,10 +39,15 @@ class ServerStatus:
         """The server as `models --json` prints it."""
         loaded = {m.name: m for m in self.loaded}
         return {
-            "server": self.config.name, "kind": self.config.kind, "url": self.config.url, "slots": self.config.slots,
-            "up": self.up, "version": self.version, "error": self.error,
+            "server": self.config.name,
+            "kind": self.config.kind,
+            "url": self.config.url,
+            "slots": self.config.slots,
+            "up": self.up,
+            "version": self.version,
+            "error": self.error,
             "models": [_model_json(m, loaded.get(m.name)) for m in self.models],
-        }  # fmt: skip  (one record)
+        }
 
 
 def survey(config: ServerConfig, settings: Settings, *, detailed: bool) -> ServerStatus:
@@ -86,14 +91,21 @@ def loaded_line(model: LoadedModel) -> str:
 
 def _model_json(model: ModelInfo, loaded: LoadedModel | None) -> dict[str, Any]:
     return {
-        "name": model.name, "size": model.size, "parameter_size": model.parameter_size,
-        "quantisation": model.quantisation, "context_length": model.context_length,
+        "name": model.name,
+        "size": model.size,
+        "parameter_size": model.parameter_size,
+        "quantisation": model.quantisation,
+        "context_length": model.context_length,
         "capabilities": None if model.capabilities is None else sorted(model.capabilities),
-        "loaded": None if loaded is None else {
-            "context_length": loaded.context_length, "size": loaded.size, "size_vram": loaded.size_vram,
+        "loaded": None
+        if loaded is None
+        else {
+            "context_length": loaded.context_length,
+            "size": loaded.size,
+            "size_vram": loaded.size_vram,
             "expires_at": loaded.expires_at.isoformat() if loaded.expires_at else None,
         },
-    }  # fmt: skip  (one record)
+    }
 
 
 def _local(moment: datetime) -> str:

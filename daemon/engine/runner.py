@@ -153,7 +153,8 @@ class Runner:
         if capabilities is not None and "vision" not in capabilities:  # None: the server does not say
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, "
+                "e.g. llama3.2-vision or gemma3"
             )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:

@@ -111,7 +111,9 @@ class Asker:
             )
         return again
 
-    def _send(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, options: dict[str, Any]) -> ModelCall:
+    def _send(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, options: dict[str, Any]
+    ) -> ModelCall:
         call = ModelCall(model=self.model, messages=messages, options=dict(options), format=schema,
                          step_id=self.step_id)  # fmt: skip
         try:

@@ -97,7 +97,7 @@ class ModelBackend(ABC):
         """Download a model onto the server, yielding progress; only servers whose kind `pulls`."""
         raise UsageError(f"the server at {self.url} cannot pull models")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most backends hold connections, some hold none)
         """Release connections."""
 
 

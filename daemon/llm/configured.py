@@ -27,9 +27,12 @@ def kind_of(config: ServerConfig) -> ServerKind:
 def guard(config: ServerConfig, settings: Settings) -> None:
     """The privacy guard for one server's URL (raises RemoteRefused)."""
     check_url(
-        config.url, allowed=settings.allow_remote_model, what=f"the model server '{config.name}' at",
-        how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true", local_networks=settings.local_networks,
-    )  # fmt: skip  (keyword arguments read as one sentence)
+        config.url,
+        allowed=settings.allow_remote_model,
+        what=f"the model server '{config.name}' at",
+        how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
+        local_networks=settings.local_networks,
+    )
 
 
 def upstream(config: ServerConfig, settings: Settings) -> Upstream:

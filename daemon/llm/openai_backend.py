@@ -112,9 +112,7 @@ class OpenAIBackend(ModelBackend):
         if self._usage_option:
             extra["stream_options"] = {"include_usage": True}
         sent = {_OPTIONS[k]: v for k, v in call.options.items() if k in _OPTIONS}
-        stream = self._client.chat.completions.create(
-            model=call.model, messages=messages, stream=True, **sent, **extra
-        )
+        stream = self._client.chat.completions.create(model=call.model, messages=messages, stream=True, **sent, **extra)
         _gather(call, stream, start, lambda what: wire.not_a_server(self.server, TITLE, what))
 
     def window(self, model: str, options: dict[str, Any]) -> int:
@@ -196,9 +194,12 @@ class OpenAIBackend(ModelBackend):
 
     def _missing(self, model: str) -> ModelMissing:
         return ModelMissing(
-            model, self.url, where=f"the model server '{self.server.name}' ({self.url})",
-            fix="load or download it in that server (LM Studio: lms get / lms load; llama-server: -m FILE; vLLM: --model)",
-        )  # fmt: skip
+            model,
+            self.url,
+            where=f"the model server '{self.server.name}' ({self.url})",
+            fix="load or download it in that server (LM Studio: lms get / lms load; llama-server: -m FILE; "
+            "vLLM: --model)",
+        )
 
 
 def _gather(call: ModelCall, stream: Any, start: float, impostor: Any) -> None:

@@ -55,9 +55,13 @@ class OllamaServer(ServerKind):
         from daemon.llm.ollama_backend import OllamaBackend
 
         return OllamaBackend(
-            server, timeout=settings.model_timeout, connect_timeout=settings.connect_timeout,
-            keep_alive=settings.keep_alive_value, context_tokens=settings.context_tokens, api_key=api_key(server),
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            server,
+            timeout=settings.model_timeout,
+            connect_timeout=settings.connect_timeout,
+            keep_alive=settings.keep_alive_value,
+            context_tokens=settings.context_tokens,
+            api_key=api_key(server),
+        )
 
 
 class OpenAIServer(ServerKind):
@@ -76,6 +80,9 @@ class OpenAIServer(ServerKind):
         from daemon.llm.openai_backend import OpenAIBackend
 
         return OpenAIBackend(
-            server, timeout=settings.model_timeout, connect_timeout=settings.connect_timeout,
-            context_tokens=settings.context_tokens, api_key=api_key(server),
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            server,
+            timeout=settings.model_timeout,
+            connect_timeout=settings.connect_timeout,
+            context_tokens=settings.context_tokens,
+            api_key=api_key(server),
+        )

@@ -77,7 +77,9 @@ class StructuredWays:
             if weaker is None:
                 return None
             self.current = weaker
-        how = "json_object with the schema in the prompt" if weaker is Structured.JSON_OBJECT else "the schema in the prompt"
+        how = "the schema in the prompt"
+        if weaker is Structured.JSON_OBJECT:
+            how = f"json_object with {how}"
         log.warning("the model server '%s' refuses response_format %s (%s); asking with %s from now on",
                     self.server, way.value, reason, how)  # fmt: skip
         return weaker
