@@ -10,6 +10,7 @@ from rich.table import Table
 
 from daemon.commands.survey import GB, ServerStatus, loaded_line, survey
 from daemon.settings import Settings
+from daemon.words import count
 
 
 def server_statuses(settings: Settings) -> list[ServerStatus]:
@@ -30,8 +31,8 @@ def print_models(console: Console, statuses: list[ServerStatus], echo: Callable[
             echo(f"{config.name} ({config.kind}, {config.url}): down: {status.error}")
             continue
         version = f"version {status.version}, " if status.version else ""
-        echo(f"{config.name} ({config.kind}, {config.url}): up, {version}{config.slots} slots, "
-             f"{len(status.models)} models")  # fmt: skip
+        slots, models = count(config.slots, "slot"), count(len(status.models), "model")
+        echo(f"{config.name} ({config.kind}, {config.url}): up, {version}{slots}, {models}")
         if status.models:
             console.print(_table(status))
         for model in status.loaded:
