@@ -185,3 +185,10 @@ def test_a_url_that_is_no_model_server_is_down_and_the_other_answers(pair):
     assert chat(router).server == "b"
     reason = router.by_name["a"].gate.reason
     assert "answers but is not an Ollama server" in reason and "<" not in reason
+
+
+def test_workers_follow_the_slots_of_all_servers():
+    from daemon.app import workers_for
+
+    # one spare worker per four slots (at least one) files and records while the others hold the model
+    assert [workers_for(slots) for slots in (1, 2, 4, 8, 16)] == [2, 3, 5, 10, 20]
