@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 import ollama
 
+from bench import dashboard
 from bench.harness import BenchHome, Daemon, wait_until
 
 CLASSIFY_WORKFLOW = """\
@@ -53,10 +54,13 @@ class Sizes:
     backlog_files: int = 10_000
     idle_seconds: float = 60.0
     startups: int = 5
+    dashboard_runs: int = 100_000
+    page_requests: int = 9
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2)
+        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
+                   dashboard_runs=500, page_requests=2)  # fmt: skip
 
 
 @contextmanager
@@ -248,4 +252,7 @@ SCENARIOS = {
     "backlog": backlog,
     "idle": idle,
     "startup": startup,
+    "dashboard_idle": dashboard.dashboard_idle,
+    "dashboard_startup": dashboard.dashboard_startup,
+    "dashboard_pages": dashboard.dashboard_pages,
 }

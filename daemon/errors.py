@@ -64,6 +64,10 @@ class UnsafePathError(GristmillError):
         self.path, self.base = path, base
 
 
+class Unavailable(GristmillError):
+    """A service a run needs besides the model (a mail server) is away: the run waits, no attempt used."""
+
+
 class ModelError(GristmillError):
     """Anything that went wrong talking to the model."""
 
@@ -167,7 +171,7 @@ class MailboxError(GristmillError):
         self.mailbox = mailbox
 
 
-class MailboxUnavailable(MailboxError):
+class MailboxUnavailable(MailboxError, Unavailable):
     """The mail server could not be reached or dropped the connection; an outage, retried with backoff."""
 
 

@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from daemon.actions import make_action
 from daemon.durations import parse_duration
 from daemon.errors import WorkflowError
-from daemon.actions import make_action
 from daemon.steps.extract import ExtractSpec
 from daemon.workflow import Workflow, load_workflow, load_workflows
 
@@ -249,7 +250,7 @@ def test_models_work_without_a_file() -> None:
     assert wf.step("route").kind.name == "route"
     with pytest.raises(KeyError):
         wf.step("nope")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         wf.name = "y"  # frozen
 
 
@@ -325,7 +326,7 @@ ERRORS = {
                        "steps: [summarise: ]\n", 3, "trigger.schedule", "exactly one of cron or every"),
     "watch and schedule": ("name: t\ntrigger:\n  watch: {path: x}\n  schedule: {every: 5m}\n"
                            "steps: [summarise: ]\n",
-                           2, "trigger", "exactly one of watch or schedule"),
+                           2, "trigger", "exactly one of watch, schedule, mailbox or http"),
     "depth without recursive": ("name: t\ntrigger:\n  watch:\n    path: x\n    depth: 2\n"
                                 "steps: [summarise: ]\n",
                                 5, "trigger.watch.depth", "recursive: true"),

@@ -11,6 +11,7 @@ from daemon.llm.modelref import parse_model
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.triggers import Level
 from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
@@ -39,7 +40,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         echo(f"error: {error}")
         code = INVALID
     nets = settings.local_networks
-    code = max(code, _webhooks(workflows.values(), echo, nets), _data_at_rest(settings, echo))
+    code = max(code, _webhooks(workflows.values(), echo, nets), _triggers(workflows.values(), echo))
+    code = max(code, _data_at_rest(settings, echo))
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
     statuses = [survey(config, settings, detailed=False) for config in servers.values()]
@@ -113,6 +115,21 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: 
                 except RemoteRefused as exc:
                     echo(f"error: {exc}")
                 code = INVALID
+    return code
+
+
+_CODES = {Level.OK: OK, Level.WARNING: OK, Level.FAILED: FAILED, Level.INVALID: INVALID}
+_PREFIX = {Level.OK: "", Level.WARNING: "warning: ", Level.FAILED: "error: ", Level.INVALID: "error: "}
+
+
+def _triggers(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """What each trigger kind finds of its workflows: secrets set, mailboxes reachable, hook paths distinct."""
+    code = OK
+    for name, kind in registry().triggers.items():
+        mine = [w for w in workflows if w.trigger.kind.name == name]
+        for finding in kind.diagnose(mine) if mine else []:
+            echo(_PREFIX[finding.level] + finding.message)
+            code = max(code, _CODES[finding.level])
     return code
 
 

@@ -79,8 +79,11 @@ class OutageGate:
         """Note a failure; return how long to wait before the next try."""
         with self._lock:
             if self._failures == 0:
-                log.warning("model server '%s' unavailable: %s; its calls go to another server that has the model "
-                            "or wait, and it is tried again with backoff", self.name, reason)  # fmt: skip
+                log.warning(
+                    "model server '%s' unavailable: %s; its calls go to another server that has the model or wait, "
+                    "and it is tried again with backoff", self.name, reason,
+                    extra={"server": self.name, "outcome": "unavailable"},
+                )  # fmt: skip
             self._failures += 1
             delay = min(self.cap, self.base * 2 ** (self._failures - 1))
             delay = delay * (0.5 + self.jitter() / 2)
@@ -94,7 +97,7 @@ class OutageGate:
         with self._lock:
             if self._failures:
                 log.warning("the model server is back: '%s' at %s answered after %d failed tries; resuming",
-                            self.name, self.url, self._failures)  # fmt: skip
+                            self.name, self.url, self._failures, extra={"server": self.name, "outcome": "back"})  # fmt: skip
             self._failures, self._probing, self.reason = 0, False, None
 
     def peek(self) -> float:

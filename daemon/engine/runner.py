@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon import metrics
 from daemon.actions import ActionServices
 from daemon.documents import read_document
 from daemon.domain import ModelCall, Origin, Run
@@ -92,6 +93,8 @@ class Runner:
         }
         ctx = RunContext(run, workflow, dry_run, scope, outputs=outputs, finished_intents=finished)
         ctx.file_path = _current_path(run, workflow, {**outputs, **finished})
+        # What the trigger adds (a mail's subject, a hook's JSON body), under the names its kind reserves.
+        scope.update(workflow.trigger.kind.template_scope(run.context, ctx.file_path))
         if ctx.file_path is not None:
             scope["file"], ctx.text, ctx.images = self._read(run, workflow, ctx.file_path, fresh=not outputs)
         elif not workflow.takes_file and self.scheduled is not None:
@@ -110,6 +113,7 @@ class Runner:
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
             images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
+            trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  (one field a line would hide the shape)
 
     def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
@@ -153,8 +157,8 @@ class Runner:
         if capabilities is not None and "vision" not in capabilities:  # None: the server does not say
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, "
-                "e.g. llama3.2-vision or gemma3"
+                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision "
+                "or gemma3"
             )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:
@@ -167,6 +171,7 @@ class Runner:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
+            metrics.model_call(run, kept)
 
         return Asker(
             backend=self.backend, record=record, model=workflow.model or self.settings.model,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,8 @@ class StepContext:
     file_path: Path | None  # where the run's file is now
     ask: Asker  # the model, for this step of this run; every call is recorded
     act: ActionServices  # side effects: moves, copies, writes (with intents), chained runs, webhooks
+    # What the trigger recorded with the run (a mail's key, a hook's content type), read-only.
+    trigger_context: Mapping[str, Any] = field(default_factory=dict)
 
     def document(self) -> str:
         """The document's text; an image document has none (the model gets the image instead)."""
@@ -69,7 +71,7 @@ class StepKind(ABC):
     def run(self, spec: Any, ctx: StepContext) -> StepResult:
         """Do the step; raise a GristmillError (in one sentence) when it cannot."""
 
-    def check(self, step: Step, at: KeyPath, earlier: Mapping[str, Step], later: list[str]) -> None:
+    def check(self, step: Step, at: KeyPath, earlier: Mapping[str, Step], later: list[str]) -> None:  # noqa: B027
         """Cross-check the step against the workflow around it; raise `problem(...)` with a key path."""
 
     def labels(self, spec: Any) -> list[str] | None:
@@ -83,4 +85,3 @@ class StepKind(ABC):
     def writes_into(self, spec: Any) -> list[str]:
         """Path templates of the files the step writes (the watch leaves their folders out)."""
         return []
-
