@@ -56,7 +56,9 @@ def _store(settings: Settings):
 
 
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    # A file name that is not UTF-8 holds lone surrogates; as \udcXX escapes it is valid JSON and exact.
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @click.group(cls=_Group)
@@ -224,11 +226,15 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
 
     if bool(run_ids) == failed:
         raise UsageError("give run ids or --failed, not both and not neither")
+    from daemon.engine.doorbell import ring
+
     settings = load_settings()
     store = _store(settings)
     if workflow is not None:
         known_workflow(workflow, load_workflows(settings.workflows)[0], store)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
+    if queued:
+        ring(settings.data_dir)  # a daemon running here takes them now, not at its next look
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
 

@@ -46,6 +46,7 @@ RUNS_COLUMNS = [
     ("lease_expires_at", "DATETIME", True),
     ("search_name", "TEXT", True),
     ("search_text", "TEXT", True),
+    ("dry_run", "BOOLEAN", False),
 ]
 CALLS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -145,13 +146,16 @@ def describe(engine: sa.Engine, table: str) -> dict:
     return {
         "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
         "pk": insp.get_pk_constraint(table)["constrained_columns"],
-        "indexes": {
-            i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)
-        },
+        "indexes": {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)},
         "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
         "fks": [
-            (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"],
-             f["options"].get("ondelete"))
+            (
+                f["name"],
+                f["constrained_columns"],
+                f["referred_table"],
+                f["referred_columns"],
+                f["options"].get("ondelete"),
+            )
             for f in insp.get_foreign_keys(table)
         ],  # fmt: skip
         "checks": {c["name"] for c in insp.get_check_constraints(table)},
@@ -208,7 +212,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == HEAD
+    assert migrate.current(engine) == migrate.head()
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -231,7 +235,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == HEAD
+    assert done.stdout.strip() == migrate.head()
     assert list(elsewhere.iterdir()) == []
 
 
@@ -252,7 +256,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), HEAD]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), migrate.head()]
 
 
 def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
@@ -267,7 +271,7 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(f"sqlite:///{db_path}")
-    assert migrate.current(engine) == HEAD
+    assert migrate.current(engine) == migrate.head()
     engine.dispose()
 
 

@@ -57,7 +57,8 @@ class Effects:
         finished = self._finished("write", "requested", str(path))
         if finished is not None:
             return finished
-        data = content.encode("utf-8")
+        # A file name that is not UTF-8 (lone surrogates) is written as U+FFFD: the file stays valid UTF-8.
+        data = content.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
         intent = {"intent": "write", "requested": str(path), "sha256": sha256_bytes(data)}
         dest = self._claim(path.parent, path.name, intent, lambda dest: ops.write_exact(dest, data))
         failpoints.hit("after_write_before_commit")

@@ -30,6 +30,11 @@ class Gate(Protocol):
         """Why, in words, while something is down."""
         ...
 
+    @property
+    def cap(self) -> float:
+        """The longest wait between tries (GRISTMILL_BACKOFF_MAX_SECONDS)."""
+        ...
+
     def may_call(self) -> tuple[bool, float]:
         """Whether a worker may claim a run now (as the only probe when everything is down), else how long to wait."""
         ...

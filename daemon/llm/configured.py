@@ -47,4 +47,4 @@ def upstream(config: ServerConfig, settings: Settings) -> Upstream:
 def build_router(settings: Settings) -> Router:
     """Every server the settings name (or `local`), behind one router."""
     upstreams = [upstream(config, settings) for config in settings.model_servers.values()]
-    return Router(upstreams, model_timeout=settings.model_timeout)
+    return Router(upstreams, model_timeout=settings.model_timeout, cap=settings.backoff_max_seconds)

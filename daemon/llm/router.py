@@ -28,8 +28,8 @@ FRESH_LIST = 5.0  # a list older than this is read again before a model is calle
 class Router(ModelBackend):
     """Every configured server behind one `ModelBackend`; also the pool's view of their outages."""
 
-    def __init__(self, upstreams: list[Upstream], *, model_timeout: float) -> None:
-        self.upstreams = upstreams
+    def __init__(self, upstreams: list[Upstream], *, model_timeout: float, cap: float = 60.0) -> None:
+        self.upstreams, self.cap = upstreams, cap  # cap: the longest backoff (GRISTMILL_BACKOFF_MAX_SECONDS)
         self.by_name = {u.name: u for u in upstreams}
         self.model_timeout = model_timeout
         self.url = ", ".join(u.config.url for u in upstreams)

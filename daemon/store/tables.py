@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from daemon.domain import RunStatus
+from daemon.files import lossless
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,6 +60,47 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class LosslessText(TypeDecorator[str]):
+    """Text that may hold file names that are not valid UTF-8; they round-trip exactly (`lossless`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.encode(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.decode(value)
+
+
+class LosslessJSON(TypeDecorator[Any]):
+    """JSON whose strings may hold file names that are not valid UTF-8.
+
+    SQLite stores Python's `\\udcXX` escapes as they are; PostgreSQL's json type refuses a lone
+    surrogate, so there each string takes the lossless form of `LosslessText` (and only there:
+    walking every output on SQLite would cost for nothing).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.encode) if dialect.name == "postgresql" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.decode) if dialect.name == "postgresql" else value
+
+
+def _walk(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, change) for v in value]
+    return value
+
+
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
 runs = Table(
@@ -67,14 +110,14 @@ runs = Table(
     Column("workflow", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("trigger", Text, nullable=False),
-    Column("input_path", Text),
+    Column("input_path", LosslessText),
     Column("sha256", Text),
-    Column("dedupe_key", Text),
-    Column("context", JSON, nullable=False, server_default="{}"),
-    Column("outputs", JSON, nullable=False, server_default="{}"),
+    Column("dedupe_key", LosslessText),
+    Column("context", LosslessJSON, nullable=False, server_default="{}"),
+    Column("outputs", LosslessJSON, nullable=False, server_default="{}"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False, server_default=text("3")),
-    Column("error", Text),
+    Column("error", LosslessText),
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
@@ -87,6 +130,8 @@ runs = Table(
     # here: SQLAlchemy has no virtual tables, and autogenerate skips expression indexes).
     Column("search_name", Text),
     Column("search_text", Text),
+    # A `trigger --dry-run`: moved and wrote nothing, and nothing later consumes it (see RunStore).
+    Column("dry_run", Boolean(create_constraint=False), nullable=False, server_default=text("false")),
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),

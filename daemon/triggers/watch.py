@@ -27,7 +27,7 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon import words
 from daemon.engine.intake import Intake
-from daemon.errors import GristmillError
+from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
 from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
@@ -293,6 +293,8 @@ class Watcher(TriggerSource):
             return False
         try:
             self.intake.file(watch.workflow, path)
+        except StoreError:  # an outage of the store, said once by intake; offered again by the next look
+            return False
         except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
             log.warning("not queued for %s: %s", watch.workflow.name, exc)
             return True
