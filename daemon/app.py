@@ -19,6 +19,7 @@ from daemon.engine.journal import Journal
 from daemon.engine.pool import WorkerPool
 from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
+from daemon.engine.shadow import ShadowLane
 from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
@@ -89,7 +90,12 @@ class App:
             workflows=lambda: self.workflows, lease_seconds=settings.lease_seconds,
             heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
-            store_outage=self.store_outage,
+            store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
+        )  # fmt: skip  # (keyword arguments read as one sentence)
+        # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
+        self.shadow = ShadowLane(
+            self.store, self.router, lambda: self.workflows, slots=self.router.slots,
+            busy=lambda: self.pool.in_flight,
         )  # fmt: skip  # (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
@@ -171,6 +177,9 @@ class App:
             self.pool.stop(self.settings.stop_timeout)
         if self.pool.fatal is not None:
             raise self.pool.fatal
+        unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
+        if unasked:
+            log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
         after = self.store.counts()
         done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
         return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
@@ -201,6 +210,7 @@ class App:
         doorbell = Doorbell(self.settings.data_dir, self.pool.wake_all)  # `gristmill retry` rings it
         doorbell.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
+        self.shadow.start()
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
@@ -235,6 +245,7 @@ class App:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         for source in self.sources.values():
             source.stop()
+        self.shadow.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         try:

@@ -61,6 +61,7 @@ def correction_json(correction: Correction) -> dict[str, Any]:
         "original": correction.original,
         "author": correction.author,
         "created_at": _time(correction.created_at),
+        "refile": correction.refile,
     }
 
 

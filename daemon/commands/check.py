@@ -86,6 +86,8 @@ def _models(
     users: dict[str, list[str]] = {}
     for workflow in workflows:
         users.setdefault(workflow.model or settings.model, []).append(workflow.name)
+        for shadow in workflow.shadow:  # a candidate the servers lack is left out of shadow mode
+            users.setdefault(shadow.model, []).append(f"{workflow.name} (shadow)")
     for text, names in sorted(users.items()):
         ref = parse_model(text)
         pool = [s for s in statuses if ref.server in (None, s.config.name)]

@@ -61,11 +61,13 @@ class WorkerPool:
         store_outage: StoreOutage | None = None,
         on_fatal: Callable[[StoreError], None] = lambda exc: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        succeeded: Callable[[Run], None] = lambda run: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.clock, self.on_fatal = lease_seconds, clock, on_fatal
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflows = workflows
+        self.succeeded = succeeded  # told of each run that succeeded for real (shadow mode)
         self.journal = journal or Journal(None, new_owner())
         self.owner = self.journal.owner  # the lease owner: host, pid and a random part
         self.fatal: StoreError | None = None
@@ -272,8 +274,10 @@ class WorkerPool:
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+            finished = done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
             self.folders.succeeded(run.id)
+            if finished and not run.dry_run:
+                self.succeeded(run)
 
     # -- the heartbeat ----------------------------------------------------------------------
     def _heartbeat(self) -> None:

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from daemon.domain import ModelCall
@@ -42,7 +44,8 @@ class Router(ModelBackend):
         return sum(u.slots for u in self.upstreams)
 
     # -- ModelBackend -----------------------------------------------------------------------
-    def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
+    def chat(self, call: ModelCall, *, think: bool | None = None, wait: bool = True) -> ModelCall:
+        """`wait=False`: only a slot that is free now (else ModelUnavailable), for shadow calls."""
         ref = parse_model(call.model)
         call.model, call.server = ref.name, ref.server
         tried: set[str] = set()
@@ -50,7 +53,7 @@ class Router(ModelBackend):
         options = dict(call.options)  # as the asker gave them: each server adds its own num_ctx
         while True:
             try:
-                upstream = self._take(ref, tried)
+                upstream = self._take(ref, tried, wait=wait)
             except ModelError as exc:
                 error = missing or exc  # a server that listed the model lacked it: that is the news
                 call.error = error.message
@@ -79,6 +82,20 @@ class Router(ModelBackend):
             else:
                 self._release(upstream, None)
                 return call
+
+    def has_model(self, model: str) -> bool:
+        try:
+            self._candidates(parse_model(model), set())
+        except ModelError:
+            return False
+        return True
+
+    @contextmanager
+    def spare_slot(self) -> Iterator[ModelBackend | None]:
+        """A backend whose calls take only a slot free at that moment (never wait), or None when none is free."""
+        with self._cond:
+            spare = any(u.free() and not u.gate.is_down for u in self.upstreams)
+        yield _NoWait(self) if spare else None
 
     def list_models(self) -> list[str]:
         names: list[str] = []
@@ -113,8 +130,8 @@ class Router(ModelBackend):
             upstream.backend.close()
 
     # -- choosing a server ------------------------------------------------------------------
-    def _take(self, ref: ModelRef, tried: set[str]) -> Upstream:
-        """A server for `ref` with a slot held; waits while all are busy; raises when none may answer."""
+    def _take(self, ref: ModelRef, tried: set[str], *, wait: bool = True) -> Upstream:
+        """A server for `ref` with a slot held; waits while all are busy (unless not `wait`); raises when none may."""
         candidates = [u for u in self._candidates(ref, tried) if u.name not in tried]
         with self._cond:
             while True:
@@ -126,6 +143,8 @@ class Router(ModelBackend):
                     return chosen
                 if not busy:
                     raise self._unavailable(ref, tried)
+                if not wait:
+                    raise ModelUnavailable(f"no server that has '{ref}' has a free slot now", retry_after=SLOT_WAIT)
                 self._cond.wait(SLOT_WAIT)
 
     @staticmethod
@@ -271,3 +290,25 @@ class Router(ModelBackend):
     def end_probe(self) -> None:
         with self._cond:
             self._permit = False
+
+
+class _NoWait(ModelBackend):
+    """The router for calls that must not wait for a slot (shadow calls): a busy server is ModelUnavailable."""
+
+    def __init__(self, router: Router) -> None:
+        self.router, self.url = router, router.url
+
+    def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
+        return self.router.chat(call, think=think, wait=False)
+
+    def list_models(self) -> list[str]:
+        return self.router.list_models()
+
+    def info(self, model: str) -> ModelInfo:
+        return self.router.info(model)
+
+    def window(self, model: str, options: dict[str, Any]) -> int:
+        return self.router.window(model, options)
+
+    def version(self) -> str | None:
+        return None

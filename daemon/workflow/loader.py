@@ -255,8 +255,8 @@ def load_workflows(
         except WorkflowError as exc:
             errors.append(exc)
             continue
-        if servers is not None and workflow.model and (problem := unknown_server(workflow.model, servers)):
-            errors.append(WorkflowError(path, problem, lines.get(("model",)), "model"))
+        if servers is not None and (error := _unknown_server(workflow, lines, servers)):
+            errors.append(error)
             continue
         if workflow.name in loaded:
             other = loaded[workflow.name][0].source
@@ -266,6 +266,16 @@ def load_workflows(
         loaded[workflow.name] = (workflow, lines)
     errors.extend(_drop_broken_references(loaded))
     return {name: workflow for name, (workflow, _) in loaded.items()}, errors
+
+
+def _unknown_server(workflow: Workflow, lines: dict[Key, int], servers: Collection[str]) -> WorkflowError | None:
+    """The error for a `model` (or shadow candidate) pinned to a server that is not configured, if any."""
+    named: list[tuple[Key, str | None]] = [(("model",), workflow.model)]
+    named += [(("shadow", i, "model"), shadow.model) for i, shadow in enumerate(workflow.shadow)]
+    for key, model in named:
+        if model and (problem := unknown_server(model, servers)):
+            return WorkflowError(workflow.source or Path(workflow.name), problem, _line_of(key, lines), dotted(key))
+    return None
 
 
 def _workflow_files(folder: Path) -> list[Path]:
