@@ -192,3 +192,29 @@ def test_workers_follow_the_slots_of_all_servers():
 
     # one spare worker per four slots (at least one) files and records while the others hold the model
     assert [workers_for(slots) for slots in (1, 2, 4, 8, 16)] == [2, 3, 5, 10, 20]
+
+
+def test_a_spare_slot_is_taken_only_when_free_and_never_waited_for(pair):
+    a, _ = pair
+    router = router_for({"a": a.url}, slots=1)
+    with router.spare_slot() as spare:
+        assert spare is not None and chat(spare).server == "a"  # free: a shadow call goes through
+        a.config.latency = 30  # a run's call now holds the only slot
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(_attempt(lambda: chat(router))))
+        worker.start()
+        wait_for(lambda: a.calls_in_flight == 1, what="the run's call to hold the slot")
+        with pytest.raises(ModelUnavailable, match="has a free slot now"):
+            chat(spare)  # taken meanwhile: the shadow call does not wait
+    with router.spare_slot() as none_free:
+        assert none_free is None
+    a.stop()  # ends the held call
+    worker.join(30)
+    assert isinstance(outcome[0], ModelUnavailable)
+
+
+def _attempt(call):
+    try:
+        return call()
+    except ModelError as exc:
+        return exc
