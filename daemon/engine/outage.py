@@ -101,8 +101,10 @@ class OutageGate:
         """Note that the server answered."""
         with self._lock:
             if self._failures:
-                log.warning("the model server is back: '%s' at %s answered after %d failed tries; resuming",
-                            self.name, self.url, self._failures, extra={"server": self.name, "outcome": "back"})  # fmt: skip
+                log.warning(
+                    "the model server is back: '%s' at %s answered after %d failed tries; resuming",
+                    self.name, self.url, self._failures, extra={"server": self.name, "outcome": "back"},
+                )  # fmt: skip
             self._failures, self._probing, self.reason = 0, False, None
 
     def peek(self) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from daemon import defaults
 from daemon.domain import ModelCall
 from daemon.errors import UsageError
 
@@ -73,13 +74,18 @@ class ModelBackend(ABC):
     def info(self, model: str) -> ModelInfo:
         """Context length and capabilities of one model."""
 
-    @abstractmethod
     def window(self, model: str, options: dict[str, Any]) -> int:
-        """The context (tokens) a call with `options` will have: what long inputs are planned for."""
+        """The context (tokens) a call with `options` will have: what long inputs are planned for.
 
-    @abstractmethod
+        By default the workflow's num_ctx, else the model's context as `info` says, else
+        `defaults.CONTEXT_TOKENS`; a backend that sends its own num_ctx says that one instead.
+        """
+        return int(options.get("num_ctx") or self.info(model).context_length or defaults.CONTEXT_TOKENS)
+
     def version(self) -> str | None:
         """The server's version (None when it has no way to say); a cheap health and identity probe."""
+        self.list_models()
+        return None
 
     def has_model(self, model: str) -> bool:
         """Whether `model` is on the server; a missing tag means `:latest`."""

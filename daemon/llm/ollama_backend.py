@@ -12,6 +12,7 @@ What it does that a naive client does not (each a real complaint in other projec
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -63,10 +64,14 @@ class OllamaBackend(ModelBackend):
         try:
             call.options = self.options_for(call.model, call.options)
             parts = self._client.chat(
-                model=call.model, messages=call.messages, format=call.format, options=call.options,
+                model=call.model,
+                messages=call.messages,
+                format=call.format,
+                options=call.options,
                 think=think if think is not None and self._thinks(call.model) else None,
-                keep_alive=self.keep_alive, stream=True,
-            )  # fmt: skip  (one request, read as one)
+                keep_alive=self.keep_alive,
+                stream=True,
+            )
             _gather(call, parts, f"the model server '{self.server.name}' at {self.url}")
         except Exception as exc:
             call.wall_ms = (time.perf_counter() - start) * 1000
@@ -128,10 +133,13 @@ class OllamaBackend(ModelBackend):
                 context = value
         details = shown.details
         info = ModelInfo(
-            model, context, frozenset(shown.capabilities or ()),
+            model,
+            context,
+            frozenset(shown.capabilities or ()),
             parameter_size=getattr(details, "parameter_size", None),
-            quantisation=getattr(details, "quantization_level", None), family=getattr(details, "family", None),
-        )  # fmt: skip  (one record)
+            quantisation=getattr(details, "quantization_level", None),
+            family=getattr(details, "family", None),
+        )
         with self._lock:
             self._info[model] = info
         return info
@@ -140,10 +148,8 @@ class OllamaBackend(ModelBackend):
         found = []
         for entry in self._listing().models:
             shown = self.info(entry.model)
-            found.append(ModelInfo(
-                shown.name, shown.context_length, shown.capabilities, size=int(entry.size or 0) or None,
-                parameter_size=shown.parameter_size, quantisation=shown.quantisation, family=shown.family,
-            ))  # fmt: skip
+            size = int(entry.size or 0) or None
+            found.append(dataclasses.replace(shown, size=size))
         return found
 
     def loaded(self) -> list[LoadedModel]:
