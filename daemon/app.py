@@ -16,17 +16,16 @@ from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
+from daemon.engine.shadow import ShadowLane
 from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
-from daemon.llm.base import ModelBackend
-from daemon.llm.limit import Limited
-from daemon.netguard import check_url
+from daemon.llm.configured import build_router
+from daemon.llm.router import Router
 from daemon.nodes import Presence
 from daemon.notify import Notifier
 from daemon.plugins import registry
@@ -44,6 +43,17 @@ log = logging.getLogger("gristmill")
 POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
 
 
+def workers_for(slots: int) -> int:
+    """Workers for `slots` model calls in flight: the slots, plus one per four of them (at least one).
+
+    The extra workers file and record their runs while the others hold the model. One is enough
+    for a few slots; with many, several runs finish at once and their filing must not leave a slot
+    idle: two 4-slot hosts at 200 ms, interleaved on a loaded machine, kept 0.66-0.74 busy with 9
+    workers and 0.80-0.91 with 10 (BENCHMARKS.md).
+    """
+    return slots + max(1, -(-slots // 4))
+
+
 @dataclass
 class OnceReport:
     """What `run --once` did."""
@@ -56,23 +66,16 @@ class OnceReport:
 class App:
     """One gristmill instance: the store, the loaded workflows and the machinery around them."""
 
-    def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
+    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.db_url)
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
+        # Every configured server behind one router: the runner's backend and the pool's outage gate.
+        self.router = self.backend = self.gate = router or build_router(settings)
         self.reload()
-        if backend is None:
-            check_url(
-                settings.ollama_url, allowed=settings.allow_remote_model,
-                what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
-                local_networks=settings.local_networks,
-            )  # fmt: skip  # (keyword arguments read as one sentence)
-            backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
-        self.backend = Limited(backend, settings.concurrency)
-        self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
         self.intake = Intake(
             self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
@@ -85,12 +88,19 @@ class App:
             workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
             settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
         )  # fmt: skip  # (keyword arguments read as one sentence)
-        workers = settings.concurrency + 1 if settings.role.works else 0  # an intake node: none; the heartbeat runs
+        workers = workers_for(self.router.slots) if settings.role.works else 0  # an intake node: none
         self.pool = WorkerPool(
-            self.store, self.runner, size=workers, gate=self.gate, workflows=lambda: self.workflows,
-            lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+            self.store, self.runner, size=workers, gate=self.gate,
+            workflows=lambda: self.workflows, lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
-            store_outage=self.store_outage, on_heartbeat=self.node.beat,
+            store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
+            on_heartbeat=self.node.beat,  # nodes: the node's heartbeat (an intake node's pool has only that)
+        )  # fmt: skip  # (keyword arguments read as one sentence)
+        # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
+        self.shadow = ShadowLane(
+            self.store, self.router, lambda: self.workflows, slots=self.router.slots,
+            busy=lambda: self.pool.in_flight,
         )  # fmt: skip  # (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
@@ -103,7 +113,7 @@ class App:
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
-        loaded, self.errors = load_workflows(self.settings.workflows)
+        loaded, self.errors = load_workflows(self.settings.workflows, servers=self.router.by_name)
         for error in self.errors:
             log.error("%s", error)
         self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
@@ -174,6 +184,9 @@ class App:
             self.node.stopped()
         if self.pool.fatal is not None:
             raise self.pool.fatal
+        unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
+        if unasked:
+            log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
         after = self.store.counts()
         done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
         return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
@@ -184,7 +197,9 @@ class App:
         if not self.pool.is_idle():
             return False
         due = self.store.next_due()
-        return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
+        # Idle with a server away: what is left waits for it (runs for the servers that are up were taken).
+        waiting = due is not None and self.router.partly_down
+        return due is None or waiting or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
 
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
@@ -204,13 +219,13 @@ class App:
         doorbell = Doorbell(self.settings.data_dir, self.pool.wake_all)  # `gristmill retry` rings it
         doorbell.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
+        self.shadow.start()
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
-        log.info(
-            "gristmill ready as node %s (role %s): %d workflows, %d files found at start, model server %s",
-            self.node.id, self.settings.role.value, len(self.workflows), queued, self.settings.ollama_url,
-        )  # fmt: skip  # (the values in the order of the sentence)
+        servers = ", ".join(f"{u.name} {u.config.url} ({u.slots} slots)" for u in self.router.upstreams)
+        log.info("gristmill ready as node %s (role %s): %d workflows, %d files found at start, model servers: %s",
+                 self.node.id, self.settings.role.value, len(self.workflows), queued, servers)  # fmt: skip
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
@@ -241,6 +256,7 @@ class App:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         for source in self.sources.values():
             source.stop()
+        self.shadow.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         try:
@@ -274,11 +290,14 @@ class App:
 
     def _status(self) -> str:
         counts = self.store.counts()
-        model = f"model server away ({self.gate.reason})" if self.gate.is_down else "model server up"
+        away = [u.name for u in self.router.upstreams if u.gate.is_down]
+        noun = "model server" if len(self.router.upstreams) == 1 else "model servers"
+        model = f"{noun} away: {', '.join(away)}" if away else f"{noun} up"
         return (f"{counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued, "
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.router.close()
         self.journal.close()
         self.engine.dispose()
 

@@ -27,6 +27,7 @@ from daemon.store.db import make_engine
 from daemon.store.tables import include_name, metadata, runs
 
 REPO = Path(daemon.__file__).resolve().parent.parent
+HEAD = "0005"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -71,6 +72,8 @@ CALLS_COLUMNS = [
     ("eval_duration_ns", "BIGINT", True),
     ("wall_ms", "FLOAT", True),
     ("started_at", "DATETIME", False),
+    ("server", "TEXT", True),
+    ("done_reason", "TEXT", True),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
 CORRECTIONS_COLUMNS = [
@@ -83,6 +86,36 @@ CORRECTIONS_COLUMNS = [
     ("original", "JSON", True),
     ("author", "TEXT", False),
     ("created_at", "DATETIME", False),
+    ("refile", "JSON", True),
+]
+EVALS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("workflow", "TEXT", False),
+    ("model", "TEXT", False),
+    ("source", "TEXT", False),
+    ("created_at", "DATETIME", False),
+    ("since", "DATETIME", True),
+    ("run_limit", "INTEGER", True),
+    ("runs", "INTEGER", False),
+    ("agreement", "FLOAT", True),
+    ("figures", "JSON", False),
+]
+SHADOW_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", False),
+    ("model", "TEXT", False),
+    ("server", "TEXT", True),
+    ("output", "JSON", True),
+    ("invalid", "TEXT", True),
+    ("answer", "TEXT", True),
+    ("calls", "INTEGER", False),
+    ("prompt_tokens", "INTEGER", True),
+    ("completion_tokens", "INTEGER", True),
+    ("total_duration_ns", "BIGINT", True),
+    ("eval_duration_ns", "BIGINT", True),
+    ("wall_ms", "FLOAT", True),
+    ("started_at", "DATETIME", False),
 ]
 # FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
 FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
@@ -130,6 +163,22 @@ EXPECTED = {
         "uniques": {},
         "fks": [("fk_corrections_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
         "checks": {"ck_corrections_kind"},
+    },
+    "evals": {
+        "columns": EVALS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_evals_workflow_id": (["workflow", "id"], False)},
+        "uniques": {},
+        "fks": [],
+        "checks": {"ck_evals_source"},
+    },
+    "shadow_calls": {
+        "columns": SHADOW_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_shadow_calls_run_id": (["run_id"], False)},
+        "uniques": {"uq_shadow_calls_run_id_step_id_model": ["run_id", "step_id", "model"]},
+        "fks": [("fk_shadow_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": set(),
     },
     "meta": {
         "columns": META_COLUMNS,
@@ -239,7 +288,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0004"
+    assert migrate.head() == HEAD
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}

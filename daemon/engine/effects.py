@@ -36,6 +36,8 @@ class Effects:
 
     def place(self, kind: Placement, source: Path, folder: Path, sha256: str | None = None) -> Path:
         """Move or copy `source` into `folder` under a free name; return the destination."""
+        if kind == "move_to" and source.parent == folder:
+            return source  # already there: a move would only rename it (a refile to the folder it is in)
         if self.dry_run:
             return next(p for p in ops.candidates(folder, source.name) if not p.exists())
         finished = self._finished(kind, "folder", str(folder))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
+from daemon.engine.outage import Gate
 from daemon.engine.outcomes import Outcomes
 from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
@@ -51,7 +51,7 @@ class WorkerPool:
         runner: Runner,
         *,
         size: int,
-        gate: OutageGate,
+        gate: Gate,
         workflows: Callable[[], Mapping[str, Workflow]],
         lease_seconds: float = defaults.LEASE_SECONDS,
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
@@ -61,6 +61,7 @@ class WorkerPool:
         store_outage: StoreOutage | None = None,
         on_fatal: Callable[[StoreError], None] = lambda exc: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        succeeded: Callable[[Run], None] = lambda run: None,
         on_heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
@@ -68,6 +69,7 @@ class WorkerPool:
         self.on_heartbeat = on_heartbeat  # the node's heartbeat (daemon.nodes), with the leases'
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflows = workflows
+        self.succeeded = succeeded  # told of each run that succeeded for real (shadow mode)
         self.journal = journal or Journal(None, new_owner())
         self.owner = self.journal.owner  # the lease owner: host, pid and a random part
         self.fatal: StoreError | None = None
@@ -247,7 +249,8 @@ class WorkerPool:
             self.gate.end_probe()
             log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
-            done.release(run, error=exc.message, delay=self.gate.down(exc.message), refund=True)
+            delay = self.gate.down(exc.message, exc.retry_after)
+            done.release(run, error=exc.message, delay=delay, refund=True)
         except FolderUnavailable as exc:
             self.gate.end_probe()
             done.release(run, error=exc.message, delay=self.folders.down(exc.folder, exc.message, run.id), refund=True)
@@ -273,8 +276,10 @@ class WorkerPool:
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+            finished = done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
             self.folders.succeeded(run.id)
+            if finished and not run.dry_run:
+                self.succeeded(run)
 
     # -- the heartbeat ----------------------------------------------------------------------
     def _heartbeat(self) -> None:

@@ -162,7 +162,8 @@ class Runner:
         if not any(step.kind.calls_model for step in workflow.steps):
             return
         model = workflow.model or self.settings.model
-        if "vision" not in self.backend.info(model).capabilities:
+        capabilities = self.backend.info(model).capabilities
+        if capabilities is not None and "vision" not in capabilities:  # None: the server does not say
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
                 f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision "
@@ -184,7 +185,7 @@ class Runner:
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
             backend=waiting, record=record, model=workflow.model or self.settings.model,
-            options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
+            options=dict(workflow.options), step_id=step_id,
         )  # fmt: skip  # (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
@@ -212,6 +213,14 @@ class _Waiting(ModelBackend):
     def info(self, model: str) -> ModelInfo:
         with self.waiting():
             return self.inner.info(model)
+
+    def window(self, model: str, options: dict[str, Any]) -> int:
+        with self.waiting():
+            return self.inner.window(model, options)
+
+    def version(self) -> str | None:
+        with self.waiting():
+            return self.inner.version()
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

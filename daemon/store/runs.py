@@ -30,7 +30,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreErr
 from daemon.runstate import check_transition, sources
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.searchtext import name_words, output_words
-from daemon.store.tables import corrections, meta, model_calls, runs
+from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -354,6 +354,7 @@ class RunStore:
             if run_count and not dry_run:
                 conn.execute(model_calls.delete().where(calls))
                 conn.execute(corrections.delete().where(corrections.c.run_id.in_(select(runs.c.id).where(*old))))
+                conn.execute(shadow_calls.delete().where(shadow_calls.c.run_id.in_(select(runs.c.id).where(*old))))
                 values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}", "search_text": None}
                 conn.execute(update(runs).where(*old).values(values))
         return run_count, call_count

@@ -171,6 +171,8 @@ model_calls = Table(
     Column("eval_duration_ns", BigInteger),
     Column("wall_ms", Float),
     Column("started_at", UtcDateTime, nullable=False),
+    Column("server", Text),  # the configured server that answered (null: none was reached)
+    Column("done_reason", Text),  # why the answer ended: "stop", or "length" when it was cut
 )
 
 meta = Table(
@@ -193,7 +195,52 @@ corrections = Table(
     Column("original", JSON(none_as_null=True)),  # the step's recorded output when it was corrected
     Column("author", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # What `correct --refile` did with the run's file: per route step its intent, then its outcome.
+    Column("refile", JSON(none_as_null=True)),
     CheckConstraint("kind IN ('label', 'fields', 'text')", name="kind"),
+    sqlite_autoincrement=True,
+)
+
+# A comparison of a candidate model with a workflow's recorded runs (`gristmill eval`).
+evals = Table(
+    "evals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", Text, nullable=False),
+    Column("model", Text, nullable=False),  # the candidate
+    Column("source", Text, nullable=False),  # replay: asked now; shadow: answers recorded beside live runs
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime),  # only runs that finished after this
+    Column("run_limit", Integer),  # at most this many runs (the newest)
+    Column("runs", Integer, nullable=False),  # runs looked at
+    Column("agreement", Float),  # over every compared answer of every step; null when none was compared
+    Column("figures", JSON, nullable=False),  # {"steps": {step id: figures}} (daemon/evals/figures.py)
+    CheckConstraint("source IN ('replay', 'shadow')", name="source"),
+    Index(None, "workflow", "id"),
+    sqlite_autoincrement=True,
+)
+
+# A candidate's answer to one step of a live run (`shadow:` in a workflow): asked in a spare slot,
+# acting on nothing, and kept apart from model_calls so `show`, `costs` and metrics count real calls.
+shadow_calls = Table(
+    "shadow_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step_id", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("server", Text),
+    Column("output", JSON(none_as_null=True)),  # the answer as the step would have taken it; null when invalid
+    Column("invalid", Text),  # why the answer could not be used
+    Column("answer", Text),  # the last raw answer
+    Column("calls", Integer, nullable=False),  # 2 when the step's one re-ask was needed
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_duration_ns", BigInteger),
+    Column("eval_duration_ns", BigInteger),
+    Column("wall_ms", Float),
+    Column("started_at", UtcDateTime, nullable=False),
+    UniqueConstraint("run_id", "step_id", "model"),
     sqlite_autoincrement=True,
 )
 
