@@ -64,6 +64,20 @@ class UnsafePathError(GristmillError):
         self.path, self.base = path, base
 
 
+class FolderBlocked(GristmillError):
+    """A file stands where a destination folder must be: trying again cannot help until someone moves it."""
+
+    retryable = False
+
+    def __init__(self, folder: Path, blocker: Path) -> None:
+        where = "it is" if blocker == folder else f"{blocker} is"
+        super().__init__(
+            f"cannot put files into {folder}: {where} a file, not a folder; move that file away or change "
+            "the destination in the workflow, then: gristmill retry --failed"
+        )
+        self.folder, self.blocker = folder, blocker
+
+
 class ModelError(GristmillError):
     """Anything that went wrong talking to the model."""
 

@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from daemon.actions import make_action
 from daemon.durations import parse_duration
 from daemon.errors import WorkflowError
-from daemon.actions import make_action
 from daemon.steps.extract import ExtractSpec
 from daemon.workflow import Workflow, load_workflow, load_workflows
 
@@ -249,7 +250,7 @@ def test_models_work_without_a_file() -> None:
     assert wf.step("route").kind.name == "route"
     with pytest.raises(KeyError):
         wf.step("nope")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         wf.name = "y"  # frozen
 
 
@@ -341,6 +342,13 @@ ERRORS = {
                   2, "retention", "'forever' is not a duration"),
     "trigger not a mapping": ("name: t\ntrigger: watch\nsteps: [summarise: ]\n",
                               2, "trigger", "expected a mapping"),
+    "file action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n" + CLASSIFY_KIND + ROUTE_TAIL,
+                                  10, "steps[1].route.routes.invoice.move_to",
+                                  "move_to works on the run's file, but a schedule trigger gives its runs no file; "
+                                  "use one of webhook, keep here, or a write step"),
+    "run action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - summarise:\n"
+                                 "  - route: {default: {run: other}}\n",
+                                 5, "steps[1].route.default.run", "run works on the run's file"),
     "min_confidence range": (WATCH_HEAD + "  - classify:\n      labels: [a]\n      min_confidence: 2\n",
                              8, "steps[0].classify.min_confidence", "at most 1"),
 }

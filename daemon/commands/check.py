@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
+from daemon.commands.check_folders import Level, folder_findings
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import RemoteRefused, is_local
@@ -35,7 +36,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
-    code = max(code, _webhooks(workflows.values(), echo), _data_at_rest(settings, echo))
+    code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo))
+    code = max(code, _data_at_rest(settings, echo))
     url = settings.ollama_url
     if is_local(url):
         echo(f"model traffic goes to {url}, on this machine or the local network")
@@ -63,6 +65,16 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         else:
             echo(f"error: model {model} is missing (used by {', '.join(sorted(names))}); run: ollama pull {model}")
             code = max(code, FAILED)
+    return code
+
+
+def _folders(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """Folders to be created, destinations blocked by a file (invalid), folders two workflows share."""
+    code = OK
+    for finding in folder_findings(workflows):
+        echo(finding.text if finding.level is Level.NOTE else f"{finding.level.value}: {finding.text}")
+        if finding.level is Level.ERROR:
+            code = INVALID
     return code
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.errors import InputError, UnsafePathError
+from daemon.errors import FolderBlocked, InputError, UnsafePathError
 from daemon.files.paths import MAX_NAME_BYTES
 
 MAX_SUFFIX = 10_000
@@ -61,10 +61,21 @@ def _first_free(folder: Path, name: str, put: Callable[[Path], None]) -> Path:
 
 
 def ensure_folder(folder: Path) -> None:
-    """Create `folder` (and parents) when missing; refuse a symlinked folder."""
+    """Create `folder` (and parents) when missing; refuse a symlinked folder and a file in the way."""
     if folder.is_symlink():
         raise UnsafePathError(f"{folder} is a symbolic link; gristmill does not follow links", str(folder))
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise FolderBlocked(folder, blocking_file(folder) or folder) from exc
+
+
+def blocking_file(folder: Path) -> Path | None:
+    """The nearest existing part of `folder`'s path that is not a folder (a file in the way), if any."""
+    for part in (folder, *folder.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else part
+    return None
 
 
 def fsync_dir(folder: Path) -> None:

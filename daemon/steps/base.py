@@ -69,7 +69,7 @@ class StepKind(ABC):
     def run(self, spec: Any, ctx: StepContext) -> StepResult:
         """Do the step; raise a GristmillError (in one sentence) when it cannot."""
 
-    def check(self, step: Step, at: KeyPath, earlier: Mapping[str, Step], later: list[str]) -> None:
+    def check(self, step: Step, at: KeyPath, earlier: Mapping[str, Step], later: list[str]) -> None:  # noqa: B027
         """Cross-check the step against the workflow around it; raise `problem(...)` with a key path."""
 
     def labels(self, spec: Any) -> list[str] | None:
@@ -81,6 +81,6 @@ class StepKind(ABC):
         return []
 
     def writes_into(self, spec: Any) -> list[str]:
-        """Path templates of the files the step writes (the watch leaves their folders out)."""
+        """Templates of the folders the step puts files into (`check` looks at them; the watch leaves them out)."""
         return []
 

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from daemon.workflow.fields import StrictModel, problem
@@ -30,6 +31,22 @@ class TriggerServices:
     intake: Intake
     settings: Settings
     workflows: Callable[[], dict[str, Workflow]]  # the loaded workflows now (reloads replace them)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The folder a trigger takes files from, and whether it takes them from its subfolders too."""
+
+    folder: Path
+    recursive: bool = False
+
+    def overlaps(self, other: Reach) -> bool:
+        """Whether a file could be taken by both triggers."""
+        if self.folder == other.folder:
+            return True
+        return (self.recursive and self.folder in other.folder.parents) or (
+            other.recursive and other.folder in self.folder.parents
+        )
 
 
 class TriggerSource(ABC):
@@ -81,6 +98,18 @@ class TriggerKind(ABC):
         """When the trigger fires next on its own (schedules); None when events decide."""
         return None
 
+    def reach(self, spec: Any) -> Reach | None:
+        """The folder this trigger takes files from (`check` warns when two workflows share one); None if none."""
+        return None
+
+    def wants(self, workflow: Workflow, path: Path) -> bool:
+        """Whether this workflow's trigger would take the file at `path` (another workflow may move it away)."""
+        return False
+
+    def notes(self, workflow: Workflow) -> list[str]:
+        """What `gristmill check` says about this trigger as things stand on disk (a folder `run` creates)."""
+        return []
+
     def check(self, workflow: Workflow) -> None:
         """Cross-check the workflow for this trigger; raise `problem(...)` with a key path."""
         if workflow.input is not None and not self.takes_input:
@@ -89,3 +118,16 @@ class TriggerKind(ABC):
         if workflow.on_failure is not None and not self.moves_failed_files:
             raise problem("on_failure", "on_failure only applies to a watch trigger, whose files it moves",
                           ("on_failure",))
+        if not self.takes_file:
+            self._no_file_actions(workflow)
+
+    def _no_file_actions(self, workflow: Workflow) -> None:
+        """Actions that work on the run's file make no sense when runs have none."""
+        from daemon.plugins import registry
+
+        for key, action in workflow.actions():
+            if action.kind.needs_file:
+                usable = ", ".join(name for name, kind in registry().actions.items() if not kind.needs_file)
+                raise problem("action", "{action} works on the run's file, but a {trigger} trigger gives its runs "
+                              "no file; use one of {usable} here, or a write step",
+                              (*key, action.name), action=action.name, trigger=self.name, usable=usable)

@@ -28,12 +28,13 @@ from watchdog.observers.polling import PollingObserver
 from daemon.engine.intake import Intake
 from daemon.errors import GristmillError
 from daemon.files.paths import static_base
-from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.base import Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
 from daemon.triggers.submitted import LINK, Submitted
 from daemon.workflow import WatchTrigger, Workflow
+from daemon.workflow.fields import problem
 
 log = logging.getLogger("gristmill")
 
@@ -63,7 +64,7 @@ class Watch:
     @classmethod
     def of(cls, workflow: Workflow) -> Watch:
         spec: WatchTrigger = workflow.trigger.spec
-        root = Path(os.path.abspath(spec.path.expanduser()))
+        root = _root(spec)
         # Its own output is not input: the folders it files into are left out of a recursive watch.
         own = [Path(os.path.abspath(static_base(t))) for t in workflow.destinations()]
         inside = tuple(p for p in own if root in p.parents)
@@ -150,6 +151,8 @@ class Watcher(TriggerSource):
 
     def catch_up(self) -> None:
         """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
+        for watch in self._watches:
+            _ensure_root(watch)
         self.scan()
         self.settle_pending()
 
@@ -184,11 +187,7 @@ class Watcher(TriggerSource):
     def _observe(self, watch: Watch) -> None:
         spec: WatchTrigger = watch.workflow.trigger.spec
         root = watch.matcher.root
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("cannot watch %s for %s: the folder is missing and cannot be created (%s); "
-                      "create it and restart", root, watch.workflow.name, exc.strerror)  # fmt: skip
+        if not _ensure_root(watch):
             return
         if spec.poll:
             self._observers.append(self._started(PollingObserver(timeout=spec.poll_interval), watch))
@@ -314,6 +313,24 @@ class Watcher(TriggerSource):
         return True
 
 
+def _ensure_root(watch: Watch) -> bool:
+    """Create a missing watched folder, and say so; False (logged) when there is no folder to watch."""
+    root, name = watch.matcher.root, watch.workflow.name
+    try:
+        root.mkdir(parents=True)
+        log.info("created the watched folder %s for %s (it did not exist)", root, name)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.error("cannot watch %s for %s: the folder is missing and cannot be created (%s); "
+                  "create it and restart", root, name, exc.strerror)  # fmt: skip
+        return False
+    if not root.is_dir():
+        log.error("cannot watch %s for %s: it is a file, not a folder; point path at a folder", root, name)
+        return False
+    return True
+
+
 def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
     """One log line: why inotify failed on `root`, that we poll instead, and what to raise."""
     sysctl = _LIMIT_SYSCTL.get(exc.errno or 0)
@@ -334,3 +351,26 @@ class WatchKind(TriggerKind):
     def describe(self, spec: WatchTrigger) -> str:
         patterns = ",".join(spec.patterns) or "*"
         return f"watch {spec.path} ({patterns}{', recursive' if spec.recursive else ''})"
+
+    def reach(self, spec: WatchTrigger) -> Reach:
+        return Reach(_root(spec), spec.recursive)
+
+    def wants(self, workflow: Workflow, path: Path) -> bool:
+        return Watch.of(workflow).matcher.wants(path)
+
+    def notes(self, workflow: Workflow) -> list[str]:
+        root = _root(workflow.trigger.spec)
+        if os.path.lexists(root):
+            return []
+        return [f"the watched folder {root} does not exist yet; gristmill run creates it"]
+
+    def check(self, workflow: Workflow) -> None:
+        super().check(workflow)
+        root = _root(workflow.trigger.spec)
+        if os.path.lexists(root) and not root.is_dir():
+            raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
+                          ("trigger", "watch", "path"), root=str(root))
+
+
+def _root(spec: WatchTrigger) -> Path:
+    return Path(os.path.abspath(spec.path.expanduser()))
