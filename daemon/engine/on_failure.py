@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,14 +38,17 @@ def move_failed(workflow: Workflow, run: Run, error: str | None) -> Path | None:
     return ops.move_file(source, confine(render(template, scope), template))
 
 
-def after_failure(workflow: Workflow | None, run: Run, error: str | None) -> None:
-    """A run failed for good: move its file per `on_failure`, and say where it went (or why not)."""
+def after_failure(
+    workflow: Workflow | None, run: Run, error: str | None, moved: Callable[[Run, Path], None] = lambda r, p: None
+) -> None:
+    """A run failed for good: move its file per `on_failure`, say where it went (or why not), tell `moved`."""
     if workflow is None or workflow.on_failure is None:
         return
     try:
-        moved = move_failed(workflow, run, error)
+        destination = move_failed(workflow, run, error)
     except (GristmillError, OSError) as exc:
         log.warning("run %d failed and its file stays where it is: on_failure could not move it: %s", run.id, exc)
         return
-    if moved is not None:
-        log.info("run %d failed; its file was moved to %s (on_failure)", run.id, moved)
+    if destination is not None:
+        log.info("run %d failed; its file was moved to %s (on_failure)", run.id, destination)
+        moved(run, destination)

@@ -205,7 +205,9 @@ class WorkerPool:
         delay = self.retry_base * 2 ** (run.attempts - 1)
         not_before = self.clock() + timedelta(seconds=delay)
         self.store.release(run.id, self.owner, not_before=not_before, error=error)
-        log.info("run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error)
+        log.info(
+            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error
+        )
 
     def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
         if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
@@ -217,7 +219,7 @@ class WorkerPool:
         level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
         log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
         if status is RunStatus.FAILED:
-            after_failure(self.workflows().get(run.workflow), run, error)
+            after_failure(self.workflows().get(run.workflow), run, error, moved=self.runner.shared.moved)
 
     def _heartbeat(self) -> None:
         # Runs until stop() has waited for the workers, so runs finishing late keep their leases.

@@ -16,11 +16,12 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.actions import ActionServices
-from daemon.domain import ModelCall, Origin, Run
 from daemon.documents import read_document
+from daemon.domain import ModelCall, Origin, Run
 from daemon.engine.context import RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
+from daemon.engine.shared import SharedFiles
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.files.hashing import sha256_bytes
 from daemon.llm import images
@@ -54,6 +55,7 @@ class Runner:
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
+        self.shared = SharedFiles(store, workflows, max_attempts=settings.max_attempts)
 
     def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Run every step not already done by an earlier attempt; return the outputs to keep."""
@@ -68,7 +70,7 @@ class Runner:
                         # Stored before a model call, which may be slow to redo after a crash; a route or
                         # write stores them with its intent, and the finish stores the rest.
                         self._save(ctx, owner, ctx.outputs)
-                    ctx.record(step, step.kind.run(step.spec, self._step_context(ctx, step, owner)))
+                    self._run_step(ctx, step, owner)
                 ctx.expose(step)
         except ModelUnavailable:
             raise  # queued again with its attempt refunded: the full outputs are needed to resume
@@ -99,6 +101,13 @@ class Runner:
             scope["now"], scope["items"], ctx.text = self.scheduled(workflow, now)
         return ctx
 
+    def _run_step(self, ctx: RunContext, step: Step, owner: str) -> None:
+        result = step.kind.run(step.spec, self._step_context(ctx, step, owner))
+        ctx.record(step, result)
+        if result.moved_to is not None:
+            # Other workflows that take this file lose it now: each records which run took it, and where.
+            self.shared.moved(ctx.run, result.moved_to)
+
     def _step_context(self, ctx: RunContext, step: Step, owner: str) -> StepContext:
         step_id = step.step_id
 
@@ -123,7 +132,7 @@ class Runner:
         try:
             info = os.lstat(path)
         except FileNotFoundError as exc:
-            raise SkipRun(f"{path} was removed before its run started") from exc
+            raise SkipRun(self.shared.why_gone(run, path) or f"{path} was removed before its run started") from exc
         if stat.S_ISLNK(info.st_mode):
             raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
         if info.st_size > self.settings.max_file_bytes:
@@ -152,7 +161,8 @@ class Runner:
         if "vision" not in self.backend.info(model).capabilities:
             raise SkipRun(
                 f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, "
+                "e.g. llama3.2-vision or gemma3"
             )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:

@@ -9,10 +9,12 @@ their final name, so a crash leaves the source or a complete destination, never 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -194,6 +196,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         pass
     return True
+
+
+@contextmanager
+def held(src: Path) -> Iterator[None]:
+    """An exclusive lock on the file at `src` while moving it: a second move of the same file, by another
+    workflow's run in this or another gristmill process, waits and then finds it gone (rather than
+    linking it too and leaving two copies). Without a file, or on a file system without locks: no lock.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        fd = None  # gone, a link or unreadable: the move itself says so
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # some network file systems have no locks; the move still never overwrites
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def remove_moved(src: Path) -> None:

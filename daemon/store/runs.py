@@ -9,12 +9,23 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Connection, Engine, Row, Text, bindparam, case, cast, func, literal, select, update,
-)  # fmt: skip
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from daemon.domain import ModelCall, NewRun, Run, RunStatus, Origin
+from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
@@ -357,6 +368,12 @@ class RunStore:
         )
         with reading(self._engine) as conn:
             return conn.execute(stmt).scalar()
+
+    def with_content(self, sha256: str) -> list[Run]:
+        """Every run of any workflow on this content (sha256), oldest first."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
 
     def known(self, workflow: str, dedupe_key: str) -> Run | None:
         """The run of `workflow` recorded under `dedupe_key`, if any."""
