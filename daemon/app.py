@@ -53,7 +53,7 @@ class App:
 
     def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db_url)
+        self.engine = make_engine(settings.db_url, busy_timeout_ms=int(settings.database_timeout * 1000))
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}

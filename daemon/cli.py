@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from daemon import early_signals
 from daemon.domain import RunStatus
 from daemon.errors import GristmillError, UsageError
 from daemon.logs import setup_logging
@@ -59,8 +60,11 @@ def _print_json(value: Any) -> None:
 
 @click.group(cls=_Group)
 @click.version_option(package_name="gristmill")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """gristmill: watched folders and schedules, a local model, every call recorded."""
+    if ctx.invoked_subcommand != "run":
+        early_signals.release()  # only the daemon stops gracefully; the others stop at once as usual
 
 
 @main.command()
@@ -70,8 +74,10 @@ def run(once: bool) -> None:
     from daemon.lifecycle import Lifecycle
 
     life = Lifecycle()
-    if not once:
-        life.install()  # before start-up, so a SIGTERM during migrations still stops cleanly
+    if once:
+        early_signals.release()
+    else:
+        life.install()  # before start-up (and taking signals noted earlier), so an early SIGTERM stops cleanly
     app = _app()
     if once:
         report = app.run_once()

@@ -27,6 +27,9 @@ STOP_TIMEOUT = 30.0
 RESCAN_SECONDS = 300.0
 """How often watched folders are listed again for files whose events were lost."""
 
+DATABASE_TIMEOUT = 30.0
+"""Seconds a database write waits for another process's lock (SQLite) before the database counts as away."""
+
 LEASE_SECONDS = 30.0
 """A running run whose worker has not renewed its lease this long returns to the queue."""
 

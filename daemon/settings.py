@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     rescan_seconds: float = Field(defaults.RESCAN_SECONDS, ge=0)
     backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
     stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
+    database_timeout: float = Field(defaults.DATABASE_TIMEOUT, gt=0)
     lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
     heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.

@@ -51,12 +51,13 @@ class WorkerPool:
         self.owner = f"{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._lock = threading.Lock()  # guards _idle, _wakes and _in_flight
+        self._lock = threading.Lock()  # guards _idle, _wakes, _in_flight and _ending
         self._idle: set[int] = set()
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
         self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
         self._in_flight: dict[int, Run] = {}
+        self._ending: set[int] = set()  # runs whose outcome is being recorded: their lease ends with it
         self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
@@ -129,6 +130,7 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._in_flight.pop(run.id, None)
+                self._ending.discard(run.id)
 
     # -- workers ----------------------------------------------------------------------------
     def _work(self, n: int) -> None:
@@ -150,6 +152,7 @@ class WorkerPool:
             finally:
                 with self._lock:
                     self._in_flight.pop(run.id, None)
+                    self._ending.discard(run.id)
 
     def _sleep(self, n: int, seconds: float, *, idle: bool, unless_woken_since: int | None = None) -> None:
         with self._lock:
@@ -172,7 +175,11 @@ class WorkerPool:
     def _execute(self, run: Run, *, dry_run: bool = False) -> None:
         started = time.monotonic()
         try:
-            outputs = self.runner.execute(run, self.owner, dry_run=dry_run)
+            try:
+                outputs = self.runner.execute(run, self.owner, dry_run=dry_run)
+            finally:
+                with self._lock:  # from here on the heartbeat leaves it alone (see _renew)
+                    self._ending.add(run.id)
         except SkipRun as exc:
             self.gate.end_probe()
             self._finish(run, RunStatus.SKIPPED, started, error=exc.message)
@@ -232,10 +239,15 @@ class WorkerPool:
 
     def _renew(self) -> None:
         with self._lock:
-            running = list(self._in_flight.values())
+            running = [run for run in self._in_flight.values() if run.id not in self._ending]
         for run in running:
-            if not self.store.renew(run.id, self.owner, self.lease_seconds):
+            if not self.store.renew(run.id, self.owner, self.lease_seconds) and not self._ended(run.id):
                 log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
+
+    def _ended(self, run_id: int) -> bool:
+        """The run's outcome was being recorded meanwhile: a renewal that came too late is no lost lease."""
+        with self._lock:
+            return run_id in self._ending or run_id not in self._in_flight
 
     def _requeue_lapsed(self) -> None:
         lapsed = self.store.requeue_expired()

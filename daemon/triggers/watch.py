@@ -26,7 +26,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from daemon.engine.intake import Intake
-from daemon.errors import GristmillError
+from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
 from daemon.triggers.base import Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
@@ -39,6 +39,7 @@ from daemon.workflow.fields import problem
 log = logging.getLogger("gristmill")
 
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
+STORE_RETRY = 5.0  # seconds before a file the database could not take (locked, full) is offered again
 _LIMIT_SYSCTL = {
     errno.ENOSPC: "fs.inotify.max_user_watches",
     errno.EMFILE: "fs.inotify.max_user_instances",
@@ -51,6 +52,7 @@ class Arrival(StrEnum):
     CHANGED = "changed"  # created, modified, attributes: the full settle time
     CLOSED = "closed"  # closed after writing: CLOSE_GRACE
     MOVED_IN = "moved"  # renamed into the folder: complete already
+    RETRY = "retry"  # the database could not take it: offered again after STORE_RETRY
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class Watcher(TriggerSource):
         self.clock, self.wall, self.observer_factory = clock, wall, observer_factory
         self._watches: list[Watch] = []
         self._running = False
+        self._store_down: str | None = None  # why the database could not take the last file, while it cannot
         self._reset()
         self.rescans = 0  # periodic rescans completed (for logs and tests)
 
@@ -258,6 +261,9 @@ class Watcher(TriggerSource):
                 self._refuse_link(watch, path)
             return
         settle = max(w.settle for w in wanting)
+        if how is Arrival.RETRY:
+            self.tracker.again_in(path, STORE_RETRY, settle)
+            return
         self.tracker.touch(path, settle, wait=max(w.wait_for(how) for w in wanting))
 
     def _submit_ready(self) -> None:
@@ -291,14 +297,29 @@ class Watcher(TriggerSource):
             return False
         try:
             self.intake.file(watch.workflow, path)
+        except StoreError as exc:  # the database is away (locked, full): try again soon, not at the rescan
+            self._store_away(exc)
+            self._events.put((str(path), Arrival.RETRY))
+            return True
         except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
             log.warning("not queued for %s: %s", watch.workflow.name, exc)
             return True
         except Exception:  # one bad file must not stop the watcher
             log.exception("could not queue %s for %s", path, watch.workflow.name)
             return False
+        self._store_back()
         self.submitted.add(key, signature)
         return True
+
+    def _store_away(self, exc: StoreError) -> None:
+        if self._store_down is None:
+            log.warning("new files cannot be queued: %s; trying them again every %gs", exc, STORE_RETRY)
+        self._store_down = str(exc)
+
+    def _store_back(self) -> None:
+        if self._store_down is not None:
+            self._store_down = None
+            log.info("new files are queued again")
 
     def _refuse_link(self, watch: Watch, path: Path) -> bool:
         key = (watch.workflow.name, str(path))
