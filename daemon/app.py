@@ -197,7 +197,8 @@ class App:
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
         for run_id in left:
-            self.store.release(run_id, self.pool.owner, not_before=None, error=f"the daemon {why}; queued again", refund_attempt=True)
+            error = f"the daemon {why}; queued again"
+            self.store.release(run_id, self.pool.owner, not_before=None, error=error, refund_attempt=True)
         if left:
             log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
         log.info("stopped")
@@ -206,7 +207,8 @@ class App:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
         checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
-        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive, "database": self._database_answers}
+        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive}
+        checks["database"] = self._database_answers
         return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
 
     def _database_answers(self) -> bool:

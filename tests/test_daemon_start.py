@@ -13,8 +13,12 @@ import pytest
 
 from daemon.domain import RunStatus
 from tests.support import INVOICE, LETTER, wait_for
-from tests.test_crash import DEADLINE, all_runs, finished
-from tests.test_crash import home  # noqa: F401  (the fixture: a fast home whose daemons are killed after)
+from tests.test_crash import (
+    DEADLINE,
+    all_runs,
+    finished,
+    home,  # noqa: F401  (the fixture: a fast home whose daemons are killed after)
+)
 
 # Sends this very process a SIGTERM when it first imports the module named in GRISTMILL_TEST_SIGTERM_AT:
 # a stop signal that arrives while `gristmill run` is still loading, at a chosen moment.
