@@ -90,7 +90,14 @@ def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
         console.print(f"[red]error:[/] {run.error}")
+    cut = run.outputs.get("_input") or {}
+    if cut.get("truncated"):
+        console.print(
+            f"input cut: the model read {cut.get('kept')} of {cut.get('chars')} characters (GRISTMILL_MAX_CHARS)"
+        )
     for step_id, output in run.outputs.items():
+        if step_id == "_input":
+            continue
         console.print(f"\n[bold]step {step_id}[/] → {output}")
         for call in (c for c in calls if c.step_id == step_id):
             _print_call(console, call)

@@ -96,6 +96,8 @@ class Runner:
         ctx.file_path = _current_path(run, workflow, {**outputs, **finished})
         if ctx.file_path is not None:
             scope["file"], ctx.text, ctx.images = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+            if scope["file"]["truncated"]:  # cut at GRISTMILL_MAX_CHARS: the record says so, and how much
+                ctx.note_cut(scope["file"]["meta"].get("chars", len(ctx.text or "")))
         elif not workflow.takes_file and self.scheduled is not None:
             # The items are read when the run starts, so a late or retried run sees what is new then.
             scope["now"], scope["items"], ctx.text = self.scheduled(workflow, now)
