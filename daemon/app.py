@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.intake import Intake
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
+from daemon.engine.progress import BacklogLog, Progress, ProgressMeter, counted
 from daemon.engine.runner import Runner
 from daemon.errors import ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
@@ -37,6 +39,7 @@ from daemon.workflow import Workflow, load_workflows
 log = logging.getLogger("gristmill")
 
 POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
+PROGRESS_EVERY = 0.25  # seconds between progress reports while draining it
 
 
 @dataclass
@@ -127,23 +130,27 @@ class App:
             raise ModelError(f"the webhook {url} failed: {exc}") from exc
 
     # -- modes ------------------------------------------------------------------------------
-    def run_once(self) -> OnceReport:
-        """Queue what is in the watched folders, process everything due, and return."""
+    def run_once(self, progress: Callable[[Progress], None] = lambda p: None) -> OnceReport:
+        """Queue what is in the watched folders, process everything due, and return; `progress` hears how far."""
         self.store.requeue_expired()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
-        before = self.store.counts()
+        meter = ProgressMeter(self.store)
         self._configure_sources()
         for source in self.sources.values():
             source.catch_up()  # what waits in folders; due ticks as one run each, missed ones per catch_up
         self.pool.start()
         try:
+            told = 0.0
             while not self._drained():
+                if time.monotonic() - told >= PROGRESS_EVERY:
+                    progress(meter.read())
+                    told = time.monotonic()
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
-        after = self.store.counts()
-        done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
-        return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
+        last = meter.read(final=True)
+        progress(last)
+        return OnceReport(dict(last.ended), last.queued, self.gate.reason)
 
     def _drained(self) -> bool:
         if self.gate.is_down and self.pool.in_flight == 0:
@@ -169,8 +176,8 @@ class App:
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
         log.info(
-            "gristmill ready: %d workflows, %d files found at start, model server %s",
-            len(self.workflows), queued, self.settings.ollama_url,
+            "gristmill ready: %s, %s found at start, model server %s",
+            counted(len(self.workflows), "workflow"), counted(queued, "file"), self.settings.ollama_url,
         )
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
@@ -181,9 +188,11 @@ class App:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        backlog = BacklogLog(self.store, self.settings.progress_seconds)
         while not life.stopping:
             dog.tick()
-            life.wait(min(dog.due_in(), max(0.0, next_prune - time.monotonic())))
+            backlog.tick()
+            life.wait(min(dog.due_in(), backlog.due_in(), max(0.0, next_prune - time.monotonic())))
             if life.take_reload() and not life.stopping:
                 self.reload_live()
             if time.monotonic() >= next_prune:

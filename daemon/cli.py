@@ -80,14 +80,11 @@ def run(once: bool) -> None:
         life.install()  # before start-up (and taking signals noted earlier), so an early SIGTERM stops cleanly
     app = _app()
     if once:
-        report = app.run_once()
-        counts = ", ".join(f"{n} {s.value}" for s, n in report.counts.items() if n) or "nothing to do"
-        click.echo(f"processed: {counts}")
-        if report.left_queued:
-            why = f" because {report.reason}" if report.reason else ""
-            click.echo(f"{report.left_queued} runs are still queued{why}; they run on the next start", err=True)
+        from daemon.commands.once import run_once
+
+        code = run_once(app, click.echo)
         app.close()
-        sys.exit(1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0)
+        sys.exit(code)
     app.serve(life)
     app.close()
     if life.aborted:

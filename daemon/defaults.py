@@ -36,6 +36,9 @@ LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0
 """How often a worker renews the leases of its running runs."""
 
+PROGRESS_SECONDS = 60.0
+"""How often the daemon logs its progress through a backlog (0: never)."""
+
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Larger files are skipped unread (50 MiB)."""
 

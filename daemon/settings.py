@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
     stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
     database_timeout: float = Field(defaults.DATABASE_TIMEOUT, gt=0)
+    progress_seconds: float = Field(defaults.PROGRESS_SECONDS, ge=0)
     lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
     heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.

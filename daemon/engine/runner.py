@@ -181,6 +181,7 @@ class Runner:
         return Asker(
             backend=self.backend, record=record, model=workflow.model or self.settings.model,
             options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
+            about=f"run {run.id} ({workflow.name})",
         )  # fmt: skip  (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:

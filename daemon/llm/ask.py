@@ -49,6 +49,7 @@ class Asker:
     think: bool | None = None
     context_tokens: int = defaults.CONTEXT_TOKENS  # num_ctx to send for long prompts when the workflow sets none
     prompt_share: float = 1.0  # share of a window's prompt budget plans may use (halved after a cut)
+    about: str = ""  # who asks, for progress lines in the log: "run 12 (sort-inbox)"
 
     def with_(self, **changes: Any) -> Asker:
         """A copy with some fields changed; `options` given here are merged into the current ones."""
