@@ -17,7 +17,7 @@ from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.intake import Intake
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
-from daemon.engine.progress import BacklogLog, Progress, ProgressMeter, counted
+from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
 from daemon.engine.runner import Runner
 from daemon.errors import ModelError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
@@ -34,6 +34,7 @@ from daemon.store import RunStore
 from daemon.store.db import make_engine
 from daemon.store.migrate import upgrade
 from daemon.triggers import TriggerServices, TriggerSource
+from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
 log = logging.getLogger("gristmill")
@@ -66,6 +67,7 @@ class App:
             check_url(
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
+                local_networks=settings.local_networks,
             )  # fmt: skip  (keyword arguments read as one sentence)
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
@@ -177,7 +179,7 @@ class App:
         queued = sum(source.scan() for source in self.sources.values())
         log.info(
             "gristmill ready: %s, %s found at start, model server %s",
-            counted(len(self.workflows), "workflow"), counted(queued, "file"), self.settings.ollama_url,
+            count(len(self.workflows), "workflow"), count(queued, "file"), self.settings.ollama_url,
         )
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")

@@ -18,7 +18,8 @@ from daemon.errors import GristmillError, UsageError
 from daemon.logs import setup_logging
 from daemon.settings import Settings, load_settings
 
-console = Console()
+# soft_wrap: piped output keeps long lines whole instead of breaking them at 80 columns.
+console = Console(soft_wrap=True)
 
 
 class _Group(click.Group):
@@ -108,14 +109,14 @@ def check() -> None:
 def workflows(as_json: bool) -> None:
     """List each workflow, its trigger and next fire time."""
     from daemon.commands.listing import workflow_rows
+    from daemon.views import print_table
 
     settings = load_settings()
     rows, errors = workflow_rows(settings)
     if as_json:
         _print_json(rows)
     else:
-        for row in rows:
-            click.echo(f"{row['name']:<24} {row['trigger']:<40} next: {row['next'] or '—'}")
+        print_table(console, ("name", "trigger", "next"), [[r["name"], r["trigger"], r["next"] or "—"] for r in rows])
     for error in errors:
         click.echo(f"gristmill: {error}", err=True)
     sys.exit(2 if errors else 0)
@@ -128,9 +129,12 @@ def workflows(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
     """Run a workflow now (on FILE for a watch workflow) and print the run."""
+    from daemon.commands.usage import trigger_input
     from daemon.views import print_run, run_json
 
     app = _app()
+    if name in app.workflows:
+        trigger_input(app.workflows[name], file)
     run = app.trigger(name, file, dry_run=dry_run)
     if as_json:
         _print_json(run_json(run))
@@ -147,14 +151,14 @@ def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """Run history, newest first."""
-    from daemon.views import run_json, runs_table
+    from daemon.views import RUN_COLUMNS, print_table, run_json, run_rows
 
     store = _store(load_settings())
     found = store.history(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
     if as_json:
         _print_json([run_json(r) for r in found])
     else:
-        console.print(runs_table(found))
+        print_table(console, RUN_COLUMNS, run_rows(found))
 
 
 @main.command()
@@ -178,9 +182,15 @@ def show(run_id: int, as_json: bool) -> None:
 @click.option("--workflow", "-w", help="With --failed: only this workflow.")
 def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
     """Queue runs again; the daemon (or `run --once`) picks them up."""
+    from daemon.commands.usage import known_workflow
+    from daemon.workflow import load_workflows
+
     if bool(run_ids) == failed:
         raise UsageError("give run ids or --failed, not both and not neither")
-    store = _store(load_settings())
+    settings = load_settings()
+    store = _store(settings)
+    if workflow is not None:
+        known_workflow(workflow, load_workflows(settings.workflows)[0], store)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
@@ -201,6 +211,21 @@ def prune(dry_run: bool) -> None:
     report = prune_runs(_store(settings), loaded.values(), datetime.now(UTC), dry_run=dry_run)
     for line in report.lines():
         click.echo(line)
+
+
+@main.command()
+@click.option("--since", help="Only calls made this recently, e.g. 30d or 24h.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def costs(since: str | None, as_json: bool) -> None:
+    """Tokens, calls and model time per workflow and model, and what paid APIs would have charged."""
+    from daemon.commands.costs import costs_report, print_costs
+
+    settings = load_settings()
+    result = costs_report(settings, _store(settings).engine, since)
+    if as_json:
+        _print_json(result)
+    else:
+        print_costs(console, result)
 
 
 @main.group()

@@ -56,3 +56,6 @@ EXTRACT_MEMORY_MB = 1024
 
 CONTEXT_TOKENS = 8192
 """num_ctx sent for long prompts when a workflow's options set none."""
+
+COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
+"""The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from daemon.settings import LogFormat
+from daemon.words import one_line
 
 
 class _JsonFormatter(logging.Formatter):
@@ -22,13 +23,34 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class _TextFormatter(logging.Formatter):
+    """One record, one line: a newline or control character in a message (a file name) is escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = one_line(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def text_formatter() -> logging.Formatter:
+    """The text log format: time, level, the message on one line (a traceback follows on its own lines)."""
+    return _TextFormatter(TEXT_FORMAT, TIME_FORMAT)
+
+
 def setup_logging(fmt: LogFormat, *, verbose: bool = False) -> None:
     """Send gristmill's log to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt is LogFormat.JSON:
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(text_formatter())
     logger = logging.getLogger("gristmill")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from daemon.errors import UsageError
@@ -15,7 +16,7 @@ class RemoteRefused(UsageError):
     def __init__(self, url: str, what: str, how_to_allow: str) -> None:
         super().__init__(
             f"{what} {url} is not on this machine or a private network, so documents would leave "
-            f"home; use a local server or set {how_to_allow}"
+            f"home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, or set {how_to_allow}"
         )
         self.url = url
 
@@ -31,17 +32,21 @@ LOCAL_NETWORKS = tuple(
 )  # fmt: skip
 
 
-def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for loopback, RFC 1918 private, link-local and IPv6 unique-local addresses."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, extra: Iterable[Network] = ()) -> bool:
+    """True for loopback, RFC 1918 private, link-local, IPv6 unique-local addresses and those in `extra`."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in net for net in LOCAL_NETWORKS if net.version == address.version)
+    return any(address in net for net in (*LOCAL_NETWORKS, *extra) if net.version == address.version)
 
 
-def is_local(url: str) -> bool:
-    """True when every address the URL's host names is loopback, private or link-local.
+def is_local(url: str, extra: Iterable[Network] = ()) -> bool:
+    """True when every address the URL's host names is loopback, private, link-local or in `extra`.
 
-    Decided before any connection is made; a name is resolved, never contacted.
+    `extra` are the ranges the user declared local (GRISTMILL_LOCAL_NETWORKS, e.g. Tailscale's
+    100.64.0.0/10). Decided before any connection is made; a name is resolved, never contacted.
     """
     host = urlsplit(url if "//" in url else f"http://{url}").hostname
     if not host:
@@ -56,10 +61,11 @@ def is_local(url: str) -> bool:
         except OSError:
             return False
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    return bool(addresses) and all(is_local_address(a) for a in addresses)
+    extra = tuple(extra)
+    return bool(addresses) and all(is_local_address(a, extra) for a in addresses)
 
 
-def check_url(url: str, *, allowed: bool, what: str, how_to_allow: str) -> None:
-    """Raise `RemoteRefused` unless `url` is local or remote traffic was allowed."""
-    if not allowed and not is_local(url):
+def check_url(url: str, *, allowed: bool, what: str, how_to_allow: str, local_networks: Iterable[Network] = ()) -> None:
+    """Raise `RemoteRefused` unless `url` is local (built-in or declared ranges) or remote traffic was allowed."""
+    if not allowed and not is_local(url, local_networks):
         raise RemoteRefused(url, what, how_to_allow)

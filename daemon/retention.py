@@ -9,6 +9,7 @@ from datetime import datetime
 
 from daemon.errors import GristmillError
 from daemon.store import RunStore
+from daemon.words import count
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
@@ -35,8 +36,12 @@ class PruneReport:
     def lines(self) -> list[str]:
         """One line per workflow that had something to prune, then a total."""
         verb = "would prune" if self.dry_run else "pruned"
-        out = [f"{name}: {verb} {n} runs, {self.calls[name]} model calls" for name, n in sorted(self.runs.items()) if n]
-        out.append(f"{verb} {self.total_runs} runs and {self.total_calls} model calls in all")
+        out = [
+            f"{name}: {verb} {count(n, 'run')}, {count(self.calls[name], 'model call')}"
+            for name, n in sorted(self.runs.items())
+            if n
+        ]
+        out.append(f"{verb} {count(self.total_runs, 'run')} and {count(self.total_calls, 'model call')} in all")
         return out
 
 

@@ -5,22 +5,26 @@ No other module reads the environment; everything else receives a `Settings` obj
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from daemon import defaults
+from daemon import settings_checks as checks
+from daemon.costs import Price
 from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
 
@@ -40,10 +44,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("gristmill")))
     database_url: str | None = None
     workflows: Path = Path("workflows")
-    ollama_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL)
+    ollama_url: str = Field(
+        default_factory=lambda: os.environ.get("OLLAMA_HOST") or defaults.OLLAMA_URL, validate_default=True
+    )
     model: str = defaults.MODEL
     concurrency: int = Field(defaults.CONCURRENCY, ge=1, le=256)
     allow_remote_model: bool = False
+    # Ranges the user declares local beyond the built-in private ones (a Tailscale or WireGuard net).
+    local_networks: Annotated[tuple[checks.Network, ...], NoDecode] = ()
     log_format: LogFormat = LogFormat.TEXT
     max_attempts: int = Field(defaults.MAX_ATTEMPTS, ge=1, le=100)
     model_timeout: float = Field(defaults.MODEL_TIMEOUT, gt=0)
@@ -65,11 +73,29 @@ class Settings(BaseSettings):
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)
+    # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
+    prices: dict[str, Price] = {}
+    cost_compare: list[str] = list(defaults.COST_COMPARE)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("ollama_url", mode="after")
+    @classmethod
+    def _model_url(cls, value: str) -> str:
+        return checks.model_url(value)
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return checks.database_url(value)
+
+    @field_validator("local_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return checks.networks(value)
 
     @field_validator("heartbeat_seconds", mode="after")
     @classmethod
@@ -135,21 +161,66 @@ def read_secret(name: str) -> str | None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read environment and settings file; raise `SettingsError` in one sentence when invalid."""
-    path = _config_path(dict(os.environ))
+    environ = dict(os.environ)
+    path = _config_path(environ)
+    data: dict[str, Any] = {}
     if path is not None:
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
             raise SettingsError(f"{path} is not valid TOML ({exc}); fix the file", path) from exc
+        checks.unknown_keys(data, file_keys(), path)
     _CONFIG_FILE["path"] = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        origin = f" in {path}" if path else ""
-        raise SettingsError(
-            f"setting '{key}'{origin} (env GRISTMILL_{key.upper()}) is invalid: {err['msg']}", path
-        ) from exc
+        raise _invalid(exc, environ, data, path) from exc
     finally:
         _CONFIG_FILE.pop("path", None)
+    if settings.database_url is None:
+        problem = checks.data_dir_problem(settings.data_dir)
+        if problem:
+            origin = _origin("data_dir", environ, data, path)
+            raise SettingsError(
+                f"setting 'data_dir' {origin} is invalid: {problem}; choose a folder you can write", path
+            )
+    return settings
+
+
+def _invalid(exc: ValidationError, environ: dict[str, str], data: dict[str, Any], path: Path | None) -> SettingsError:
+    """One sentence for the first problem: the setting (or the key inside it), where it came from, what is wrong."""
+    errors = exc.errors()
+    # A misspelt key inside a table also makes the key meant "missing": name the misspelling, with the fix.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(str(part) for part in err["loc"])
+    key = loc[0] if loc else ""
+    inside = err["type"] in ("missing", "extra_forbidden") and len(loc) > 1  # the table that lacks or has the key
+    where = ".".join(loc[:-1] if inside else loc)
+    reason = checks.explain(err, Settings.model_fields.get(key))
+    if err["type"] == "extra_forbidden":
+        meant = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(map(str, e["loc"][:-1])) == loc[:-1]]
+        close = difflib.get_close_matches(loc[-1], [str(m) for m in meant], n=1)
+        reason += f" (did you mean '{close[0]}'?)" if close else ""
+    return SettingsError(f"setting '{where}' {_origin(key, environ, data, path)} is invalid: {reason}", path)
+
+
+def file_keys() -> list[str]:
+    """The keys `gristmill.toml` may set: every setting except those systemd passes in the environment."""
+    return [name for name, field in Settings.model_fields.items() if field.validation_alias is None]
+
+
+def _env_name(key: str) -> str:
+    alias = Settings.model_fields[key].validation_alias if key in Settings.model_fields else None
+    return alias if isinstance(alias, str) else f"GRISTMILL_{key.upper()}"
+
+
+def _origin(key: str, environ: dict[str, str], data: dict[str, Any], path: Path | None) -> str:
+    """Where the value of setting `key` came from, in words: an env var, the file, or the default."""
+    env = _env_name(key)
+    if env in environ:
+        return f"from the environment ({env})"
+    if key in data:
+        return f"in {path}"
+    if key == "ollama_url" and environ.get("OLLAMA_HOST"):
+        return "from the environment (OLLAMA_HOST)"
+    return f"(its default; set {env})"

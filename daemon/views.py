@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import click
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from daemon.domain import ModelCall, Run
+from daemon.words import one_line
 
 NS = 1_000_000_000
 
@@ -62,18 +69,37 @@ def call_json(call: ModelCall) -> dict[str, Any]:
     }
 
 
-def runs_table(runs: list[Run]) -> Table:
-    """The run history as a table."""
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "workflow", "status", "input", "created", "tries", "note"):
-        table.add_column(column, overflow="fold")
-    for run in runs:
-        table.add_row(
+RUN_COLUMNS = ("id", "workflow", "status", "input", "created", "tries", "note")
+
+
+def run_rows(runs: list[Run]) -> list[list[str]]:
+    """The run history as table rows (RUN_COLUMNS)."""
+    return [
+        [
             str(run.id), run.workflow, run.status.value, Path(run.input_path).name if run.input_path else "—",
-            run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), str(run.attempts),
-            run.error or _note(run),
-        )
+            run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), str(run.attempts), run.error or _note(run),
+        ]
+        for run in runs
+    ]  # fmt: skip
+
+
+def rich_table(headers: Sequence[str], rows: list[list[str]]) -> Table:
+    """A borderless rich table; long cells wrap between words."""
+    table = Table(box=None, pad_edge=False)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(Text(one_line(cell)) for cell in row))  # Text: a name like "[red]" is not markup
     return table
+
+
+def print_table(console: Console, headers: Sequence[str], rows: list[list[str]]) -> None:
+    """A rich table on a terminal; piped, one line per row with tab-separated cells, nothing padded or wrapped."""
+    if console.is_terminal:
+        console.print(rich_table(headers, rows))
+        return
+    for row in (list(headers), *rows):
+        click.echo("\t".join(one_line(cell) for cell in row))
 
 
 def _note(run: Run) -> str:
@@ -86,10 +112,11 @@ def _note(run: Run) -> str:
 def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     """One run with each step's calls and output, for `show`."""
     console.print(f"[bold]run {run.id}[/] {run.workflow} [bold]{run.status.value}[/] ({run.trigger.value})")
-    console.print(f"input: {run.input_path or '—'}   attempts: {run.attempts}/{run.max_attempts}")
+    where = one_line(run.input_path) if run.input_path else "—"
+    console.print(f"input: {where}   attempts: {run.attempts}/{run.max_attempts}", markup=False, highlight=False)
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
-        console.print(f"[red]error:[/] {run.error}")
+        console.print("[red]error:[/] " + escape(run.error))
     cut = run.outputs.get("_input") or {}
     if cut.get("truncated"):
         console.print(
@@ -98,16 +125,27 @@ def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     for step_id, output in run.outputs.items():
         if step_id == "_input":
             continue
-        console.print(f"\n[bold]step {step_id}[/] → {output}")
+        title = f"step {step_id}" if not step_id.startswith("_") else step_id  # _split, ...: beside the steps
+        console.print(f"\n[bold]{escape(title)}[/]")
+        console.print(as_yaml(output, indent="  "), markup=False, highlight=False, end="")
         for call in (c for c in calls if c.step_id == step_id):
             _print_call(console, call)
 
 
+def as_yaml(value: Any, indent: str = "") -> str:
+    """`value` as block YAML (Unicode kept, long text on one line), each line indented by `indent`."""
+    text = yaml.safe_dump(value, allow_unicode=True, sort_keys=False, width=1_000_000, default_flow_style=False)
+    return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
 def _print_call(console: Console, call: ModelCall) -> None:
     seconds = (call.total_duration_ns or 0) / NS
+    options = json.dumps(call.options or {}, ensure_ascii=False)
     console.print(
         f"  model {call.model}  tokens in {call.prompt_tokens} out {call.completion_tokens}  "
-        f"{seconds:.2f}s server, {(call.wall_ms or 0) / 1000:.2f}s wall  options {call.options or {}}"
+        f"{seconds:.2f}s server, {(call.wall_ms or 0) / 1000:.2f}s wall  options {options}",
+        markup=False,
+        highlight=False,
     )
     prompt = call.messages[-1]["content"] if call.messages else ""
     console.print(f"  prompt: {_clip(prompt)}", markup=False)

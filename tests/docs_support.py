@@ -28,6 +28,30 @@ def pdf(pages: list[str], *, title: str | None = None) -> bytes:
     return _assemble(objects, info_ref=len(objects) if info else None)
 
 
+def scanned_pdf(pages: list[str | None], *, size: tuple[float, float] = (612, 792)) -> bytes:
+    """A PDF whose `None` pages hold only an image (a black bar on white, like a scan) and whose
+    text pages are made by `pdf`; built with pypdfium2 and Pillow."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw
+
+    document = pdfium.PdfDocument.new()
+    for text in pages:
+        if text is not None:
+            document.import_pages(pdfium.PdfDocument(pdf([text])))
+            continue
+        page = document.new_page(*size)
+        scan = Image.new("RGB", (850, 1100), "white")
+        ImageDraw.Draw(scan).rectangle((100, 100, 750, 300), fill="black")
+        image = pdfium.PdfImage.new(document)
+        image.set_bitmap(pdfium.PdfBitmap.from_pil(scan))
+        image.set_matrix(pdfium.PdfMatrix().scale(*size))
+        page.insert_obj(image)
+        page.gen_content()
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def pdf_bomb(unpacked_mb: int = 200) -> bytes:
     """One page whose FlateDecode content unpacks to `unpacked_mb` MB of spaces."""
     packed = zlib.compress(b" " * (unpacked_mb << 20), 9)
@@ -79,7 +103,10 @@ def docx_bomb(unpacked_mb: int = 64) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
-        z.writestr("word/document.xml", f"<w:document {_W}><w:t>".encode() + b"x" * (unpacked_mb << 20) + b"</w:t></w:document>")
+        z.writestr(
+            "word/document.xml",
+            f"<w:document {_W}><w:t>".encode() + b"x" * (unpacked_mb << 20) + b"</w:t></w:document>",
+        )
     return buf.getvalue()
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.domain import NewRun, RunStatus, Origin
+from daemon.domain import NewRun, Origin, RunStatus
 from daemon.errors import SkipRun
 from daemon.schedule.inputs import InputCollector, document
 from daemon.store import RunStore
@@ -66,7 +66,7 @@ def test_files_since_the_last_successful_run(tmp_path, store):
     second = collector.collect(workflow, NOW)
 
     assert [i["name"] for i in second.items] == ["new.md"]
-    assert second.document.startswith("1 items: new.md.\n")
+    assert second.document.startswith("1 item: new.md.\n")
 
 
 def test_files_since_a_duration(tmp_path, store):
@@ -89,7 +89,9 @@ def test_runs_of_another_workflow_since_the_last_digest_and_then_nothing_new(sto
     collected = collector.collect(workflow, NOW)
 
     assert [(i["name"], i["outputs"]) for i in collected.items] == [("a.txt", filed)]
-    assert collected.document.startswith("1 items: a.txt.\n\n## a.txt\nkind: invoice\nfiled: move_to /docs/Invoices/a.txt")
+    assert collected.document.startswith(
+        "1 item: a.txt.\n\n## a.txt\nkind: invoice\nfiled: move_to /docs/Invoices/a.txt"
+    )
     _finished(store, "digest")
     with pytest.raises(SkipRun, match="^nothing new$"):
         collector.collect(workflow, NOW)

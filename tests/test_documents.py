@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import pytest
 
-from daemon.errors import InputError, PermanentInputError, SkipRun
 from daemon.documents import ReadLimits, read_document
+from daemon.errors import InputError, PermanentInputError, SkipRun
 from tests import docs_support as docs
 
 LIMITS = ReadLimits(max_chars=200_000, seconds=30, memory_mb=1024)
@@ -24,7 +25,7 @@ def test_multi_page_pdf_gives_every_page_and_its_metadata():
 
 def test_pdf_without_text_layer_is_skipped_with_the_reason():
     data = docs.pdf(["", ""])
-    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 page\(s\)"):
+    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
         read_document(Path("scan.pdf"), data, LIMITS)
 
 
@@ -62,12 +63,92 @@ def test_zip_bomb_named_docx_is_refused():
         read_document(Path("bomb.docx"), docs.docx_bomb(64), LIMITS)
 
 
+SCANS = ReadLimits(max_chars=200_000, seconds=30, memory_mb=1024, scan_pages=5)
+
+
+def _png(data: bytes):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image
+
+
+def test_pdf_pages_without_text_are_rendered_with_their_page_numbers():
+    result = read_document(Path("scan.pdf"), docs.scanned_pdf([None, None]), SCANS)
+    assert result.text == "" and result.image_pages == (1, 2) and len(result.images) == 2
+    assert result.meta["scanned_pages"] == [1, 2] and result.meta["pages"] == 2
+    page = _png(result.images[0])
+    assert page.width == 1275 and abs(page.height - 1650) <= 1  # US Letter at 150 dpi
+    assert page.convert("L").getpixel((page.width // 2, page.height * 2 // 11)) < 64  # the black bar
+    assert page.convert("L").getpixel((5, page.height - 5)) > 200  # white paper
+
+
+def test_a_mixed_pdf_gives_the_text_pages_as_text_and_the_scans_as_images():
+    result = read_document(Path("letter.pdf"), docs.scanned_pdf(["Cover letter", None, "Appendix"]), SCANS)
+    assert result.text == "Cover letter\n\nAppendix"
+    assert result.image_pages == (2,) and len(result.images) == 1 and result.meta["scanned_pages"] == [2]
+
+
+def test_scanned_pages_beyond_the_page_limit_are_counted_not_rendered():
+    limits = ReadLimits(scan_pages=2)
+    result = read_document(Path("scan.pdf"), docs.scanned_pdf([None, None, None]), limits)
+    assert result.image_pages == (1, 2) and result.meta["scanned_pages_left_out"] == 1
+
+
+def test_the_pixel_limit_shrinks_every_rendered_page():
+    huge = docs.scanned_pdf([None], size=(14_400, 14_400))  # 200 x 200 inches, PDF's largest page
+    result = read_document(Path("poster.pdf"), huge, ReadLimits(scan_pages=1, scan_pixels=250_000, memory_mb=512))
+    page = _png(result.images[0])
+    assert page.width * page.height <= 250_000 * 1.01
+
+
+def test_without_scanning_a_pdf_of_scans_is_still_skipped():
+    with pytest.raises(SkipRun, match=r"scan\.pdf has no text layer \(2 pages, a scan\?\)"):
+        read_document(Path("scan.pdf"), docs.scanned_pdf([None, None]), LIMITS)
+
+
 def test_html_keeps_the_main_text_without_menus_or_scripts():
     result = read_document(Path("page.html"), docs.HTML_PAGE.encode(), LIMITS)
     assert result.kind == "html" and result.meta["title"] == "Quarterly report"
     assert "Revenue grew by 12 percent" in result.text and "Costs fell slightly." in result.text
     for furniture in ("About us menu", "tracking", "color:red", "Copyright footer", "Site banner"):
         assert furniture not in result.text
+
+
+def _html(markup: str) -> str:
+    return read_document(Path("page.html"), f"<!doctype html><html><body>{markup}</body></html>".encode(), LIMITS).text
+
+
+def test_a_page_wrapped_in_a_form_yields_its_text_without_the_controls():
+    text = _html(
+        '<form id="aspnetForm" action="/x"><div><h1>Notice</h1><p>The meeting moves to Friday.</p>'
+        '<label>Name <input name="n"></label><button>Send now</button>'
+        "<select><option>Option one</option></select><textarea>typed here</textarea></div></form>"
+    )
+    assert "Notice" in text and "The meeting moves to Friday." in text and "Name" in text
+    for control in ("Send now", "Option one", "typed here"):
+        assert control not in text
+
+
+def test_an_articles_header_title_is_kept_and_the_site_banner_dropped():
+    text = _html(
+        "<header>Site banner</header><article><header><h1>Rates rise again</h1><p>By Anna</p></header>"
+        "<p>The bank raised its rate.</p></article><footer>Copyright footer</footer>"
+    )
+    assert text.splitlines()[0] == "Rates rise again"
+    assert "By Anna" in text and "The bank raised its rate." in text
+    assert "Site banner" not in text and "Copyright footer" not in text
+
+
+def test_table_cells_are_separated_and_rows_are_lines():
+    text = _html(
+        "<main><table><tr><th>Item</th><th>Price</th></tr><tr><td>Tea</td><td>3.50</td></tr>"
+        "<tr><td>Cake <b>large</b></td><td>4.00</td></tr></table><p>Total 7.50</p>"
+        "<table><tr><td>a<td>b<tr><td>c<td>d</table></main>"
+    )
+    assert text.splitlines()[:3] == ["Item | Price", "Tea | 3.50", "Cake large | 4.00"]
+    assert "Total 7.50" in text and "a | b\nc | d" in text
 
 
 def test_email_gives_headers_body_and_attachment_names():
@@ -129,7 +210,9 @@ def test_parser_time_limit_ends_the_parse():
 
 
 def test_images_are_passed_on_as_images():
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big") + b"\x08\x02"
+    png = (
+        b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big") + b"\x08\x02"
+    )
     result = read_document(Path("receipt.png"), png, LIMITS)
     assert result.kind == "image" and result.images == (png,)
     assert result.meta["width"] == 640 and result.meta["height"] == 480

@@ -72,6 +72,6 @@ def _rounds(home) -> int:
 
     store = read_store(home)
     try:
-        return sum(len(store.calls(r.id)) for r in store.list(limit=100))
+        return sum(len(store.calls(r.id)) for r in store.history(limit=100))
     finally:
         store._engine.dispose()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from daemon.domain import RunStatus
-from daemon.engine.progress import Progress, counted
+from daemon.engine.progress import Progress
 from tests.support import INVOICE, LETTER, make_home, wait_for
 from tests.test_crash import DEADLINE, Daemon, finished
 from tests.test_long_inputs import WORKFLOW as LONG_WORKFLOW
@@ -34,8 +34,8 @@ def test_run_once_without_a_terminal_prints_plain_progress_lines(tmp_path, stand
 
     result = home.cli("run", "--once", check=True)
 
-    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
-    assert lines[0].startswith("progress: 0 of 20 runs done (none yet); ")
+    lines = [line.split(" INFO ", 1)[1] for line in result.stderr.splitlines() if " INFO progress: " in line]
+    assert lines[0].startswith("progress: 0 of 20 runs done (none yet); "), result.stderr
     assert lines[-1] == "progress: 20 of 20 runs done (20 succeeded); 0 queued, 0 running"
     assert 2 <= len(lines) <= 12  # a tenth at a time, never a line per poll
     assert "\x1b[" not in result.stderr  # no terminal codes in a pipe
@@ -69,7 +69,7 @@ def test_run_once_on_a_terminal_shows_a_progress_bar(tmp_path, standin):
 
     assert "runs" in text and "12/12" in text and "12 succeeded" in text
     assert "processed: 12 succeeded" in text
-    assert "progress: " not in text  # the bar, not the plain lines
+    assert "INFO progress: " not in text  # the bar, not the plain lines
 
 
 def test_the_daemon_logs_its_progress_through_a_backlog(tmp_path, standin):
@@ -82,8 +82,8 @@ def test_the_daemon_logs_its_progress_through_a_backlog(tmp_path, standin):
     finally:
         assert daemon.stop() == 0, daemon.log
     lines = [line for line in daemon.log.splitlines() if " progress: " in line]
-    assert lines and all(re.search(r"progress: \d+ runs? ended in the last 0s", line) for line in lines), lines
-    assert "1 workflow, 10 files found at start" in daemon.log
+    assert lines and all(re.search(r"progress: \d+ runs? ended in the last 0s", line) for line in lines), daemon.log
+    assert "gristmill ready: 1 workflow, 10 files found at start" in daemon.log, daemon.log
 
 
 def test_a_long_run_logs_each_part_it_has_read(tmp_path, standin):
@@ -100,6 +100,5 @@ def test_a_long_run_logs_each_part_it_has_read(tmp_path, standin):
 
 
 def test_counted_nouns_agree():
-    assert counted(1, "run") == "1 run" and counted(0, "run") == "0 runs" and counted(2, "file") == "2 files"
     one = Progress({RunStatus.SUCCEEDED: 1}, queued=0, running=0)
     assert one.line() == "1 of 1 run done (1 succeeded); 0 queued, 0 running"

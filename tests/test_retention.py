@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from daemon.domain import ModelCall, NewRun, RunStatus, Origin
+from daemon.domain import ModelCall, NewRun, Origin, RunStatus
 from daemon.retention import prune
 from daemon.store import RunStore
 from daemon.store.db import make_engine
@@ -81,7 +81,7 @@ def test_a_pruned_file_run_still_deduplicates(store):
 
 def test_queued_and_running_runs_are_never_pruned(store):
     runs = RunStore(store, clock=lambda: T0)
-    queued, _ = runs.enqueue(NewRun("w", Origin.FILE, "/in/a", "a", "a"))
+    _queued, _ = runs.enqueue(NewRun("w", Origin.FILE, "/in/a", "a", "a"))
     running, _ = runs.enqueue(NewRun("w", Origin.FILE, "/in/b", "b", "b"))
     runs.claim("w", 60, run_id=running.id)
 
@@ -122,11 +122,11 @@ def test_gristmill_prune_dry_run_then_prune_leaves_files_alone(home):
     run_id = home.runs()[0]["id"]
 
     dry = home.cli("prune", "--dry-run", check=True)
-    assert "retained: would prune 1 runs, 1 model calls" in dry.stdout
+    assert "retained: would prune 1 run, 1 model call" in dry.stdout
     assert home.runs()[0]["outputs"]
 
     done = home.cli("prune", check=True)
-    assert "pruned 1 runs and 1 model calls in all" in done.stdout
+    assert "pruned 1 run and 1 model call in all" in done.stdout
     run = home.runs()[0]
     assert run["id"] == run_id and run["outputs"] == {} and run["error"].startswith("pruned:")
     assert '"calls": []' in home.cli("show", str(run_id), "--json", check=True).stdout

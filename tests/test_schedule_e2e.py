@@ -62,12 +62,12 @@ def test_every_second_records_each_elapsed_tick_exactly_once(home):
     daemon = _daemon(home)
     try:
         store = _store(home)
-        wait_for(lambda: len(store.list(workflow="heartbeat", limit=100)) >= 6, timeout=60, what="six ticks")
+        wait_for(lambda: len(store.history(workflow="heartbeat", limit=100)) >= 6, timeout=60, what="six ticks")
         stopped_at = datetime.now(UTC)
     finally:
         _stop(daemon)
 
-    runs = store.list(workflow="heartbeat", limit=10_000)
+    runs = store.history(workflow="heartbeat", limit=10_000)
     ticks = sorted(_tick(r) for r in runs)
     assert len(ticks) == len(set(ticks)), "a tick ran twice"
     assert ticks[-1] - ticks[0] == timedelta(seconds=len(ticks) - 1), f"a tick is missing: {ticks}"
@@ -82,17 +82,17 @@ def test_a_restart_does_not_run_a_tick_twice_and_catches_up_once(home):
     daemon = _daemon(home)
     try:
         store = _store(home)
-        wait_for(lambda: len(store.list(workflow="heartbeat", limit=100)) >= 2, timeout=60, what="two ticks")
+        wait_for(lambda: len(store.history(workflow="heartbeat", limit=100)) >= 2, timeout=60, what="two ticks")
     finally:
         _stop(daemon)
-    before = {r.dedupe_key for r in store.list(workflow="heartbeat", limit=10_000)}
+    before = {r.dedupe_key for r in store.history(workflow="heartbeat", limit=10_000)}
     down_since = datetime.now(UTC)
     wait_for(lambda: datetime.now(UTC) - down_since > timedelta(seconds=3), what="three missed ticks")
 
     once = home.cli("run", "--once")
 
     assert once.returncode == 0, once.stderr
-    after = store.list(workflow="heartbeat", limit=10_000)
+    after = store.history(workflow="heartbeat", limit=10_000)
     new = [r for r in after if r.dedupe_key not in before]
     assert len(after) == len({r.dedupe_key for r in after})
     assert len(new) == 1, [r.dedupe_key for r in new]  # the ticks missed while down: one run

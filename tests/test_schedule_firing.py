@@ -56,7 +56,7 @@ def _workflow(**schedule) -> Workflow:
 
 
 def _runs(store):
-    return list(reversed(store.list(workflow="digest", limit=10_000)))
+    return list(reversed(store.history(workflow="digest", limit=10_000)))
 
 
 def _finish_all(store):

@@ -120,10 +120,10 @@ def _workflow(webhook: str, **extra) -> Workflow:
     })  # fmt: skip
 
 
-def _perform(workflow: Workflow, url: str, *, dry_run: bool = False) -> list[tuple[str, dict]]:
+def _perform(workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple = ()) -> list[tuple[str, dict]]:
     sent: list[tuple[str, dict]] = []
     act = ActionServices(Effects(dry_run, record=lambda intent: None), chain=lambda name, path: None,
-                         post=lambda u, body: sent.append((u, body)), dry_run=dry_run)
+                         post=lambda u, body: sent.append((u, body)), dry_run=dry_run, local_networks=nets)
     ctx = StepContext(workflow=workflow, step_id="route", scope={"run": {"id": 1}, "summarise": {"text": "t"}},
                       text="d", images=(), file_path=None, ask=None, act=act)  # type: ignore[arg-type]
     Webhook().perform(url, ctx)
@@ -162,3 +162,22 @@ def test_a_webhook_address_cannot_be_a_template(tmp_path):
     with pytest.raises(Exception) as caught:
         load_workflow(path)
     assert "uses a template" in str(caught.value) and "line 6" in str(caught.value)
+
+
+def test_declared_local_networks_reach_the_daemon_and_the_webhooks(tmp_path, monkeypatch):
+    """GRISTMILL_LOCAL_NETWORKS (e.g. Tailscale's range) counts for the model server and webhooks alike."""
+    from daemon.app import App
+    from daemon.settings import Settings
+
+    tailnet = "http://100.64.0.5:11434"
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    base = {"data_dir": tmp_path / "data", "workflows": folder, "ollama_url": tailnet}
+    with pytest.raises(RemoteRefused):
+        App(Settings(**base))
+    app = App(Settings(**base, local_networks="100.64.0.0/10"))  # constructed only: nothing is contacted
+    app.close()
+    url = "http://100.64.0.9/hook"
+    with pytest.raises(RemoteRefused):
+        _perform(_workflow(url), url, dry_run=True)
+    assert _perform(_workflow(url), url, dry_run=True, nets=tuple(app.settings.local_networks)) == []

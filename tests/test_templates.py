@@ -83,15 +83,40 @@ def test_templates_are_compiled_once() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     ("Invoice 42.pdf", "invoice-42-pdf"),
-    ("  Héllo, Wörld!! -- ", "hello-world"),
+    ("  Héllo, Wörld!! -- ", "héllo-wörld"),
     ("ACME GmbH / Rechnung #7", "acme-gmbh-rechnung-7"),
     ("../../etc/passwd", "etc-passwd"),
-    ("---", ""),
-    (None, ""),
+    ("Привет мир", "привет-мир"),
+    ("株式会社トヨタ", "株式会社トヨタ"),
+    ("한국어 문서", "한국어-문서"),
+    ("Straße", "straße"),
+    (".hidden", "hidden"),
+    ("a/b\x00c\nd", "a-b-c-d"),
+    ("", "untitled"),
+    (None, "untitled"),
     (42, "42"),
 ])  # fmt: skip
 def test_slug(value: object, expected: str) -> None:
     assert slug(value) == expected
+
+
+def test_slug_of_non_latin_names_never_writes_a_bare_suffix() -> None:
+    for stem in ("Привет мир", "株式会社トヨタ"):
+        name = render("{{ file.stem | slug }}.md", {"file": {"stem": stem}})
+        assert name != ".md" and name.startswith(stem.split()[0].lower())
+
+
+def test_slug_of_text_without_letters_is_a_distinct_fallback() -> None:
+    first, second = slug("🎉🎉"), slug("---")
+    assert first.startswith("untitled-") and second.startswith("untitled-") and first != second
+    assert slug("🎉🎉") == first  # the same text, the same name
+
+
+@pytest.mark.parametrize("text", ["株" * 300, "𠀋" * 300, "é" * 300, "x" * 300])
+def test_slug_is_a_safe_file_name_within_the_byte_limit(text: str) -> None:
+    made = slug(text)
+    assert 0 < len(made) <= 80 and len(made.encode()) <= 200
+    assert "/" not in made and "\x00" not in made and not made.startswith(".")
 
 
 def test_slug_is_at_most_80_chars_and_a_filter() -> None:

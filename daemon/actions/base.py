@@ -32,6 +32,7 @@ class ActionServices:
     chain: Callable[[str, Path], int | None]  # queue another workflow on a file; the new run's id
     post: Callable[[str, dict[str, Any]], None]  # POST JSON to a declared, checked URL
     dry_run: bool
+    local_networks: tuple[Any, ...] = ()  # ranges the user declared local (GRISTMILL_LOCAL_NETWORKS)
 
 
 @dataclass(frozen=True)

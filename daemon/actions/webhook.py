@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
 from daemon.actions.base import Done, RouteAction
-from daemon.netguard import check_url
+from daemon.netguard import Network, check_url
 from daemon.steps import StepContext
 from daemon.workflow import Workflow
 from daemon.workflow.fields import problem
@@ -25,11 +26,11 @@ def _http_url(value: str) -> str:
     return value
 
 
-def check_webhook(url: str, workflow: Workflow) -> None:
+def check_webhook(url: str, workflow: Workflow, local_networks: Iterable[Network] = ()) -> None:
     """Refuse, before any connection, a webhook beyond this machine and the private network."""
     where = f" in {workflow.source}" if workflow.source else ""
     check_url(url, allowed=workflow.allow_remote_webhooks, what=f"the webhook of workflow '{workflow.name}'",
-              how_to_allow=f"allow_remote_webhooks: true{where}")
+              how_to_allow=f"allow_remote_webhooks: true{where}", local_networks=local_networks)
 
 
 class Webhook(RouteAction):
@@ -40,7 +41,7 @@ class Webhook(RouteAction):
     needs_file = False
 
     def perform(self, target: Any, ctx: StepContext) -> Done:
-        check_webhook(target, ctx.workflow)
+        check_webhook(target, ctx.workflow, ctx.act.local_networks)
         if not ctx.act.dry_run:
             ctx.act.post(target, {"workflow": ctx.workflow.name, "run": ctx.scope.get("run"), "outputs": _outputs(ctx)})
         return Done(target)

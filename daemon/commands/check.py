@@ -8,9 +8,10 @@ from daemon.actions.webhook import check_webhook
 from daemon.commands.check_folders import Level, folder_findings
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
-from daemon.netguard import RemoteRefused, is_local
+from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
 OK, FAILED, INVALID = 0, 1, 2
@@ -36,17 +37,21 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
-    code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo))
+    nets = settings.local_networks
+    code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo, nets))
     code = max(code, _data_at_rest(settings, echo))
     url = settings.ollama_url
-    if is_local(url):
+    if nets:
+        echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
+    if is_local(url, nets):
         echo(f"model traffic goes to {url}, on this machine or the local network")
     elif settings.allow_remote_model:
         echo(f"warning: model traffic goes to {url}, a remote server (GRISTMILL_ALLOW_REMOTE_MODEL=true)")
     else:
         echo(
             f"error: the model server {url} is not on this machine or a private network; documents "
-            "would leave home; use a local server or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
+            "would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, "
+            "or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
         )
         return INVALID
     backend = OllamaBackend(url, timeout=settings.connect_timeout * 2, connect_timeout=settings.connect_timeout)
@@ -55,7 +60,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     except ModelError as exc:
         echo(f"error: {exc}; start it with 'ollama serve' or point GRISTMILL_OLLAMA_URL at it")
         return max(code, FAILED)
-    echo(f"model server {url}: reachable, {len(available)} models")
+    echo(f"model server {url}: reachable, {count(len(available), 'model')}")
     users: dict[str, list[str]] = {}
     for workflow in workflows.values():
         users.setdefault(workflow.model or settings.model, []).append(workflow.name)
@@ -78,12 +83,12 @@ def _folders(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
     return code
 
 
-def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: Iterable[Network] = ()) -> int:
     """Say where each webhook sends run data; a remote one not allowed by its workflow is an error."""
     code = OK
     for workflow in sorted(workflows, key=lambda w: w.name):
         for url in sorted(webhook_urls(workflow)):
-            if is_local(url):
+            if is_local(url, nets):
                 echo(f"workflow {workflow.name}: webhook traffic goes to {url}, on this machine or the local network")
             elif workflow.allow_remote_webhooks:
                 echo(f"warning: workflow {workflow.name}: webhook traffic goes to {url}, a remote server "

@@ -1,8 +1,8 @@
 """`gristmill run --once`: work through the backlog with progress shown, then say what happened.
 
 On a terminal: a rich progress bar (runs done of all runs known, how they ended), with the log lines
-printed above it. Otherwise (a pipe, a file, cron): plain lines on stderr, at the start, whenever
-another tenth of the runs is done (at most one a second) and at the end.
+printed above it. Otherwise (a pipe, a file, cron): plain log lines, at the start, whenever another
+tenth of the runs is done (at most one a second) and at the end.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from daemon.app import App
 from daemon.domain import RunStatus
 from daemon.engine.progress import Progress as QueueProgress
-from daemon.engine.progress import counted
+from daemon.words import count
 
 PLAIN_GAP = 1.0  # seconds at least between two plain lines
+
+log = logging.getLogger("gristmill")
 
 
 def run_once(app: App, echo: Callable[..., None]) -> int:
@@ -35,14 +37,14 @@ def run_once(app: App, echo: Callable[..., None]) -> int:
     if report.left_queued:
         why = f" because {report.reason}" if report.reason else ""
         are = "is" if report.left_queued == 1 else "are"
-        echo(f"{counted(report.left_queued, 'run')} {are} still queued{why}; they run on the next start", err=True)
+        echo(f"{count(report.left_queued, 'run')} {are} still queued{why}; they run on the next start", err=True)
     return 1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0
 
 
 @contextmanager
 def _shown(console: Console) -> Iterator[Callable[[QueueProgress], None]]:
     if not console.is_terminal:
-        yield PlainLines(sys.stderr)
+        yield PlainLines()
         return
     bar = Progress(
         TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[outcomes]}"),
@@ -71,10 +73,10 @@ def _logs_to(stream: IO[str]) -> Iterator[None]:
 
 
 class PlainLines:
-    """Progress as plain lines: at the start, each further tenth done (at most one a second), at the end."""
+    """Progress as log lines: at the start, each further tenth done (at most one a second), at the end."""
 
-    def __init__(self, out: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
-        self.out, self.clock = out, clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._shown: tuple[int, int] | None = None
         self._at = 0.0
 
@@ -85,5 +87,5 @@ class PlainLines:
         step = max(1, progress.total // 10)
         shown_done = -step if self._shown is None else self._shown[0]
         if progress.final or (progress.done - shown_done >= step and self.clock() - self._at >= PLAIN_GAP):
-            print(f"progress: {progress.line()}", file=self.out, flush=True)
+            log.info("progress: %s", progress.line())
             self._shown, self._at = state, self.clock()

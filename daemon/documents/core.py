@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon import defaults
-from daemon.errors import InputError, PermanentInputError, SkipRun
 from daemon.documents import images, sandbox, text
 from daemon.documents.sniff import Kind, sniff
+from daemon.errors import InputError, PermanentInputError, SkipRun
+from daemon.words import count
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,11 @@ class ReadLimits:
     max_chars: int = defaults.MAX_CHARS
     seconds: float = defaults.EXTRACT_SECONDS
     memory_mb: int = defaults.EXTRACT_MEMORY_MB
+    # Pages of a PDF without a text layer rendered as images for a vision model; 0: none (a
+    # text-less PDF is skipped). The pixel limit caps each page's bitmap (and so the child's memory).
+    scan_pages: int = 0
+    scan_pixels: int = 4_000_000
+    scan_dpi: int = 150
 
     @property
     def max_unpacked(self) -> int:
@@ -35,10 +42,17 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
     images: tuple[bytes, ...] = ()
+    # The page number of each image when they are a PDF's pages without a text layer (rendered to
+    # PNG); empty for an image file. `meta["scanned_pages"]` lists the same numbers.
+    image_pages: tuple[int, ...] = ()
 
 
 def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
-    """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise."""
+    """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise.
+
+    With `limits.scan_pages`, a PDF's pages without a text layer come back rendered as `images`
+    with their `image_pages`, beside the text of the other pages (which may be empty).
+    """
     kind = sniff(path, data)
     if kind is Kind.EMPTY:
         raise SkipRun(f"{path.name} is empty; nothing to read")
@@ -47,32 +61,34 @@ def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
         raise SkipRun(f"{path.name} is {what}, not a document gristmill can read; nothing to send")
     if kind is Kind.IMAGE:
         return Document("", kind.value, images.describe(data), images=(data,))
-    body, meta = _text_of(kind, path, data, limits)
-    if not body.strip():
+    body, meta, scans = _text_of(kind, path, data, limits)
+    if not body.strip() and not scans:
         raise SkipRun(_nothing(kind, path, meta))
-    if len(body) > limits.max_chars:
-        return Document(body[: limits.max_chars], kind.value, meta | {"chars": len(body)}, truncated=True)
-    return Document(body, kind.value, meta)
+    pages = tuple(meta.get("scanned_pages", ())) if scans else ()
+    cut = len(body) > limits.max_chars
+    if cut:
+        meta, body = meta | {"chars": len(body)}, body[: limits.max_chars]
+    return Document(body, kind.value, meta, truncated=cut, images=scans, image_pages=pages)
 
 
-def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any]]:
+def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any], tuple[bytes, ...]]:
+    """Text, metadata and rendered scanned pages (PDF only) of a document."""
     if kind is Kind.TEXT:
-        return text.plain(data)
+        return (*text.plain(data), ())
     if kind is Kind.CSV:
-        return text.table(data)
+        return (*text.table(data), ())
     if kind is Kind.JSON:
-        return text.json_text(data)
+        return (*text.json_text(data), ())
     parser, args = {
-        Kind.PDF: ("pdf", [limits.max_chars]),
+        Kind.PDF: ("pdf", [limits.max_chars, limits.scan_pages, limits.scan_pixels, limits.scan_dpi]),
         Kind.DOCX: ("docx", [limits.max_chars, limits.max_unpacked]),
         Kind.HTML: ("html", []),
         Kind.EMAIL: ("email", []),
     }[kind]
-    outcome, value = sandbox.SANDBOX.run(
-        parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb
-    )
+    outcome, value = sandbox.SANDBOX.run(parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb)
     if outcome == sandbox.Outcome.OK:
-        return value[0], value[1]
+        scans = tuple(base64.b64decode(image) for image in value[2]) if len(value) > 2 else ()
+        return value[0], value[1], scans
     label = {Kind.PDF: "PDF", Kind.DOCX: "Word document", Kind.HTML: "web page", Kind.EMAIL: "e-mail"}[kind]
     # The parser's verdict on these bytes will not change; a timeout or a dead process might.
     final = outcome in (sandbox.Outcome.ERROR, sandbox.Outcome.MEMORY)
@@ -91,5 +107,7 @@ def _why(outcome: str, value: str) -> str:
 def _nothing(kind: Kind, path: Path, meta: dict[str, Any]) -> str:
     if kind is Kind.PDF:
         pages = meta.get("pages")
-        return f"{path.name} has no text layer ({pages} page(s), a scan?); nothing to send to the model"
+        failed = f"; rendering its pages failed ({meta['scan_error']})" if meta.get("scan_error") else ""
+        pages = count(pages, "page") if isinstance(pages, int) else "its pages"
+        return f"{path.name} has no text layer ({pages}, a scan?){failed}; nothing to send to the model"
     return f"{path.name} contains no text; nothing to send to the model"

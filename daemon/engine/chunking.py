@@ -13,11 +13,22 @@ if TYPE_CHECKING:
 SERVER_MINIMUM_CTX = 2048
 _PER_MESSAGE = 8
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+# Scripts written without spaces between words (and Hangul, whose syllables tokenise alike): real
+# tokenizers spend about a token per character on them, where chars/3 would guess a third of that.
+_DENSE = re.compile(
+    "[\u0e00-\u0fff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u2e80-\u2fdf\u3000-\u9fff"
+    "\ua000-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative token count: the larger of chars/3 and words*4/3 (real tokenizers give less)."""
-    return max(-(-len(text) // 3), -(-len(text.split()) * 4 // 3))
+    """A conservative token count (real tokenizers give less).
+
+    One token per character of CJK, Thai and similar scripts; for the rest the larger of chars/3
+    and words*4/3.
+    """
+    rest, dense = _DENSE.subn(" ", text)
+    return dense + max(-(-(len(text) - dense) // 3), -(-len(rest.split()) * 4 // 3))
 
 
 def messages_tokens(messages: list[dict[str, Any]]) -> int:
@@ -85,13 +96,23 @@ def _units(text: str, budget: int) -> list[str]:
         if estimate_tokens(paragraph) <= budget:
             units.append(paragraph)
             continue
-        words, run = paragraph.split(), []
-        for word in words:
-            word = word[: budget * 3 // 2]  # a "word" longer than the budget (base64 ...) is cut
-            if estimate_tokens(" ".join([*run, word])) > budget:
-                units.append(" ".join(run))
-                run = []
-            run.append(word)
+        run: list[str] = []
+        for word in paragraph.split():
+            for part in _parts(word, budget):
+                if run and estimate_tokens(" ".join([*run, part])) > budget:
+                    units.append(" ".join(run))
+                    run = []
+                run.append(part)
         if run:
             units.append(" ".join(run))
     return units
+
+
+def _parts(word: str, budget: int) -> list[str]:
+    """A "word" too big for the budget (base64, or CJK text without spaces) in pieces that fit, none lost.
+
+    No character is estimated at more than one token, so `budget` characters always fit.
+    """
+    if estimate_tokens(word) <= budget:
+        return [word]
+    return [word[i : i + budget] for i in range(0, len(word), budget)]

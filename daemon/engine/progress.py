@@ -9,13 +9,9 @@ from dataclasses import dataclass
 
 from daemon.domain import RunStatus
 from daemon.store import RunStore
+from daemon.words import count
 
 log = logging.getLogger("gristmill")
-
-
-def counted(n: int, noun: str) -> str:
-    """`n` and the noun in the number that fits it: "1 run", "2 runs"."""
-    return f"{n} {noun if n == 1 else noun + 's'}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,7 @@ class Progress:
     def line(self) -> str:
         """One plain line: how many of how many runs are done, how they ended, what is left."""
         return (
-            f"{self.done} of {counted(self.total, 'run')} done ({self.outcomes()}); "
+            f"{self.done} of {count(self.total, 'run')} done ({self.outcomes()}); "
             f"{self.queued} queued, {self.running} running"
         )
 
@@ -80,7 +76,7 @@ class BacklogLog:
         if progress.done or progress.queued or progress.running:
             log.info(
                 "progress: %s ended in the last %.0fs (%s); %d queued, %d running",
-                counted(progress.done, "run"),
+                count(progress.done, "run"),
                 self.every,
                 progress.outcomes(),
                 progress.queued,

@@ -120,7 +120,7 @@ class Runner:
         return StepContext(
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
             images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
-            act=ActionServices(effects, self._chain, self.post, ctx.dry_run),
+            act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
         )  # fmt: skip  (one field a line would hide the shape)
 
     def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:

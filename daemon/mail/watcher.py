@@ -23,6 +23,7 @@ from daemon.mail.connection import CONNECTION_ERRORS, GetEnv, close, describe, o
 from daemon.mail.cursor import CursorStore
 from daemon.mail.reader import FolderReader, Refuse, Submit, log_refusal
 from daemon.mail.spec import IDLE_RENEW_SECONDS, MailboxSpec
+from daemon.words import count
 
 log = logging.getLogger("gristmill")
 
@@ -189,7 +190,7 @@ class MailboxWatcher:
                 return
             client.noop()  # keeps the connection in use between tries
         if tries:
-            log.warning("%s: queueing works again after %d tries", self.what, tries)
+            log.warning("%s: queueing works again after %s", self.what, count(tries, "try", "tries"))
 
     def _idle(self, client: IMAPClient) -> None:
         """IDLE until a message arrives, the renewal time comes (RFC 2177: under 29 minutes) or stop."""

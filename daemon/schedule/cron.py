@@ -11,6 +11,7 @@ from datetime import UTC
 from apscheduler.triggers.cron import CronTrigger
 
 from daemon.errors import GristmillError
+from daemon.words import count
 
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FULL_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -28,7 +29,7 @@ def wall_triggers(expression: str) -> list[CronTrigger]:
     """Triggers whose fire times, read in UTC, are the expression's wall-clock times (any one fires)."""
     fields = expression.split()
     if len(fields) not in (5, 6):
-        raise CronError(expression, f"it has {len(fields)} fields, not 5 (or 6 with seconds first)")
+        raise CronError(expression, f"it has {count(len(fields), 'field')}, not 5 (or 6 with seconds first)")
     second, minute, hour, dom, month, dow = fields if len(fields) == 6 else ["0", *fields]
     base = {"second": second, "minute": minute, "hour": hour, "month": month, "timezone": UTC}
     try:

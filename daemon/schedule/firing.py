@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from daemon.domain import NewRun, Run, Origin
+from daemon.domain import NewRun, Origin, Run
 from daemon.engine.intake import Intake
 from daemon.schedule.ticks import MAX_COUNT, Ticks, tick_key, ticks_for, zone_of
 from daemon.store import RunStore
@@ -102,10 +102,11 @@ class TickFirer:
         assert due.missed_last is not None
         if _catches_up(workflow):
             return self._tick(workflow, due.missed_last, note)
-        count = f"{due.missed_count}{'+' if due.missed_count >= MAX_COUNT else ''}"
+        many = "+" if due.missed_count >= MAX_COUNT else ""
+        ticks, were = ("tick", "was") if due.missed_count == 1 else ("ticks", "were")
         reason = (
-            f"{count} ticks from {_iso(due.missed_first or due.missed_last)} to {_iso(due.missed_last)} "
-            "were missed while the daemon was not running; catch_up is false"
+            f"{due.missed_count}{many} {ticks} from {_iso(due.missed_first or due.missed_last)} to "
+            f"{_iso(due.missed_last)} {were} missed while the daemon was not running; catch_up is false"
         )
         run, created = self.store.enqueue_skipped(self._new(workflow, due.missed_last, note), reason)
         return [run] if created else []

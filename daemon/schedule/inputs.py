@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import GristmillError, SkipRun
 from daemon.documents import ReadLimits, read_document
+from daemon.errors import GristmillError, SkipRun
 from daemon.schedule.ticks import zone_of
 from daemon.store import RunStore
 from daemon.triggers.match import Matcher
+from daemon.words import count
 from daemon.workflow import FilesInput, RunsInput, Workflow
 from daemon.workflow.templates import file_scope
 
@@ -77,9 +78,9 @@ class InputCollector:
                 "status": run.status.value, "outputs": run.outputs,
                 "created_at": run.created_at.isoformat(),
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            }  # fmt: skip
+            }
             for run in found
-        ]
+        ]  # fmt: skip
 
     def _files(self, spec: FilesInput, since: datetime | None) -> list[dict[str, Any]]:
         root = Path(os.path.abspath(spec.path.expanduser()))
@@ -119,7 +120,7 @@ class InputCollector:
 def document(items: list[dict[str, Any]], max_chars: int) -> str:
     """The text the model reads: the list of item names first, then one section per item."""
     names = ", ".join(item["name"] for item in items)
-    parts = [f"{len(items)} items: {names}.\n"]
+    parts = [f"{count(len(items), 'item')}: {names}.\n"]
     used = len(parts[0])
     for shown, item in enumerate(items):
         section = f"\n## {item['name']}\n{_body(item)}\n"

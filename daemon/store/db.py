@@ -120,8 +120,10 @@ def _prepare_file(path: Path) -> None:
     """
     if os.path.lexists(path):
         return
-    if not path.parent.exists():
+    try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the database folder {path.parent}: {exc.strerror}") from exc
     new = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
     try:
         # Created here to fix its mode (0600); SQLite gives the -wal and -shm files the same one.

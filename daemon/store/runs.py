@@ -109,6 +109,11 @@ class RunStore:
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
 
+    @property
+    def engine(self) -> Engine:
+        """The database engine, for the readers that live beside the store (usage, search, …)."""
+        return self._engine
+
     # -- queueing -------------------------------------------------------------------------
 
     def enqueue(self, new: NewRun, *, gone: Callable[[str], bool] = lambda path: False) -> tuple[Run, bool]:

@@ -25,6 +25,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from daemon import words
 from daemon.engine.intake import Intake
 from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
@@ -229,9 +230,9 @@ class Watcher(TriggerSource):
     def _loop(self) -> None:
         while not self._stop.is_set():
             wait = self.tracker.next_check()
-            if not self._take(block=True, timeout=None if wait is None else max(wait, 0.05)):
-                if self._stop.is_set():
-                    return
+            taken = self._take(block=True, timeout=None if wait is None else max(wait, 0.05))
+            if not taken and self._stop.is_set():
+                return
             self._submit_ready()
 
     def _take(self, *, block: bool, timeout: float | None) -> bool:
@@ -250,7 +251,7 @@ class Watcher(TriggerSource):
             found = self.scan()
             self.rescans += 1
             if found:
-                log.info("rescan: %d files the watcher had not reported", found)
+                log.info("rescan: %s the watcher had not reported", words.count(found, "file"))
 
     def _note(self, path: Path, how: Arrival) -> None:
         wanting = [w for w in self._watches if w.matcher.wants(path)]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from jinja2 import TemplateSyntaxError
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -21,9 +24,7 @@ CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 RESERVED_STEP_IDS = frozenset({"file", "run", "now", "items"})
 
 
-def problem(
-    error_type: str, message: str, at: tuple[str | int, ...] = (), /, **ctx: Any
-) -> PydanticCustomError:
+def problem(error_type: str, message: str, at: tuple[str | int, ...] = (), /, **ctx: Any) -> PydanticCustomError:
     """A validation error with a plain message; `at` extends its location below the validated value."""
     return PydanticCustomError(error_type, message, {"at": at, **ctx})
 
@@ -61,7 +62,7 @@ def _template(value: str) -> str:
     except TemplateSyntaxError as exc:
         where = f" (template line {exc.lineno})" if exc.lineno and "\n" in value.strip() else ""
         message = (exc.message or "syntax error").rstrip(".")
-        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where)
+        raise problem("template_syntax", "the template does not compile: {reason}", reason=message + where) from None
     return value
 
 
@@ -79,7 +80,7 @@ def _duration(value: str) -> str:
     try:
         parse_duration(value)
     except ValueError as exc:
-        raise problem("duration", "{reason}", reason=str(exc))
+        raise problem("duration", "{reason}", reason=str(exc)) from None
     return value
 
 
@@ -93,6 +94,42 @@ def _not_blank(value: str) -> str:
     return value
 
 
+JSON_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+
+
+def json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` when it is a valid JSON schema (its draft's metaschema) describing a JSON object.
+
+    For the `schema` of a `prompt` step: the answer is parsed as a JSON object, so the schema
+    must describe one. Errors point into the schema (`at`), so the loader names the line.
+    """
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise _schema_problem(exc) from None
+    kind = value.get("type", "object")
+    if "object" not in ([kind] if isinstance(kind, str) else kind):
+        raise problem(
+            "json_schema", "the answer must be a JSON object, so the schema's type must be 'object', not {kind}",
+            ("type",), kind=repr(kind),
+        )  # fmt: skip
+    return value
+
+
+def _schema_problem(exc: SchemaError) -> PydanticCustomError:
+    at = tuple(exc.absolute_path)
+    given = exc.instance
+    if at and at[-1] == "type" and isinstance(given, str):
+        close = difflib.get_close_matches(given, JSON_TYPES, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return problem(
+            "json_schema", "'{given}' is not a JSON-schema type; {hint}use one of {types}",
+            at, given=given, hint=hint, types=", ".join(JSON_TYPES),
+        )  # fmt: skip
+    reason = " ".join(exc.message.split())
+    return problem("json_schema", "the schema is not a valid JSON schema: {reason}", at, reason=reason[:160])
+
+
 TemplateSource = Annotated[str, AfterValidator(_template)]
 TemplateStr = Annotated[str, AfterValidator(_not_blank), AfterValidator(_template)]
 ExpandedPath = Annotated[Path, AfterValidator(_expand_path)]
@@ -100,6 +137,7 @@ Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Since = Annotated[str, AfterValidator(_since)]
 Text = Annotated[str, AfterValidator(_not_blank)]
+JsonSchema = Annotated[dict[str, Any], AfterValidator(json_schema)]
 
 
 def names_to_dict(value: Any) -> Any:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import hashlib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -12,18 +11,34 @@ from typing import Any
 from jinja2 import StrictUndefined, Template
 from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import SandboxedEnvironment
+from slugify import slugify
 
 from daemon.errors import TemplateError
 
 SLUG_MAX = 80
+# Below the 255-byte name limit with room for a suffix: `{{ x | slug }}.fields.txt` always fits.
+SLUG_MAX_BYTES = 200
+SLUG_EMPTY = "untitled"
 
 
 def slug(value: Any) -> str:
-    """Lowercase ASCII letters and digits joined by single dashes, at most 80 characters."""
-    text = unicodedata.normalize("NFKD", "" if value is None else str(value))
-    text = text.encode("ascii", "ignore").decode("ascii").lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-    return text[:SLUG_MAX].rstrip("-")
+    """Lowercase letters (of any script) and digits joined by single dashes: a safe file name, never empty.
+
+    At most 80 characters and 200 bytes of UTF-8; no `/`, NUL, control characters or leading dot.
+    Text with no letters or digits at all (emoji, punctuation) becomes `untitled-` and a digest
+    of it, so different such names stay different; nothing at all becomes `untitled`.
+    """
+    text = "" if value is None else str(value)
+    # Letters are kept, not transliterated: "株式会社トヨタ" stays readable instead of a Chinese reading.
+    made = slugify(text, allow_unicode=True, max_length=SLUG_MAX)
+    while len(made.encode("utf-8", "ignore")) > SLUG_MAX_BYTES:
+        made = made[:-1].rstrip("-")
+    if made:
+        return made
+    if not text.strip():
+        return SLUG_EMPTY
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{SLUG_EMPTY}-{digest}"
 
 
 class _Environment(SandboxedEnvironment):
@@ -43,9 +58,7 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-ENVIRONMENT = _Environment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
-)
+ENVIRONMENT = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
 ENVIRONMENT.filters["slug"] = slug
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, create_model, field_validator, model
 
 from daemon.durations import parse_duration
 from daemon.schedule.cron import CronError, wall_triggers
+from daemon.words import count
 from daemon.workflow.fields import CRON_FIELD, Duration, ExpandedPath, Patterns, StrictModel, problem
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ class ScheduleTrigger(StrictModel):
         fields = value.split()
         if len(fields) not in (5, 6):
             raise problem(
-                "cron", "'{cron}' has {count} fields; a cron expression has 5 (minute hour day month "
-                "weekday) or 6 with seconds first", cron=value, count=len(fields),
+                "cron", "'{cron}' has {fields}; a cron expression has 5 (minute hour day month "
+                "weekday) or 6 with seconds first", cron=value, fields=count(len(fields), "field"),
             )  # fmt: skip
         for field in fields:
             if not CRON_FIELD.match(field):
@@ -68,7 +69,7 @@ class ScheduleTrigger(StrictModel):
         try:
             wall_triggers(" ".join(fields))
         except CronError as exc:
-            raise problem("cron", "{reason}", reason=exc.message)
+            raise problem("cron", "{reason}", reason=exc.message) from None
         return " ".join(fields)
 
     @field_validator("timezone")
@@ -80,7 +81,7 @@ class ScheduleTrigger(StrictModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise problem("timezone", "unknown time zone '{zone}'; use a name such as Europe/Berlin",
-                          zone=value)  # fmt: skip
+                          zone=value) from None  # fmt: skip
         return value
 
     @model_validator(mode="after")
@@ -134,7 +135,7 @@ def validate_trigger(data: Any, info: ValidationInfo) -> Trigger:
             near = difflib.get_close_matches(str(key), list(kinds), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise problem("unknown_key", "unknown key '{key}'{hint}; allowed keys are {allowed}", (key,),
-                          key=str(key), hint=hint, allowed=", ".join(kinds))
+                          key=str(key), hint=hint, allowed=", ".join(kinds))  # fmt: skip
     if len(data) != 1:
         raise problem("trigger", "a trigger needs exactly one of {choices}", choices=choices)
     (name,) = data
