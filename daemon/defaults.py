@@ -48,6 +48,9 @@ MAX_CHARS = 200_000
 SCHEDULE_GRACE_SECONDS = 60.0
 """A tick recorded later than this counts as missed (the catch-up policy applies)."""
 
+SCAN_PAGES = 20
+"""Pages of a PDF without a text layer that a vision model reads (0: none; such a PDF is skipped)."""
+
 EXTRACT_SECONDS = 30.0
 """Time limit for reading one PDF, DOCX, HTML page or e-mail."""
 

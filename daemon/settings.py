@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, gt=0)
     max_chars: int = Field(defaults.MAX_CHARS, gt=0)
     schedule_grace_seconds: float = Field(defaults.SCHEDULE_GRACE_SECONDS, gt=0)
+    scan_pages: int = Field(defaults.SCAN_PAGES, ge=0)
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)

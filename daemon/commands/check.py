@@ -63,7 +63,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     echo(f"model server {url}: reachable, {count(len(available), 'model')}")
     users: dict[str, list[str]] = {}
     for workflow in workflows.values():
-        users.setdefault(workflow.model or settings.model, []).append(workflow.name)
+        for model in dict.fromkeys(m for m in (workflow.model or settings.model, workflow.vision_model) if m):
+            users.setdefault(model, []).append(workflow.name)
     for model, names in sorted(users.items()):
         if backend.has_model(model):
             echo(f"model {model}: present")

@@ -44,23 +44,25 @@ class Window:
     reserve: int
     share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
     sends: bool = True  # False: the server's default context is assumed, no num_ctx is sent
+    ratio: float = 1.0  # the model's real tokens per estimated token, learnt from prompt_eval_count
 
     @property
     def prompt_budget(self) -> int:
-        return int((self.num_ctx - self.reserve) * self.share)
+        """The prompt's room in estimated tokens: the real room, scaled by what was learnt of the tokenizer."""
+        return int((self.num_ctx - self.reserve) * self.share / self.ratio)
 
 
 def window_for(asker: Asker, needed: int, answer_tokens: int) -> Window:
     """The window for a prompt of `needed` tokens; sends num_ctx when the server's minimum is not enough."""
-    reserve = max(answer_tokens, 128)
+    reserve, ratio = max(answer_tokens, 128), asker.token_ratio()
     if "num_ctx" in asker.options:
-        return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share)
-    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share, sends=False)
+        return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share, ratio=ratio)
+    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share, sends=False, ratio=ratio)
     if needed <= assumed.prompt_budget:
         return assumed
     # Never rely on the server's default for a long prompt.
     model_max = asker.backend.info(asker.model).context_length or asker.context_tokens
-    return Window(min(model_max, asker.context_tokens), reserve, asker.prompt_share)
+    return Window(min(model_max, asker.context_tokens), reserve, asker.prompt_share, ratio=ratio)
 
 
 def planned(asker: Asker, window: Window) -> Asker:

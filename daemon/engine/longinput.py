@@ -75,7 +75,7 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
     summary = asker.text(final)
     split = {
         "strategy": "map-reduce", "chunks": len(chunks), "levels": levels + 1, "calls": calls + 1,
-        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text),
+        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return summary, split
 
@@ -109,9 +109,14 @@ def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens:
     document = f"{beginning}\n\n[... the document continues; a summary of the whole document:]\n\n{summary}"
     split = {
         "strategy": "beginning+summary", "beginning_chars": len(beginning), "num_ctx": window.num_ctx,
-        "estimated_tokens": estimate_tokens(text),
+        "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return asker, document, split
+
+
+def _learnt(window: Window) -> dict[str, float]:
+    """The learnt tokens-per-estimate ratio the plan used, when there was one (see TokenCalibration)."""
+    return {} if window.ratio == 1.0 else {"token_ratio": round(window.ratio, 3)}
 
 
 def answer_tokens(words: int) -> int:

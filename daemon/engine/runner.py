@@ -7,6 +7,7 @@ the workflow's steps, each a registered `StepKind` given a `StepContext` and ret
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -16,17 +17,19 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.actions import ActionServices
-from daemon.documents import read_document
+from daemon.documents import Document, ReadLimits, read_document
 from daemon.domain import ModelCall, Origin, Run
-from daemon.engine.context import RunContext
+from daemon.engine.context import INPUT_KEY, RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
+from daemon.engine.scanned import transcribe
 from daemon.engine.shared import SharedFiles
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.files.hashing import sha256_bytes
 from daemon.llm import images
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend
+from daemon.llm.calibration import TokenCalibration
 from daemon.settings import Settings
 from daemon.steps import StepContext
 from daemon.store import RunStore
@@ -56,6 +59,7 @@ class Runner:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
         self.shared = SharedFiles(store, workflows, max_attempts=settings.max_attempts)
+        self.calibration = TokenCalibration()  # what this process learns of each model's tokenizer
 
     def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Run every step not already done by an earlier attempt; return the outputs to keep."""
@@ -95,7 +99,8 @@ class Runner:
         ctx = RunContext(run, workflow, dry_run, scope, outputs=outputs, finished_intents=finished)
         ctx.file_path = _current_path(run, workflow, {**outputs, **finished})
         if ctx.file_path is not None:
-            scope["file"], ctx.text, ctx.images = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+            scope["file"], ctx.text, ctx.images, read = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+            ctx.note_input(read)  # scanned pages and who read them
             if scope["file"]["truncated"]:  # cut at GRISTMILL_MAX_CHARS: the record says so, and how much
                 ctx.note_cut(scope["file"]["meta"].get("chars", len(ctx.text or "")))
         elif not workflow.takes_file and self.scheduled is not None:
@@ -119,7 +124,8 @@ class Runner:
         effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
         return StepContext(
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
-            images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
+            images=ctx.images, file_path=ctx.file_path,
+            ask=self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
         )  # fmt: skip  (one field a line would hide the shape)
 
@@ -129,8 +135,8 @@ class Runner:
             raise LeaseLost(ctx.run.id)
         ctx.unsaved = False
 
-    def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple]:
-        """What templates see of the file, the text the model reads, and its images."""
+    def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple, dict]:
+        """What templates see of the file, the text the model reads, its images, and how it was read."""
         try:
             info = os.lstat(path)
         except FileNotFoundError as exc:
@@ -146,42 +152,74 @@ class Runner:
         digest = sha256_bytes(data)
         if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
             self._requeue_changed(workflow, path)
-        document = read_document(path, data, self.settings.read_limits)
-        if document.images:
-            self._need_vision(workflow, path)
+        document = read_document(path, data, self._limits(workflow))
+        read: dict[str, Any] = {}
+        if document.image_pages:
+            document, read = self._read_scans(run, workflow, path, document)
+        elif document.images:
+            self._need_vision(workflow, f"{path.name} is an image")
         file = file_scope(
             path, size=info.st_size, sha256=digest, text=document.text, kind=document.kind, meta=document.meta,
             truncated=document.truncated, subfolder=run.context.get("subfolder", ""),
         )  # fmt: skip  (the fields read as one record)
-        return file, document.text, document.images
+        return file, document.text, document.images, read
 
-    def _need_vision(self, workflow: Workflow, path: Path) -> None:
-        """An image goes to the model as an image: skip the run when the model cannot see."""
-        if not any(step.kind.calls_model for step in workflow.steps):
-            return
-        model = workflow.model or self.settings.model
-        if "vision" not in self.backend.info(model).capabilities:
-            raise SkipRun(
-                f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, "
-                "e.g. llama3.2-vision or gemma3"
-            )
+    def _limits(self, workflow: Workflow) -> ReadLimits:
+        """How to read the file: a scan's pages too, when the workflow has a model that can read them."""
+        limits = self.settings.read_limits
+        wanted = self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps)
+        if wanted and (workflow.vision_model or self._can_see(self._seeing(workflow))):
+            return dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
+        return limits  # no scan is read: a PDF without a text layer is skipped, saying so
+
+    def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
+        """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
+        model = self._need_vision(workflow, f"{path.name} has pages without a text layer")
+        scanned = transcribe(self._asker(workflow, run, INPUT_KEY, model=model), document.images, document.image_pages)
+        text = "\n\n".join(part for part in (document.text, scanned) if part)
+        limit = self.settings.max_chars
+        chars = document.meta.get("chars", len(document.text)) + len(text) - len(document.text)
+        meta = document.meta | ({"chars": chars} if len(text) > limit or document.truncated else {})
+        read = {"scanned_pages": list(document.image_pages), "read_by": model}
+        if document.meta.get("scanned_pages_left_out"):
+            read["scanned_pages_left_out"] = document.meta["scanned_pages_left_out"]
+        cut = len(text) > limit or document.truncated
+        read_all = dataclasses.replace(document, text=text[:limit], meta=meta, truncated=cut, images=(), image_pages=())
+        return read_all, read
+
+    def _seeing(self, workflow: Workflow) -> str:
+        """The model that reads images for the workflow: `vision_model`, else its model."""
+        return workflow.vision_model or workflow.model or self.settings.model
+
+    def _can_see(self, model: str) -> bool:
+        return "vision" in self.backend.info(model).capabilities
+
+    def _need_vision(self, workflow: Workflow, what: str) -> str:
+        """The workflow's image-reading model; the run is skipped, saying why, when it cannot see."""
+        model = self._seeing(workflow)
+        if not any(step.kind.calls_model for step in workflow.steps) or self._can_see(model):
+            return model
+        key = "vision_model" if workflow.vision_model else "model"
+        raise SkipRun(
+            f"{what} and model '{model}' cannot read images (it lacks the vision capability); set "
+            f"`{key}:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+        )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:
         again, created = self.intake.file(workflow, path)
         where = f"queued again as run {again.id}" if created else f"run {again.id} has that content"
         raise SkipRun(f"{path.name} changed after it was queued; {where}")
 
-    def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
+    def _asker(self, workflow: Workflow, run: Run, step_id: str, *, model: str | None = None) -> Asker:
         def record(call: ModelCall) -> None:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
 
         return Asker(
-            backend=self.backend, record=record, model=workflow.model or self.settings.model,
+            backend=self.backend, record=record, model=model or workflow.model or self.settings.model,
             options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
-            about=f"run {run.id} ({workflow.name})",
+            about=f"run {run.id} ({workflow.name})", calibration=self.calibration,
         )  # fmt: skip  (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:

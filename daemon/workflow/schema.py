@@ -116,6 +116,7 @@ class Workflow(StrictModel):
     name: str
     description: str = ""
     model: Text | None = None
+    vision_model: Text | None = None  # reads images and scanned pages; default: `model`, when it can see
     options: dict[str, Any] = {}
     trigger: DeclaredTrigger
     input: Input | None = None
