@@ -8,7 +8,6 @@ stat per file, not a hash; the store's dedupe on sha256 is the final word on "on
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import queue
@@ -31,6 +30,7 @@ from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
 from daemon.triggers.base import Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
+from daemon.triggers.roots import ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
 from daemon.triggers.submitted import LINK, Submitted
@@ -41,10 +41,6 @@ log = logging.getLogger("gristmill")
 
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
 STORE_RETRY = 5.0  # seconds before a file the database could not take (locked, full) is offered again
-_LIMIT_SYSCTL = {
-    errno.ENOSPC: "fs.inotify.max_user_watches",
-    errno.EMFILE: "fs.inotify.max_user_instances",
-}
 
 
 class Arrival(StrEnum):
@@ -156,7 +152,7 @@ class Watcher(TriggerSource):
     def catch_up(self) -> None:
         """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
         for watch in self._watches:
-            _ensure_root(watch)
+            ensure_root(watch.matcher.root, watch.workflow.name)
         self.scan()
         self.settle_pending()
 
@@ -191,7 +187,7 @@ class Watcher(TriggerSource):
     def _observe(self, watch: Watch) -> None:
         spec: WatchTrigger = watch.workflow.trigger.spec
         root = watch.matcher.root
-        if not _ensure_root(watch):
+        if not ensure_root(root, watch.workflow.name):
             return
         if spec.poll:
             self._observers.append(self._started(PollingObserver(timeout=spec.poll_interval), watch))
@@ -199,7 +195,7 @@ class Watcher(TriggerSource):
         try:
             observer = self._started(self.observer_factory(), watch)
         except OSError as exc:
-            log.warning("%s", _polling_reason(exc, root, spec.poll_interval))
+            log.warning("%s", polling_reason(exc, root, spec.poll_interval))
             observer = self._started(PollingObserver(timeout=spec.poll_interval), watch)
         self._observers.append(observer)
 
@@ -333,31 +329,6 @@ class Watcher(TriggerSource):
             return False
         self.submitted.add(key, LINK)
         return True
-
-
-def _ensure_root(watch: Watch) -> bool:
-    """Create a missing watched folder, and say so; False (logged) when there is no folder to watch."""
-    root, name = watch.matcher.root, watch.workflow.name
-    try:
-        root.mkdir(parents=True)
-        log.info("created the watched folder %s for %s (it did not exist)", root, name)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        log.error("cannot watch %s for %s: the folder is missing and cannot be created (%s); "
-                  "create it and restart", root, name, exc.strerror)  # fmt: skip
-        return False
-    if not root.is_dir():
-        log.error("cannot watch %s for %s: it is a file, not a folder; point path at a folder", root, name)
-        return False
-    return True
-
-
-def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
-    """One log line: why inotify failed on `root`, that we poll instead, and what to raise."""
-    sysctl = _LIMIT_SYSCTL.get(exc.errno or 0)
-    fix = f"; to use inotify again raise {sysctl} (sudo sysctl -w {sysctl}=<higher>)" if sysctl else ""
-    return f"cannot use inotify on {root} ({exc.strerror or exc}); polling it every {interval:g}s instead{fix}"
 
 
 class WatchKind(TriggerKind):
