@@ -52,12 +52,13 @@ class BenchHome:
     def workflow(self, name: str, text: str) -> None:
         (self.root / "workflows" / f"{name}.yaml").write_text(text)
 
-    def env(self, ollama_url: str, concurrency: int) -> dict[str, str]:
+    def env(self, ollama_url: str, concurrency: int, http: str = "off") -> dict[str, str]:
+        """The daemon's environment; the dashboard is off unless a scenario measures it (`http`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "OLLAMA_"))}
         env.update(
             HOME=str(self.root), GRISTMILL_DATA_DIR=str(self.root / "data"),
             GRISTMILL_WORKFLOWS=str(self.root / "workflows"), GRISTMILL_OLLAMA_URL=ollama_url,
-            GRISTMILL_CONCURRENCY=str(concurrency), PYTHONUNBUFFERED="1",
+            GRISTMILL_CONCURRENCY=str(concurrency), GRISTMILL_HTTP=http, PYTHONUNBUFFERED="1",
         )
         return env
 
@@ -96,14 +97,14 @@ def _epoch(text: str) -> float:
 class Daemon:
     """`gristmill run` in a subprocess; knows when it is ready and how much it used."""
 
-    def __init__(self, home: BenchHome, ollama_url: str, *, concurrency: int = 2) -> None:
+    def __init__(self, home: BenchHome, ollama_url: str, *, concurrency: int = 2, http: str = "off") -> None:
         self.home = home
         self.launched = time.monotonic()
         self.ready_at: float | None = None
         self._ready = threading.Event()
         self.log: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run"], env=home.env(ollama_url, concurrency),
+            [sys.executable, "-m", "daemon", "run"], env=home.env(ollama_url, concurrency, http),
             cwd=home.root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()

@@ -33,6 +33,28 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("ready_s", "launch to ready s", "≤ 1.5", lambda v: v <= 1.5),
         ("baseline_python_s", "baseline: bare `python -c pass` s", "", None),
     ],
+    "dashboard_idle": [
+        ("cpu_s_per_min", "CPU s per minute, dashboard on", "≤ 0.05", lambda v: v <= 0.05),
+        ("rss_mb", "RSS MB, dashboard on", "", None),
+    ],
+    "dashboard_startup": [
+        ("ready_s", "launch to ready s, dashboard on", "≤ 1", lambda v: v <= 1.0),
+        ("first_page_s", "launch to the first page served s", "", None),
+    ],
+    "dashboard_pages": [
+        (key, label, target, check)
+        for key, label, target, check in (
+            ("runs_first_ms", "runs list, first page ms", "< 200", lambda v: v < 200),
+            ("runs_deep_page_ms", "runs list, a page in the middle ms", "< 200", lambda v: v < 200),
+            ("runs_filtered_ms", "runs list, workflow + status filter ms", "< 200", lambda v: v < 200),
+            ("search_common_word_ms", "search, a word in every 4th run ms", "< 200", lambda v: v < 200),
+            ("search_rare_ms", "search, one run ms", "< 200", lambda v: v < 200),
+            ("search_prefix_ms", "search, a prefix ms", "< 200", lambda v: v < 200),
+            ("search_phrase_ms", "search, a phrase ms", "< 200", lambda v: v < 200),
+            ("overview_ms", "overview ms", "", None),
+            ("run_ms", "one run ms", "", None),
+        )
+    ],
 }
 
 

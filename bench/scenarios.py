@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import ollama
 
+from bench import dashboard
 from bench.harness import BenchHome, Daemon, wait_until
 
 CLASSIFY_WORKFLOW = """\
@@ -52,10 +53,13 @@ class Sizes:
     backlog_files: int = 10_000
     idle_seconds: float = 60.0
     startups: int = 5
+    dashboard_runs: int = 100_000
+    page_requests: int = 9
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2)
+        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
+                   dashboard_runs=500, page_requests=2)  # fmt: skip
 
 
 @contextmanager
@@ -227,4 +231,7 @@ SCENARIOS = {
     "backlog": backlog,
     "idle": idle,
     "startup": startup,
+    "dashboard_idle": dashboard.dashboard_idle,
+    "dashboard_startup": dashboard.dashboard_startup,
+    "dashboard_pages": dashboard.dashboard_pages,
 }

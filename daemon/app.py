@@ -87,6 +87,8 @@ class App:
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
         }
+        self.web: Any = None  # the dashboard, while serving
+        self.health: Health | None = None
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
@@ -165,6 +167,9 @@ class App:
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
         notifier = Notifier(self.settings.notify_socket)
+        from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
+
+        self.web = start_dashboard(self)  # before the workers, so the metrics count every run
         recovered = self.store.requeue_expired()
         if recovered:
             log.info("returned %d interrupted runs to the queue", len(recovered))
@@ -181,6 +186,8 @@ class App:
             "gristmill ready: %s, %s found at start, model server %s",
             count(len(self.workflows), "workflow"), count(queued, "file"), self.settings.ollama_url,
         )
+        if self.web is not None:
+            self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()
@@ -212,6 +219,8 @@ class App:
             self.store.release(run_id, self.pool.owner, not_before=None, error=error, refund_attempt=True)
         if left:
             log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
+        if self.web is not None:
+            self.web.stop()
         log.info("stopped")
 
     def _watchdog(self, notifier: Notifier, folder: FolderWatch) -> Watchdog:
@@ -220,7 +229,8 @@ class App:
         checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
         checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive}
         checks["database"] = self._database_answers
-        return Watchdog(notifier, Health(checks), usec=usec, status=self._status)
+        self.health = Health(checks)  # also what the dashboard's /healthz asks
+        return Watchdog(notifier, self.health, usec=usec, status=self._status)
 
     def _database_answers(self) -> bool:
         self.store.get_meta("health")  # raises StoreError when the database cannot be read

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from daemon.actions.chain import RunWorkflow
 from daemon.actions.files import CopyTo, Keep, MoveTo
+from daemon.actions.mail import Flag, MoveToFolder
 from daemon.actions.webhook import Webhook
+from daemon.inbound.trigger import HttpKind
 from daemon.llm.servers import OllamaServer
+from daemon.mail.trigger import MailboxKind
 from daemon.plugins import Registry
 from daemon.schedule.scheduler import ScheduleKind
 from daemon.steps.classify import Classify
@@ -21,8 +24,8 @@ def register(registry: Registry) -> None:
     """Add the built-ins, in the order `check` and error messages list them."""
     for step in (Summarise(), Classify(), Extract(), Route(), Write(), Prompt()):
         registry.add_step(step)
-    for trigger in (WatchKind(), ScheduleKind()):
+    for trigger in (WatchKind(), ScheduleKind(), MailboxKind(), HttpKind()):
         registry.add_trigger(trigger)
-    for action in (MoveTo(), CopyTo(), RunWorkflow(), Webhook(), Keep()):
+    for action in (MoveTo(), CopyTo(), RunWorkflow(), Webhook(), MoveToFolder(), Flag(), Keep()):
         registry.add_action(action)
     registry.add_server(OllamaServer())

@@ -35,7 +35,7 @@ class _Group(click.Group):
 
 def _settings() -> Settings:
     settings = load_settings()
-    setup_logging(settings.log_format)
+    setup_logging(settings.log_format, journal_stream=settings.journal_stream)
     return settings
 
 
@@ -151,12 +151,14 @@ def trigger(name: str, file: Path | None, dry_run: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """Run history, newest first."""
+    from daemon.store.corrections import CorrectionStore
     from daemon.views import RUN_COLUMNS, print_table, run_json, run_rows
 
     store = _store(load_settings())
     found = store.history(workflow=workflow, status=RunStatus(status) if status else None, limit=limit)
     if as_json:
-        _print_json([run_json(r) for r in found])
+        corrected = CorrectionStore(store.engine).corrected(r.id for r in found)
+        _print_json([run_json(r, corrected=r.id in corrected) for r in found])
     else:
         print_table(console, RUN_COLUMNS, run_rows(found))
 
@@ -166,14 +168,24 @@ def runs(workflow: str | None, status: str | None, limit: int, as_json: bool) ->
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(run_id: int, as_json: bool) -> None:
     """One run: each step's model, prompt, answer, tokens, durations and output."""
-    from daemon.views import call_json, print_run, run_json
+    from daemon.store.corrections import CorrectionStore
+    from daemon.views import call_json, correction_json, print_run, run_json
 
     store = _store(load_settings())
     run, calls = store.get(run_id), store.calls(run_id)
+    corrections = CorrectionStore(store.engine).for_run(run_id)
     if as_json:
-        _print_json({**run_json(run), "calls": [call_json(c) for c in calls]})
+        _print_json({
+            **run_json(run, corrected=bool(corrections)), "calls": [call_json(c) for c in calls],
+            "corrections": [correction_json(c) for c in corrections],
+        })  # fmt: skip
     else:
         print_run(console, run, calls)
+        for c in corrections:
+            when = c.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+            change = json.dumps(c.change, ensure_ascii=False)
+            line = f"corrected step {c.step_id} ({c.kind.value}) by {c.author} at {when}: {change}"
+            console.print(line, markup=False)
 
 
 @main.command()
@@ -193,6 +205,57 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
         known_workflow(workflow, load_workflows(settings.workflows)[0], store)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--step", "step_id", required=True, help="The id of the step whose output was wrong.")
+@click.option("--label", help="The right label (classify steps).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A right field value (extract); repeatable.")
+@click.option("--text", help="The right text (summarise and prompt steps).")
+@click.option("--json", "as_json", is_flag=True, help="Print the recorded correction as JSON.")
+def correct(
+    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, as_json: bool
+) -> None:
+    """Record the right output of a step of a run; the run's own record stays as it was."""
+    from daemon.commands.correct import correct_run
+    from daemon.views import correction_json
+
+    settings = load_settings()
+    recorded = correct_run(settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text)
+    if as_json:
+        _print_json(correction_json(recorded))
+    else:
+        click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--workflow", "-w", help="Only this workflow.")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def search(query: str, workflow: str | None, limit: int, as_json: bool) -> None:
+    """Full-text search: words, prefixes (inv*) and "phrases"; best hits first."""
+    from daemon.commands.search import hit_json, hits_table
+    from daemon.store.search import RunFilter
+    from daemon.store.search import search as find
+
+    store = _store(load_settings())
+    hits = find(store.engine, query, where=RunFilter(workflow=workflow), limit=limit)
+    if as_json:
+        _print_json([hit_json(h) for h in hits])
+    elif hits:
+        console.print(hits_table(hits))
+    else:
+        click.echo(f"no run matches {query}", err=True)
+
+
+@main.command()
+def web() -> None:
+    """Serve the dashboard, /metrics and /healthz over the database alone (no runs are worked on)."""
+    from daemon.commands.web import serve_web
+
+    serve_web(_settings())
 
 
 @main.command()

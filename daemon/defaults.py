@@ -62,3 +62,6 @@ CONTEXT_TOKENS = 8192
 
 COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
 """The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""
+
+HOOK_WAIT_MAX_SECONDS = 300.0
+"""The longest `?wait=SECONDS` a hook request may ask for; longer waits are cut to this."""

@@ -24,6 +24,8 @@ class Origin(StrEnum):
     FILE = "file"
     SCHEDULE = "schedule"
     MANUAL = "manual"
+    MAIL = "mail"  # a message fetched from a mailbox, spooled as .eml
+    HOOK = "hook"  # the body of an HTTP hook request, spooled
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ class FolderBlocked(GristmillError):
         self.folder, self.blocker = folder, blocker
 
 
+class Unavailable(GristmillError):
+    """A service a run needs besides the model (a mail server) is away: the run waits, no attempt used."""
+
+
 class ModelError(GristmillError):
     """Anything that went wrong talking to the model."""
 
@@ -157,7 +161,7 @@ class MailboxError(GristmillError):
         self.mailbox = mailbox
 
 
-class MailboxUnavailable(MailboxError):
+class MailboxUnavailable(MailboxError, Unavailable):
     """The mail server could not be reached or dropped the connection; an outage, retried with backoff."""
 
 

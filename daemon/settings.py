@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,6 +27,7 @@ from daemon import settings_checks as checks
 from daemon.costs import Price
 from daemon.documents import ReadLimits
 from daemon.errors import SettingsError
+from daemon.web.address import DEFAULT_HTTP, HttpAddress, parse_http
 
 DEFAULT_CONFIG_NAME = "gristmill.toml"
 
@@ -77,6 +78,21 @@ class Settings(BaseSettings):
     # `gristmill costs`: price rows added to (or overriding) the shipped table, and the APIs to compare with.
     prices: dict[str, Price] = {}
     cost_compare: list[str] = list(defaults.COST_COMPARE)
+    http: str = Field(DEFAULT_HTTP, description="where the dashboard, /metrics and hooks listen: HOST:PORT or off")
+    http_token: SecretStr | None = Field(None, min_length=16, description="needed by every request when set")
+    # Set by systemd when stderr goes to the journal: "DEVICE:INODE" of that stream.
+    journal_stream: str | None = Field(None, validation_alias="JOURNAL_STREAM")
+
+    @field_validator("http", mode="after")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        parse_http(value)  # raises ValueError with the sentence
+        return value
+
+    @property
+    def http_address(self) -> HttpAddress | None:
+        """Where the dashboard and the hooks listen; None when it is off."""
+        return parse_http(self.http)
 
     @field_validator("data_dir", "workflows", mode="after")
     @classmethod

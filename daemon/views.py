@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -18,6 +18,9 @@ from rich.text import Text
 from daemon.domain import ModelCall, Run
 from daemon.words import one_line
 
+if TYPE_CHECKING:
+    from daemon.store.corrections import Correction
+
 NS = 1_000_000_000
 
 
@@ -25,8 +28,8 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def run_json(run: Run) -> dict[str, Any]:
-    """A run as `runs --json` prints it."""
+def run_json(run: Run, *, corrected: bool = False) -> dict[str, Any]:
+    """A run as `runs --json` prints it; `corrected`: some step of it has a correction."""
     return {
         "id": run.id,
         "workflow": run.workflow,
@@ -42,6 +45,21 @@ def run_json(run: Run) -> dict[str, Any]:
         "error": run.error,
         "outputs": run.outputs,
         "context": run.context,
+        "corrected": corrected,
+    }
+
+
+def correction_json(correction: Correction) -> dict[str, Any]:
+    """A correction as `show --json` lists it under `corrections`."""
+    return {
+        "id": correction.id,
+        "step": correction.step_id,
+        "kind": correction.kind.value,
+        "change": correction.change,
+        "output": correction.output,
+        "original": correction.original,
+        "author": correction.author,
+        "created_at": _time(correction.created_at),
     }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from daemon.store.db import make_engine
 from daemon.store.migrate import migration_connection
-from daemon.store.tables import UtcDateTime, metadata
+from daemon.store.tables import UtcDateTime, include_name, metadata
 
 config = context.config
 
@@ -35,6 +35,7 @@ def _configure(connection: Connection) -> None:
         transactional_ddl=True,
         compare_type=True,
         render_item=_render_item,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

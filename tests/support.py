@@ -70,6 +70,9 @@ class Home:
             GRISTMILL_DATA_DIR=str(self.data),
             GRISTMILL_WORKFLOWS=str(self.workflows),
             GRISTMILL_OLLAMA_URL=self.ollama_url,
+            # The dashboard is off unless a test asks for it: daemons of parallel tests (and other
+            # checkouts on this machine) would otherwise all try the default port.
+            GRISTMILL_HTTP="off",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)

@@ -214,3 +214,22 @@ def test_folder_recreated_under_a_running_watcher(dovecot, inbox, watchers, tmp_
     wait_for(lambda: len(inbox.runs) == 3, what="the new message in the new folder")
     _settled(dovecot, inbox, inbox.count(), folder="Triage")
     assert len(inbox.runs) == 4
+
+
+@pytest.mark.parametrize("existing", ["unseen", "none"])
+def test_first_start_takes_only_the_unread_or_none_of_what_is_there(dovecot, inbox, watchers, tmp_path, existing):
+    dovecot.append(message(1), flags=["\\Seen"])
+    dovecot.append(message(2))  # unread
+    inbox.decline = 1  # the first pass is cut short once: it is made again in full, nothing skipped
+    first = _start(watchers, make_watcher(dovecot, inbox, tmp_path, spec_options={"existing": existing}))
+    cursor = tmp_path / "mail" / "mail-test.cursor.json"
+    wait_for(cursor.exists, what="the first start's pass to end (the cursor is saved then)")
+    dovecot.append(message(3))  # new: taken either way
+    _settled(dovecot, inbox, 2 if existing == "unseen" else 1)
+    first.stop()
+    taken = [key.message_id for key, _ in inbox.calls]
+    expected = ["<m2.gristmill-test@example.org>"] if existing == "unseen" else []
+    assert taken[: len(expected) + 1] == [*expected, "<m3.gristmill-test@example.org>"]
+    dovecot.append(message(4), flags=["\\Seen"])  # after the first start, read or not, every message counts
+    _start(watchers, make_watcher(dovecot, inbox, tmp_path, spec_options={"existing": existing}))
+    wait_for(lambda: "<m4.gristmill-test@example.org>" in [k.message_id for k, _ in inbox.calls], what="message 4")

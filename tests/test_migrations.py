@@ -20,7 +20,7 @@ import daemon
 from daemon.errors import StoreError
 from daemon.store import migrate
 from daemon.store.db import make_engine
-from daemon.store.tables import metadata
+from daemon.store.tables import include_name, metadata
 
 REPO = Path(daemon.__file__).resolve().parent.parent
 
@@ -43,6 +43,8 @@ RUNS_COLUMNS = [
     ("not_before", "DATETIME", True),
     ("lease_owner", "TEXT", True),
     ("lease_expires_at", "DATETIME", True),
+    ("search_name", "TEXT", True),
+    ("search_text", "TEXT", True),
 ]
 CALLS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -66,6 +68,19 @@ CALLS_COLUMNS = [
     ("started_at", "DATETIME", False),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
+CORRECTIONS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", False),
+    ("kind", "TEXT", False),
+    ("change", "JSON", False),
+    ("output", "JSON", False),
+    ("original", "JSON", True),
+    ("author", "TEXT", False),
+    ("created_at", "DATETIME", False),
+]
+# FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
+FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
 
 EXPECTED = {
     "runs": {
@@ -75,6 +90,8 @@ EXPECTED = {
             "ix_runs_status_not_before_id": (["status", "not_before", "id"], False),
             "ix_runs_workflow_created_at": (["workflow", "created_at"], False),
             "ix_runs_sha256": (["sha256"], False),
+            "ix_runs_workflow_id": (["workflow", "id"], False),
+            "ix_runs_created_at": (["created_at"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
         "fks": [],
@@ -87,6 +104,14 @@ EXPECTED = {
         "uniques": {},
         "fks": [("fk_model_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
         "checks": set(),
+    },
+    "corrections": {
+        "columns": CORRECTIONS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_corrections_run_id": (["run_id"], False)},
+        "uniques": {},
+        "fks": [("fk_corrections_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": {"ck_corrections_kind"},
     },
     "meta": {
         "columns": META_COLUMNS,
@@ -132,7 +157,10 @@ def describe(engine: sa.Engine, table: str) -> dict:
 
 def test_upgrade_creates_the_exact_schema(engine):
     migrate.upgrade(engine)
-    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED}
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED, *FTS_TABLES}
+    with engine.connect() as conn:
+        triggers = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all()
+    assert sorted(triggers) == ["runs_fts_delete", "runs_fts_insert", "runs_fts_update"]
     for table, expected in EXPECTED.items():
         assert describe(engine, table) == expected, table
 
@@ -156,12 +184,13 @@ def test_status_check_and_defaults(engine):
 def test_tables_py_matches_the_migrations(engine):
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0001"
+    assert migrate.head() == "0003"
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -176,7 +205,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == "0001"
+    assert migrate.current(engine) == "0003"
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -199,7 +228,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0001"
+    assert done.stdout.strip() == "0003"
     assert list(elsewhere.iterdir()) == []
 
 
@@ -220,7 +249,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0001"]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0003"]
 
 
 def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
@@ -235,7 +264,7 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(f"sqlite:///{db_path}")
-    assert migrate.current(engine) == "0001"
+    assert migrate.current(engine) == "0003"
     engine.dispose()
 
 

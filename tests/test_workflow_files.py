@@ -326,7 +326,7 @@ ERRORS = {
                        "steps: [summarise: ]\n", 3, "trigger.schedule", "exactly one of cron or every"),
     "watch and schedule": ("name: t\ntrigger:\n  watch: {path: x}\n  schedule: {every: 5m}\n"
                            "steps: [summarise: ]\n",
-                           2, "trigger", "exactly one of watch or schedule"),
+                           2, "trigger", "exactly one of watch, schedule, mailbox or http"),
     "depth without recursive": ("name: t\ntrigger:\n  watch:\n    path: x\n    depth: 2\n"
                                 "steps: [summarise: ]\n",
                                 5, "trigger.watch.depth", "recursive: true"),
@@ -344,11 +344,10 @@ ERRORS = {
                               2, "trigger", "expected a mapping"),
     "file action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n" + CLASSIFY_KIND + ROUTE_TAIL,
                                   10, "steps[1].route.routes.invoice.move_to",
-                                  "move_to works on the run's file, but a schedule trigger gives its runs no file; "
-                                  "use one of webhook, keep here, or a write step"),
+                                  "move_to works on the run's input file, and a schedule trigger gives none"),
     "run action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - summarise:\n"
                                  "  - route: {default: {run: other}}\n",
-                                 5, "steps[1].route.default.run", "run works on the run's file"),
+                                 5, "steps[1].route.default.run", "run works on the run's input file"),
     "prompt schema type": (WATCH_HEAD + "  - prompt:\n      instruction: Say it.\n      schema:\n"
                            "        type: object\n        properties:\n          n: {type: numbr}\n",
                            11, "steps[0].prompt.schema.properties.n.type", "'numbr' is not a JSON-schema type"),

@@ -21,7 +21,8 @@ from daemon.workflow.fields import StrictModel, problem
 
 if TYPE_CHECKING:
     from daemon.engine.effects import Effects
-    from daemon.steps import StepContext
+    from daemon.steps import KeyPath, StepContext
+    from daemon.workflow import Workflow
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Done:
 
     destination: str | None
     moved_to: Path | None = None
+    note: str | None = None  # what happened, when it was not the obvious (a message already moved, gone)
 
 
 class RouteAction(ABC):
@@ -56,6 +58,12 @@ class RouteAction(ABC):
     @abstractmethod
     def perform(self, target: Any, ctx: StepContext) -> Done:
         """Do the action with `target` (a folder already rendered and confined when `into_folder`)."""
+
+    def check(self, workflow: Workflow, at: KeyPath) -> None:
+        """Cross-check the action against its workflow (its trigger); raise `problem(...)` at key path `at`."""
+        if self.needs_file and not workflow.takes_file:
+            raise problem("action", "{name} works on the run's input file, and a {kind} trigger gives none",
+                          at, name=self.name, kind=workflow.trigger.kind.name)  # fmt: skip
 
 
 class Action(StrictModel):

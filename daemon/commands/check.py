@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
-from daemon.commands.check_folders import Level, folder_findings
+from daemon.commands.check_folders import folder_findings
 from daemon.errors import ModelError
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.triggers import Level
 from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
@@ -39,6 +40,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         code = INVALID
     nets = settings.local_networks
     code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo, nets))
+    code = max(code, _triggers(workflows.values(), echo))
     code = max(code, _data_at_rest(settings, echo))
     url = settings.ollama_url
     if nets:
@@ -75,12 +77,11 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
 
 
 def _folders(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
-    """Folders to be created, destinations blocked by a file (invalid), folders two workflows share."""
+    """Destinations blocked by a file (invalid), folders two workflows take files from (a warning)."""
     code = OK
     for finding in folder_findings(workflows):
-        echo(finding.text if finding.level is Level.NOTE else f"{finding.level.value}: {finding.text}")
-        if finding.level is Level.ERROR:
-            code = INVALID
+        echo(_PREFIX[finding.level] + finding.message)
+        code = max(code, _CODES[finding.level])
     return code
 
 
@@ -100,6 +101,21 @@ def _webhooks(workflows: Iterable[Workflow], echo: Callable[[str], None], nets: 
                 except RemoteRefused as exc:
                     echo(f"error: {exc}")
                 code = INVALID
+    return code
+
+
+_CODES = {Level.OK: OK, Level.WARNING: OK, Level.FAILED: FAILED, Level.INVALID: INVALID}
+_PREFIX = {Level.OK: "", Level.WARNING: "warning: ", Level.FAILED: "error: ", Level.INVALID: "error: "}
+
+
+def _triggers(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """What each trigger kind finds of its workflows: secrets set, mailboxes reachable, hook paths distinct."""
+    code = OK
+    for name, kind in registry().triggers.items():
+        mine = [w for w in workflows if w.trigger.kind.name == name]
+        for finding in kind.diagnose(mine) if mine else []:
+            echo(_PREFIX[finding.level] + finding.message)
+            code = max(code, _CODES[finding.level])
     return code
 
 

@@ -1,39 +1,20 @@
-"""What `gristmill check` says about folders: those triggers take files from, those runs put files into."""
+"""What `gristmill check` says about folders: those runs put files into, those two workflows take files from."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from itertools import combinations
 
 from daemon.files.ops import blocking_file
 from daemon.files.paths import static_base
+from daemon.triggers.base import Finding, Level
 from daemon.workflow import Workflow
 
 
-class Level(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-    NOTE = "note"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of `check`: how serious, and the sentence."""
-
-    level: Level
-    text: str
-
-
 def folder_findings(workflows: Iterable[Workflow]) -> list[Finding]:
-    """Folders that will be created, destinations a file stands in the way of, folders two workflows share."""
+    """Destinations a file stands in the way of (invalid), folders two workflows take files from (a warning)."""
     ordered = sorted(workflows, key=lambda w: w.name)
-    return [*_trigger_notes(ordered), *_blocked_destinations(ordered), *_shared_folders(ordered)]
-
-
-def _trigger_notes(workflows: list[Workflow]) -> list[Finding]:
-    return [Finding(Level.NOTE, f"workflow {w.name}: {note}") for w in workflows for note in w.trigger.kind.notes(w)]
+    return [*_blocked_destinations(ordered), *_shared_folders(ordered)]
 
 
 def _blocked_destinations(workflows: list[Workflow]) -> list[Finding]:
@@ -44,7 +25,7 @@ def _blocked_destinations(workflows: list[Workflow]) -> list[Finding]:
             blocker = blocking_file(folder)
             if blocker is not None:
                 where = f"{folder} is" if blocker == folder else f"{blocker} is in the way of {folder}:"
-                found.append(Finding(Level.ERROR, (
+                found.append(Finding(Level.INVALID, (
                     f"workflow {workflow.name} puts files into {template}, but {where} a file, not a folder; "
                     f"move that file away or change the destination in {workflow.source or 'the workflow'}"
                 )))  # fmt: skip

@@ -64,6 +64,15 @@ class Effects:
         failpoints.hit("after_write_before_commit")
         return dest
 
+    def note(self, intent: dict[str, Any]) -> None:
+        """Record an action outside the file system (a mail move) before it is done; never in a dry run.
+
+        Such an intent has no destination file, so `recover` drops it and the step runs again: the action
+        itself must find what an interrupted try already did.
+        """
+        if not self.dry_run:
+            self.record(intent)
+
     def _finished(self, kind: str, key: str, wanted: str) -> Path | None:
         """The destination an earlier attempt of this step reached, when it aimed where we aim now."""
         intent = self.done
@@ -104,8 +113,10 @@ def recover(outputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str
         if not is_intent(out):
             finished[step_id] = out
             continue
+        if "destination" not in out:
+            continue  # not a file (a mail action): the step runs again and finds what was done
         # A crash mid-copy or mid-write may have left a hidden temporary file there.
-        ops.sweep_temporaries(Path(out.get("destination", "")).parent)
+        ops.sweep_temporaries(Path(out["destination"]).parent)
         if _complete(out):
             complete[step_id] = out
     return finished, complete

@@ -7,10 +7,12 @@ import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from daemon.domain import NewRun, Run, Origin
+from daemon.domain import NewRun, Origin, Run
 from daemon.errors import InputError
 from daemon.files.hashing import sha256_file
+from daemon.inbound.spool import Spooled
 from daemon.store import RunStore
 from daemon.workflow import Workflow
 
@@ -73,6 +75,27 @@ class Intake:
             # A worker that claims it first skips it too: the runner refuses links as well.
             self.store.skip(run.id, reason)
         return run
+
+    def spooled(
+        self, workflow: Workflow, spooled: Spooled, *, trigger: Origin, dedupe_key: str, context: dict[str, Any]
+    ) -> tuple[Run, bool]:
+        """Queue `workflow` on a body stored durably in the inbound spool (a hook's, a mail's), once per key."""
+        new = NewRun(
+            workflow=workflow.name, trigger=trigger, input_path=str(spooled.path), sha256=spooled.sha256,
+            dedupe_key=dedupe_key, context=context, max_attempts=self.max_attempts,
+        )  # fmt: skip
+        run, created = self.store.enqueue(new)
+        if created:
+            self.wake()
+        return run, created
+
+    def skipped(
+        self, workflow: Workflow, *, trigger: Origin, dedupe_key: str, reason: str, context: dict[str, Any]
+    ) -> tuple[Run, bool]:
+        """Record an input that will not be run (a mail over the size limit) as skipped, once per key."""
+        new = NewRun(workflow=workflow.name, trigger=trigger, dedupe_key=dedupe_key, context=context,
+                     max_attempts=self.max_attempts)  # fmt: skip
+        return self.store.enqueue_skipped(new, reason)
 
     def tick(self, workflow: Workflow, tick: str | None, context: dict | None = None) -> tuple[Run, bool]:
         """Queue one run of a scheduled (or manually triggered) workflow with no input file."""

@@ -40,7 +40,10 @@ class OutageGate:
         """Note a failure; return how long to wait before the next try."""
         with self._lock:
             if self._failures == 0:
-                log.warning("the model server is unavailable: %s; runs stay queued and are retried with backoff", reason)
+                log.warning(
+                    "the model server is unavailable: %s; runs stay queued and are retried with backoff", reason,
+                    extra={"server": "local", "outcome": "unavailable"},
+                )  # fmt: skip
             self._failures += 1
             delay = min(self.cap, self.base * 2 ** (self._failures - 1))
             delay = delay * (0.5 + self.jitter() / 2)
@@ -53,7 +56,8 @@ class OutageGate:
         """Note that the server answered."""
         with self._lock:
             if self._failures:
-                log.warning("the model server is back after %d failed tries; resuming", self._failures)
+                log.warning("the model server is back after %d failed tries; resuming", self._failures,
+                            extra={"server": "local", "outcome": "back"})
             self._failures, self._probing, self.reason = 0, False, None
 
     def may_call(self) -> tuple[bool, float]:

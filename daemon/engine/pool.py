@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from daemon import defaults, failpoints
+from daemon import defaults, failpoints, metrics
 from daemon.domain import Run, RunStatus
 from daemon.engine.on_failure import after_failure
 from daemon.engine.outage import OutageGate
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun
+from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, Unavailable
 from daemon.store import RunStore
 from daemon.workflow import Workflow
 
@@ -58,6 +58,7 @@ class WorkerPool:
         self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
         self._in_flight: dict[int, Run] = {}
         self._ending: set[int] = set()  # runs whose outcome is being recorded: their lease ends with it
+        self._waits: dict[int, int] = {}  # run id → outages of a service other than the model in a row
         self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
@@ -190,6 +191,9 @@ class WorkerPool:
             delay = self.gate.down(exc.message)
             not_before = self.clock() + timedelta(seconds=delay)
             self.store.release(run.id, self.owner, not_before=not_before, error=exc.message, refund_attempt=True)
+        except Unavailable as exc:
+            self.gate.end_probe()
+            self._wait_out(run, exc.message)
         except GristmillError as exc:
             if isinstance(exc, ModelError):
                 self.gate.up()
@@ -205,6 +209,16 @@ class WorkerPool:
             failpoints.hit("before_finish")
             self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
 
+    def _wait_out(self, run: Run, error: str) -> None:
+        """Another service (a mail server) is away: only this run waits, with backoff, its attempt refunded."""
+        with self._lock:
+            outages = self._waits[run.id] = self._waits.get(run.id, 0) + 1
+        delay = min(self.gate.cap, self.retry_base * 2 ** (outages - 1))
+        self.store.release(run.id, self.owner, not_before=self.clock() + timedelta(seconds=delay), error=error,
+                           refund_attempt=True)  # fmt: skip
+        if outages == 1:
+            log.warning("run %d (%s) waits: %s; trying again with backoff", run.id, run.workflow, error)
+
     def _fail_or_retry(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
         if final or run.attempts >= run.max_attempts:
             self._finish(run, RunStatus.FAILED, started, error=error)
@@ -213,10 +227,13 @@ class WorkerPool:
         not_before = self.clock() + timedelta(seconds=delay)
         self.store.release(run.id, self.owner, not_before=not_before, error=error)
         log.info(
-            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error
-        )
+            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error,
+            extra={"run_id": run.id, "workflow": run.workflow, "outcome": "retry"},
+        )  # fmt: skip
 
     def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
+        with self._lock:
+            self._waits.pop(run.id, None)
         if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
             return
@@ -224,7 +241,9 @@ class WorkerPool:
         what = run.input_path or "scheduled"
         suffix = f": {error}" if error else ""
         level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
-        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status.value, took, suffix)
+        fields = {"run_id": run.id, "workflow": run.workflow, "duration_ms": round(took * 1000), "outcome": status}
+        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status, took, suffix, extra=fields)
+        metrics.run_finished(run, status, took)
         if status is RunStatus.FAILED:
             after_failure(self.workflows().get(run.workflow), run, error, moved=self.runner.shared.moved)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon import metrics
 from daemon.actions import ActionServices
 from daemon.documents import Document, ReadLimits, read_document
 from daemon.domain import ModelCall, Origin, Run
@@ -98,6 +99,8 @@ class Runner:
         }
         ctx = RunContext(run, workflow, dry_run, scope, outputs=outputs, finished_intents=finished)
         ctx.file_path = _current_path(run, workflow, {**outputs, **finished})
+        # What the trigger adds (a mail's subject, a hook's JSON body), under the names its kind reserves.
+        scope.update(workflow.trigger.kind.template_scope(run.context, ctx.file_path))
         if ctx.file_path is not None:
             scope["file"], ctx.text, ctx.images, read = self._read(run, workflow, ctx.file_path, fresh=not outputs)
             ctx.note_input(read)  # scanned pages and who read them
@@ -127,6 +130,7 @@ class Runner:
             images=ctx.images, file_path=ctx.file_path,
             ask=self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
+            trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  (one field a line would hide the shape)
 
     def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
@@ -215,6 +219,7 @@ class Runner:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
             self.store.record_call(run.id, kept, attempt=run.attempts)
+            metrics.model_call(run, kept)
 
         return Asker(
             backend=self.backend, record=record, model=model or workflow.model or self.settings.model,

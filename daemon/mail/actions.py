@@ -18,6 +18,7 @@ from typing import Any
 from imapclient import IMAPClient
 from pydantic_core import PydanticCustomError
 
+from daemon import failpoints
 from daemon.errors import MailboxRefused, MailboxUnavailable
 from daemon.mail.connection import CONNECTION_ERRORS, describe
 from daemon.mail.keys import MessageKey, normalise_message_id
@@ -72,6 +73,7 @@ def move_to_folder(client: IMAPClient, key: MessageKey, target: str) -> MailActi
             outcome = ActionOutcome.DONE
         else:
             client.copy([uid], target)
+            failpoints.hit("mail_after_copy")
             _remove(client, uid)
             outcome = ActionOutcome.DONE
         return MailActionResult("move_to_folder", outcome, target, uid)

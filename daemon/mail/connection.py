@@ -88,6 +88,7 @@ def connect(spec: MailboxSpec, password: str, *, timeout: float = 30.0) -> IMAPC
 
 def open_mailbox(spec: MailboxSpec, getenv: GetEnv, *, timeout: float = 30.0) -> IMAPClient:
     """`connect` with the password from the environment; every failure a `MailboxError` in one sentence."""
+    spec = spec.resolved(getenv)
     password = password_of(spec, getenv)
     try:
         return connect(spec, password, timeout=timeout)
@@ -136,6 +137,7 @@ class MailboxInfo:
 
 def check_mailbox(spec: MailboxSpec, getenv: GetEnv, *, timeout: float = 10.0) -> MailboxInfo:
     """Log in and look at the folder without changing anything; `MailboxError` in one sentence otherwise."""
+    spec = spec.resolved(getenv)
     with mailbox(spec, getenv, timeout=timeout) as client:
         try:
             if not client.folder_exists(spec.folder):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Literal
 
 from imapclient import IMAPClient
 
@@ -22,6 +23,7 @@ Submit = Callable[[bytes, MessageKey], bool]
 # Record that a message was not handed over (too large), with the reason in words.
 Refuse = Callable[[MessageKey, str], None]
 
+Existing = Literal["all", "unseen", "none"]
 BATCH_BYTES = 8 * 1024 * 1024  # one FETCH brings several small messages, never more than this
 BATCH_MESSAGES = 100
 SIZE_CHUNK = 500  # UIDs per FETCH of sizes: a command line stays far below servers' limits (Dovecot: 64 kB)
@@ -46,11 +48,14 @@ class FolderReader:
         max_bytes: int,
         refuse: Refuse = log_refusal,
         label: str = "",
+        existing: Existing = "all",
     ) -> None:
         self.mailbox, self.folder, self.submit, self.cursor = mailbox, folder, submit, cursor
-        self.max_bytes, self.refuse, self.label = max_bytes, refuse, label or mailbox
+        self.max_bytes, self.refuse, self.label, self.existing = max_bytes, refuse, label or mailbox, existing
         self.uidvalidity = 0
         self.last_uid = 0
+        self._holding = False  # while True, the cursor is not saved (a first start's pass is under way)
+        self._first = False  # a first start's pass is still to be made (existing: none or unseen)
 
     def select(self, client: IMAPClient) -> None:
         """Select the folder read-only and pick up the saved cursor (a new connection)."""
@@ -59,7 +64,28 @@ class FolderReader:
             self.uidvalidity, self.last_uid = saved.uidvalidity, saved.last_uid
         else:
             self.uidvalidity, self.last_uid = 0, 0
+            self._first = self.existing != "all"
         self.refresh(client)
+
+    def _first_start(self, client: IMAPClient) -> bool:
+        """`existing: none` skips the messages already in the folder, `unseen` takes only the unread ones.
+
+        The cursor is saved once, at the end: a pass cut short is made again in full (the store
+        recognises what it already queued), so no message is skipped by mistake.
+        """
+        top = max(client.search(["ALL"]), default=0)
+        if self.existing == "unseen":
+            self._holding = True
+            try:
+                if not self._hand_over(client, sorted(client.search(["UNSEEN"]))):
+                    return False
+            finally:
+                self._holding = False
+        self._first = False
+        self._advance(top)
+        what = "unread messages taken, read ones left" if self.existing == "unseen" else "existing messages left"
+        log.info("mailbox %s: first start, %s; new messages from UID %d on", self.label, what, top + 1)
+        return True
 
     def refresh(self, client: IMAPClient) -> None:
         """Select the folder again; a new UIDVALIDITY (the folder was rebuilt) starts from the first UID.
@@ -77,8 +103,13 @@ class FolderReader:
 
     def drain(self, client: IMAPClient) -> bool:
         """Hand over every message above the cursor; False when `submit` declined one (try again later)."""
+        if self._first and not self._first_start(client):
+            return False
         # "n:*" always names the highest UID, even below n: keep only those above the cursor.
         fresh = sorted(uid for uid in client.search(["UID", f"{self.last_uid + 1}:*"]) if uid > self.last_uid)
+        return self._hand_over(client, fresh)
+
+    def _hand_over(self, client: IMAPClient, fresh: list[int]) -> bool:
         for start in range(0, len(fresh), SIZE_CHUNK):
             chunk = fresh[start : start + SIZE_CHUNK]
             sizes = {uid: int(item.get(_SIZE, 0)) for uid, item in client.fetch(chunk, [_SIZE.decode()]).items()}
@@ -116,7 +147,8 @@ class FolderReader:
 
     def _advance(self, uid: int) -> None:
         self.last_uid = max(self.last_uid, uid)
-        self.cursor.save(Cursor(self.mailbox, self.uidvalidity, self.last_uid))
+        if not self._holding:
+            self.cursor.save(Cursor(self.mailbox, self.uidvalidity, self.last_uid))
 
 
 def _batches(uids: list[int], sizes: dict[int, int], max_bytes: int) -> Iterator[list[int]]:

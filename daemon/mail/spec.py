@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from daemon.workflow.fields import ExpandedPath, StrictModel, Text, problem
+from daemon.errors import MailboxRefused
+from daemon.workflow.fields import EnvName, ExpandedPath, StrictModel, Text, problem
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Re-IDLE well before RFC 2177's 29 minutes: NAT boxes and some servers drop a quiet connection sooner.
 IDLE_RENEW_SECONDS = 10 * 60.0
 SYSTEM_FLAGS = {"seen": "\\Seen", "answered": "\\Answered", "flagged": "\\Flagged", "draft": "\\Draft"}
 # An IMAP keyword is an atom: no space, brackets, braces, quotes, backslash, % or *.
 _KEYWORD = re.compile(r"^[A-Za-z0-9$_.+\-:#!&'^`|~<>=?@,;/]{1,64}$")
-
-
-def _env_name(value: str) -> str:
-    if not ENV_NAME.match(value):
-        raise problem("env_name", "'{name}' is not an environment variable name; use letters, digits and "
-                      "underscores, such as MAIL_PASSWORD", name=value)  # fmt: skip
-    return value
 
 
 def _flag(value: str) -> str:
@@ -35,7 +29,6 @@ def _folder(value: str) -> str:
     return check_folder_name(value)
 
 
-EnvName = Annotated[str, AfterValidator(_env_name)]
 FolderName = Annotated[str, AfterValidator(_folder)]
 
 
@@ -84,28 +77,40 @@ def _is_loopback(host: str) -> bool:
 
 
 class MailboxSpec(StrictModel):
-    """An IMAP folder whose new messages each start a run; the password is read from `password_env`."""
+    """An IMAP folder whose new messages each start a run; the password is read from `password_env`.
 
-    host: Text
+    The server and the user may be named by environment variables too (`host_env`, `user_env`), so a
+    shipped workflow file needs no editing; `resolved(getenv)` gives the spec with their values.
+    """
+
+    host: Text | None = None
+    host_env: EnvName | None = None
     port: int | None = Field(None, ge=1, le=65535)
     tls: bool = True
     starttls: bool = False
     # A self-hosted server's own CA (PEM): trusted for this mailbox instead of the system's CAs.
     tls_ca_file: ExpandedPath | None = None
-    user: Text
+    user: Text | None = None
+    user_env: EnvName | None = None
     password_env: EnvName
     folder: FolderName = "INBOX"
     poll_interval: float = Field(60.0, ge=1, description="seconds between looks when the server has no IDLE")
     idle: bool = True
+    # The first start on a folder that already holds mail: run them all, only the unread ones, or none.
+    existing: Literal["all", "unseen", "none"] = "all"
 
     @model_validator(mode="after")
     def _transport(self) -> MailboxSpec:
+        for name in ("host", "user"):
+            if (getattr(self, name) is None) == (getattr(self, f"{name}_env") is None):
+                raise problem(name, "give exactly one of {name} and {name}_env (the name of an environment "
+                              "variable that holds it)", (name,), name=name)  # fmt: skip
         if self.tls and self.starttls:
             raise problem("starttls", "starttls upgrades a plain connection, so it needs tls: false; with "
                           "tls: true the connection is encrypted from the start", ("starttls",))  # fmt: skip
         if self.tls_ca_file is not None and not self.encrypted:
             raise problem("tls_ca_file", "tls_ca_file needs tls: true or starttls: true", ("tls_ca_file",))
-        if not self.encrypted and not _is_loopback(self.host):
+        if self.host is not None and not self.encrypted and not _is_loopback(self.host):
             raise problem("tls", "without tls or starttls the password would cross the network in clear; "
                           "use tls: true (port 993) or starttls: true (port 143); plain text is allowed on "
                           "this machine (127.0.0.1) only", ("tls",))  # fmt: skip
@@ -124,10 +129,40 @@ class MailboxSpec(StrictModel):
     @property
     def label(self) -> str:
         """The mailbox in words for logs and errors: user, server and folder; never the password."""
-        return f"{self.user}@{self.host}:{self.effective_port}/{self.folder}"
+        user = self.user if self.user is not None else f"${self.user_env}"
+        host = self.host if self.host is not None else f"${self.host_env}"
+        return f"{user}@{host}:{self.effective_port}/{self.folder}"
 
     @property
     def url(self) -> str:
-        """The folder as an RFC 5092 IMAP URL: one identity for cursors and run keys."""
-        user = quote(self.user, safe="")
+        """The folder as an RFC 5092 IMAP URL: one identity for cursors and run keys (of a resolved spec)."""
+        user = quote(self.user or "", safe="")
         return f"imap://{user}@{self.host}:{self.effective_port}/{quote(self.folder, safe='')}"
+
+    @property
+    def variables(self) -> list[str]:
+        """The environment variables the mailbox reads: host_env and user_env when given, password_env."""
+        return [name for name in (self.host_env, self.user_env, self.password_env) if name is not None]
+
+    def missing(self, getenv: Callable[[str], str | None]) -> list[str]:
+        """The variables among `variables` that are not set (the mailbox cannot be watched without them)."""
+        return [name for name in self.variables if not getenv(name)]
+
+    def resolved(self, getenv: Callable[[str], str | None]) -> MailboxSpec:
+        """This spec with host and user read from their variables; MailboxRefused when unset or unusable."""
+        if self.host_env is None and self.user_env is None:
+            return self
+        values = self.model_dump(exclude_none=True)
+        for name in ("host", "user"):
+            variable = values.pop(f"{name}_env", None)
+            if variable is not None:
+                value = getenv(variable)
+                if not value:
+                    raise MailboxRefused(f"mailbox {self.label}: the environment variable {variable} (its "
+                                         f"{name}_env) is not set; set it to the mail {name}", self.label)  # fmt: skip
+                values[name] = value.strip()
+        try:
+            return MailboxSpec.model_validate(values)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise MailboxRefused(f"mailbox {self.label}: {reason}", self.label) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -85,7 +86,7 @@ class MailboxWatcher:
         self.spec, self.getenv, self.timeout, self.opener = spec, getenv, timeout, opener
         self.what = f"mailbox {spec.label}" + (f" (workflow {name})" if name else "")
         self.reader = FolderReader(spec.url, spec.folder, submit, cursor, max_bytes=max_bytes, refuse=refuse,
-                                   label=spec.label)  # fmt: skip
+                                   label=spec.label, existing=spec.existing)  # fmt: skip
         self.backoff_base, self.backoff_cap, self.jitter = backoff_base, backoff_cap, jitter
         self.idle_renew, self.wake_seconds, self.clock = idle_renew, wake_seconds, clock
         self._stopping = threading.Event()
@@ -171,6 +172,9 @@ class MailboxWatcher:
         # (a server fault) keeps backing off instead of logging lost/back every second.
         self._failures = 0
         while not self.stopping:
+            if idle and _told_of_new_mail(client):
+                self._drain(client)  # mail that came while we were reading: IDLE would not tell of it again
+                continue
             if idle:
                 self._idle(client)
             elif self.sleep(self.spec.poll_interval):
@@ -203,6 +207,8 @@ class MailboxWatcher:
         client.idle_done()  # not after an error: the connection is gone and is only closed then
 
     def _new_mail(self, client: IMAPClient, timeout: float) -> bool:
+        if _unread_lines(client):
+            return True  # read along with "+ idling" into imaplib's buffer, where no poll of the socket sees it
         # Our own poll, because imapclient's idle_check reads end-of-stream as "nothing yet": a server
         # that went away would go unnoticed until the next renewal.
         poller = select.poll()
@@ -218,6 +224,28 @@ class MailboxWatcher:
         # Wake for anything but a keep-alive: new mail (EXISTS), and also a NO or a [UIDVALIDITY] notice,
         # which is how a server tells that the folder was rebuilt under us.
         return any(not _keep_alive(r) for r in responses)
+
+
+def _unread_lines(client: IMAPClient) -> bool:
+    """Whether the server's lines wait in imaplib's buffer (or TLS's), where polling the socket cannot see them."""
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # peek may read the socket once when the buffer is empty: never wait for it
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
+def _told_of_new_mail(client: IMAPClient) -> bool:
+    """Whether the server reported EXISTS since the last look (clearing the report).
+
+    A server tells of new mail once, in the reply to whatever command is running when it comes (a
+    FETCH of the drain, say); imaplib keeps such reports aside, and IDLE would not repeat them.
+    """
+    return bool(client._imap.untagged_responses.pop("EXISTS", None))
 
 
 def _keep_alive(response: tuple) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,8 @@ class StepContext:
     file_path: Path | None  # where the run's file is now
     ask: Asker  # the model, for this step of this run; every call is recorded
     act: ActionServices  # side effects: moves, copies, writes (with intents), chained runs, webhooks
+    # What the trigger recorded with the run (a mail's key, a hook's content type), read-only.
+    trigger_context: Mapping[str, Any] = field(default_factory=dict)
 
     def document(self) -> str:
         """The document's text; an image document has none (the model gets the image instead)."""
@@ -83,4 +85,3 @@ class StepKind(ABC):
     def writes_into(self, spec: Any) -> list[str]:
         """Templates of the folders the step puts files into (`check` looks at them; the watch leaves them out)."""
         return []
-

@@ -59,6 +59,8 @@ class Route(StepKind):
             target = str(confine(render(target, ctx.scope), target))
         done = action.kind.perform(target, ctx)
         output = {"action": action.name, "destination": done.destination, "label": decided.get("label"), "why": why}
+        if done.note:
+            output["note"] = done.note
         return StepResult(output, moved_to=done.moved_to)
 
     def actions(self, spec: RouteSpec) -> list[tuple[KeyPath, Action]]:

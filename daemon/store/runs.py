@@ -21,7 +21,7 @@ from sqlalchemy import (
     literal,
     select,
     update,
-)
+)  # fmt: skip
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -29,7 +29,8 @@ from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import reading, writing
-from daemon.store.tables import meta, model_calls, runs
+from daemon.store.searchtext import name_words, output_words
+from daemon.store.tables import corrections, meta, model_calls, runs
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
 SUCCEEDED = RunStatus.SUCCEEDED
@@ -46,7 +47,7 @@ _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed eac
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 _FRESH: dict[str, Any] = {
     "status": QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
-    "started_at": None, "finished_at": None, **_NO_LEASE,
+    "started_at": None, "finished_at": None, "search_text": None, **_NO_LEASE,
 }  # fmt: skip
 
 
@@ -80,7 +81,7 @@ def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
         "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
         "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
         "context": dict(new.context), "outputs": {}, "attempts": 0,
-        "max_attempts": new.max_attempts, "created_at": now,
+        "max_attempts": new.max_attempts, "created_at": now, "search_name": name_words(new.input_path),
     }  # fmt: skip
 
 
@@ -168,7 +169,8 @@ class RunStore:
 
     def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
         """Store the outputs so far of a running run; False when the run is no longer theirs."""
-        return self._fenced(run_id, owner, None, {"outputs": outputs})
+        # The search columns are written with what they index, so search never sees a stale run.
+        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})
 
     def finish(
         self,
@@ -185,7 +187,7 @@ class RunStore:
         values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
         values["finished_at"] = self._clock()
         if outputs is not None:
-            values["outputs"] = outputs
+            values["outputs"], values["search_text"] = outputs, output_words(outputs)
         return self._fenced(run_id, owner, RunStatus(status), values)
 
     def release(
@@ -277,7 +279,8 @@ class RunStore:
             call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
             if run_count and not dry_run:
                 conn.execute(model_calls.delete().where(calls))
-                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}"}
+                conn.execute(corrections.delete().where(corrections.c.run_id.in_(select(runs.c.id).where(*old))))
+                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}", "search_text": None}
                 conn.execute(update(runs).where(*old).values(values))
         return run_count, call_count
 
@@ -385,6 +388,17 @@ class RunStore:
         with reading(self._engine) as conn:
             return self._known(conn, workflow, dedupe_key)
 
+    def find_by_context(self, workflow: str, path: tuple[str, ...], value: str) -> Run | None:
+        """The first run of `workflow` whose context holds `value` at `path`: a second "once" key (a mail's place).
+
+        Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
+        """
+        found = runs.c.context[path].as_string() == value
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_run(row)
+
     def get_meta(self, key: str) -> str | None:
         """A value of the small key/value table."""
         with reading(self._engine) as conn:
@@ -413,10 +427,10 @@ class RunStore:
 
     def _follow(self, conn: Connection, run: Run, new: NewRun) -> Run:
         """Point an unstarted run at its file's new name; a run skipped for the lost file is queued again."""
-        moved = {"input_path": new.input_path, "context": new.context}
+        moved = {"input_path": new.input_path, "context": new.context, "search_name": name_words(new.input_path)}
         if run.status is SKIPPED:
             moved |= _FRESH
-        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*runs.c)).one()
+        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*_RUN_COLUMNS)).one()
         return _to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
@@ -487,3 +501,7 @@ _KNOWN = select(*_RUN_COLUMNS).where(
     runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
 )
 _RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
+
+# For queries that sit beside the store's own (the dashboard's pages): a Run's columns, a row as a Run.
+RUN_COLUMNS = _RUN_COLUMNS
+row_to_run = _to_run

@@ -81,11 +81,20 @@ runs = Table(
     Column("not_before", UtcDateTime),
     Column("lease_owner", Text),
     Column("lease_expires_at", UtcDateTime),
+    # What full-text search indexes besides `error` (daemon/store/searchtext.py), written by the
+    # store with the values they come from. SQLite: the FTS5 table runs_fts and its triggers;
+    # PostgreSQL: the GIN index ix_runs_search over an expression (both in migration 0003, not
+    # here: SQLAlchemy has no virtual tables, and autogenerate skips expression indexes).
+    Column("search_name", Text),
+    Column("search_text", Text),
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
+    # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
+    Index(None, "workflow", "id"),
+    Index(None, "created_at"),
     # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
     sqlite_autoincrement=True,
 )
@@ -120,3 +129,29 @@ meta = Table(
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# A person's correction of one step's output; the run's own outputs are never changed by it.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # label, fields or text: what was corrected
+    Column("change", JSON, nullable=False),  # what the person said: {"label": …} / {"fields": {…}} / {"text": …}
+    Column("output", JSON, nullable=False),  # the step's output with this and earlier corrections applied
+    Column("original", JSON(none_as_null=True)),  # the step's recorded output when it was corrected
+    Column("author", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ('label', 'fields', 'text')", name="kind"),
+    sqlite_autoincrement=True,
+)
+
+# Not tables of ours to compare or drop: FTS5's virtual table and the shadow tables it keeps.
+FTS_TABLE = "runs_fts"
+FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
+
+
+def include_name(name: str | None, type_: str, _parent_names: object = None) -> bool:
+    """Alembic's include_name hook: leaves out the full-text tables, which migration 0003 manages."""
+    return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS))

@@ -1,5 +1,5 @@
 """Trigger kinds and the sources that queue their runs (see `base.TriggerKind`)."""
 
-from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.base import Finding, Level, TriggerKind, TriggerServices, TriggerSource, WebMount
 
-__all__ = ["TriggerKind", "TriggerServices", "TriggerSource"]
+__all__ = ["Finding", "Level", "TriggerKind", "TriggerServices", "TriggerSource", "WebMount"]

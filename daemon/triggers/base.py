@@ -8,9 +8,10 @@ scans and stops the sources without knowing what they watch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,6 +50,35 @@ class Reach:
         )
 
 
+class Level(StrEnum):
+    """How `gristmill check` reports a finding: fine, worth a look, the work would fail, or invalid."""
+
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"  # exit code 1, like an unreachable model server
+    INVALID = "invalid"  # exit code 2, like a broken workflow file
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of `gristmill check` about a trigger: its level and a sentence."""
+
+    level: Level
+    message: str
+
+
+@dataclass(frozen=True)
+class WebMount:
+    """Requests under `prefix` that a trigger source answers itself, on the dashboard's web server.
+
+    `app` is an ASGI application that authenticates every request on its own (a hook's Bearer token),
+    so the dashboard's guard (its token, session, CSRF token and Host check) does not apply to it.
+    """
+
+    prefix: str
+    app: Callable[..., Awaitable[None]]
+
+
 class TriggerSource(ABC):
     """Finds the inputs of one trigger kind's workflows and queues a run for each, once."""
 
@@ -68,6 +98,10 @@ class TriggerSource(ABC):
         """`run --once`: queue everything due now, without background threads, then return."""
         self.scan()
 
+    def web_mount(self) -> WebMount | None:
+        """What the source serves on the dashboard's web server (hooks), if anything; asked once it starts."""
+        return None
+
     @abstractmethod
     def alive(self) -> bool:
         """Whether every thread and connection of the source still works (for the health check)."""
@@ -85,6 +119,7 @@ class TriggerKind(ABC):
     takes_file: ClassVar[bool] = True  # each run works on an input file
     takes_input: ClassVar[bool] = False  # the workflow may declare `input:` (files or runs to read)
     moves_failed_files: ClassVar[bool] = False  # `on_failure: {move_to: …}` applies
+    scope_names: ClassVar[frozenset[str]] = frozenset()  # template names `template_scope` adds (not step ids)
 
     @abstractmethod
     def source(self, services: TriggerServices) -> TriggerSource:
@@ -106,8 +141,12 @@ class TriggerKind(ABC):
         """Whether this workflow's trigger would take the file at `path` (another workflow may move it away)."""
         return False
 
-    def notes(self, workflow: Workflow) -> list[str]:
-        """What `gristmill check` says about this trigger as things stand on disk (a folder `run` creates)."""
+    def template_scope(self, context: Mapping[str, Any], file: Path | None) -> Mapping[str, Any]:
+        """What templates of a run see besides file, run and now, from what the trigger recorded (`scope_names`)."""
+        return {}
+
+    def diagnose(self, workflows: list[Workflow]) -> list[Finding]:
+        """`gristmill check` on this kind's workflows: secrets set, servers reachable, paths distinct."""
         return []
 
     def check(self, workflow: Workflow) -> None:
@@ -118,16 +157,10 @@ class TriggerKind(ABC):
         if workflow.on_failure is not None and not self.moves_failed_files:
             raise problem("on_failure", "on_failure only applies to a watch trigger, whose files it moves",
                           ("on_failure",))
-        if not self.takes_file:
-            self._no_file_actions(workflow)
-
-    def _no_file_actions(self, workflow: Workflow) -> None:
-        """Actions that work on the run's file make no sense when runs have none."""
-        from daemon.plugins import registry
-
-        for key, action in workflow.actions():
-            if action.kind.needs_file:
-                usable = ", ".join(name for name, kind in registry().actions.items() if not kind.needs_file)
-                raise problem("action", "{action} works on the run's file, but a {trigger} trigger gives its runs "
-                              "no file; use one of {usable} here, or a write step",
-                              (*key, action.name), action=action.name, trigger=self.name, usable=usable)
+        for i, step in enumerate(workflow.steps):
+            if step.step_id in self.scope_names:
+                raise problem("step_id", "the step id '{id}' is taken by the template variable of that name in a "
+                              "{kind} workflow; choose another", ("steps", i, "id"), id=step.step_id,
+                              kind=self.name)  # fmt: skip
+        for at, action in workflow.actions():
+            action.kind.check(workflow, (*at, action.name))

@@ -28,7 +28,7 @@ from daemon import words
 from daemon.engine.intake import Intake
 from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
-from daemon.triggers.base import Reach, TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
 from daemon.triggers.roots import ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
@@ -351,11 +351,10 @@ class WatchKind(TriggerKind):
     def wants(self, workflow: Workflow, path: Path) -> bool:
         return Watch.of(workflow).matcher.wants(path)
 
-    def notes(self, workflow: Workflow) -> list[str]:
-        root = _root(workflow.trigger.spec)
-        if os.path.lexists(root):
-            return []
-        return [f"the watched folder {root} does not exist yet; gristmill run creates it"]
+    def diagnose(self, workflows: list[Workflow]) -> list[Finding]:
+        roots = [(w.name, _root(w.trigger.spec)) for w in sorted(workflows, key=lambda w: w.name)]
+        says = "workflow {}: the watched folder {} does not exist yet; gristmill run creates it"
+        return [Finding(Level.OK, says.format(name, root)) for name, root in roots if not os.path.lexists(root)]
 
     def check(self, workflow: Workflow) -> None:
         super().check(workflow)

@@ -19,6 +19,7 @@ from daemon.workflow.templates import check_template
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 STEP_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 # Names the engine puts into every template's scope; a step id must not hide them.
 RESERVED_STEP_IDS = frozenset({"file", "run", "now", "items"})
@@ -130,6 +131,13 @@ def _schema_problem(exc: SchemaError) -> PydanticCustomError:
     return problem("json_schema", "the schema is not a valid JSON schema: {reason}", at, reason=reason[:160])
 
 
+def _env_name(value: str) -> str:
+    if not ENV_NAME_PATTERN.match(value):
+        raise problem("env_name", "'{name}' is not an environment variable name; use letters, digits and "
+                      "underscores, such as MAIL_PASSWORD", name=value)  # fmt: skip
+    return value
+
+
 TemplateSource = Annotated[str, AfterValidator(_template)]
 TemplateStr = Annotated[str, AfterValidator(_not_blank), AfterValidator(_template)]
 ExpandedPath = Annotated[Path, AfterValidator(_expand_path)]
@@ -138,6 +146,8 @@ Duration = Annotated[str, AfterValidator(_duration)]
 Since = Annotated[str, AfterValidator(_since)]
 Text = Annotated[str, AfterValidator(_not_blank)]
 JsonSchema = Annotated[dict[str, Any], AfterValidator(json_schema)]
+# The NAME of an environment variable that holds a secret (`password_env`, `token_env`): never the secret.
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 def names_to_dict(value: Any) -> Any:

@@ -127,7 +127,8 @@ def validate_trigger(data: Any, info: ValidationInfo) -> Trigger:
     if isinstance(data, Trigger):
         return data
     kinds = registry().triggers
-    choices = " or ".join(kinds) if len(kinds) <= 2 else ", ".join(kinds)
+    names = list(kinds)
+    choices = " or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " or " + names[-1]
     if not isinstance(data, dict):
         raise problem("trigger", "expected a mapping with one of {choices}", choices=choices)
     for key in data:

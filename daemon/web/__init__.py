@@ -1,0 +1,1 @@
+"""The dashboard, /metrics and /healthz. Importing this package imports no web library; `server` does."""

@@ -1,0 +1,153 @@
+"""Full-text search: the query language, the index kept in step by the store, the CLI over real runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.domain import NewRun, Origin, RunStatus
+from daemon.errors import UsageError
+from daemon.store import RunStore, make_engine
+from daemon.store.migrate import downgrade, upgrade
+from daemon.store.search import RunFilter, Term, fts5_match, parse_query, pg_tsquery, search
+from tests.support import INVOICE, LETTER, RECEIPT, make_home
+
+INVOICES_WORKFLOW = """\
+name: invoices
+trigger:
+  watch: {path: ~/Invoices, settle_seconds: 0.2}
+steps:
+  - id: fields
+    extract:
+      fields: {vendor: Name of the company, invoice_number: string, due_date: date}
+"""
+
+
+def test_the_query_language():
+    parsed = parse_query('Invoice inv* "due date" INV-2026 ""')
+    assert parsed.terms == (
+        Term(("invoice",)), Term(("inv",), prefix=True), Term(("due", "date")), Term(("inv", "2026")),
+    )  # fmt: skip
+    assert fts5_match(parsed) == '"invoice" AND "inv"* AND "due date" AND "inv 2026"'
+    assert pg_tsquery(parsed) == "('invoice') & ('inv':*) & ('due' <-> 'date') & ('inv' <-> '2026')"
+    # Operators and quotes of either engine are words or nothing, never syntax.
+    assert fts5_match(parse_query('NEAR(a b) OR "x')) == '"near a" AND "b" AND "or" AND "x"'
+    for nothing in ("", "   ", '"" *', "*** ---"):
+        with pytest.raises(UsageError, match="no words"):
+            parse_query(nothing)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    yield RunStore(engine)
+    engine.dispose()
+
+
+def _finished(store: RunStore, name: str, outputs: dict, *, workflow: str = "w", error: str | None = None) -> int:
+    run, _ = store.enqueue(NewRun(workflow, Origin.FILE, f"/in/{name}", name, name))
+    claimed = store.claim("me", 30, run_id=run.id)
+    assert claimed is not None
+    status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+    store.finish(run.id, "me", status, outputs=outputs, error=error)
+    return run.id
+
+
+def _ids(store: RunStore, query: str, **where) -> list[int]:
+    return [hit.run_id for hit in search(store.engine, query, where=RunFilter(**where))]
+
+
+def test_the_index_follows_every_write_of_the_run_in_its_transaction(store):
+    run, _ = store.enqueue(NewRun("w", Origin.FILE, "/in/acme_invoice-2026.txt", "a", "a"))
+    assert _ids(store, "acme") == [run.id]  # by name as soon as it is queued
+    assert _ids(store, "payment") == []
+    store.claim("me", 30, run_id=run.id)
+    store.save_outputs(run.id, "me", {"summary": {"text": "A bill asking for payment"}})
+    assert _ids(store, "payment") == [run.id]
+    store.finish(run.id, "me", RunStatus.FAILED, error="the parser gave up on page 3")
+    assert _ids(store, "parser") == [run.id] and _ids(store, "payment") == [run.id]
+    store.retry([run.id])  # a retry starts from scratch: the old outputs are no longer found
+    assert _ids(store, "payment") == [] and _ids(store, "acme") == [run.id]
+    store.prune("w", datetime(2100, 1, 1, tzinfo=UTC), "older than 1d")
+    assert _ids(store, "acme") == [run.id]  # pruned runs keep their one-line record
+
+
+def test_words_prefixes_phrases_best_first_with_snippets(store):
+    invoice = _finished(store, "invoice.txt", {"summary": {"text": "Please pay by the due date of the invoice"},
+                                               "kind": {"label": "invoice", "confidence": 0.9}})  # fmt: skip
+    letter = _finished(store, "letter.txt", {"summary": {"text": "A letter that mentions an invoice once"},
+                                             "kind": {"label": "letter", "confidence": 0.9}})  # fmt: skip
+    assert _ids(store, "invoice") == [invoice, letter]  # name, label and summary beat one word of a summary
+    assert _ids(store, "inv*") == [invoice, letter]
+    assert _ids(store, '"due date"') == [invoice]
+    assert _ids(store, '"date due"') == []
+    assert _ids(store, "invoice letter") == [letter]
+    assert _ids(store, "invoice", workflow="other") == []
+    (hit,) = search(store.engine, '"due date"')
+    assert "«due date»" in hit.marked() and hit.status is RunStatus.SUCCEEDED
+    assert ("due date", True) in hit.segments()
+
+
+def test_metadata_digests_and_bookkeeping_are_not_words(store):
+    digest = {"sha256": "ab" * 32, "chars": 120}
+    run_id = _finished(store, "secret-plan.txt", {
+        "summary": {"text": digest}, "kind": {"label": "letter", "confidence": 0.9},
+        "_split": {"summary": {"strategy": "mapreduce"}},
+    })  # fmt: skip
+    assert _ids(store, "secret") == [run_id]
+    assert _ids(store, "ab*") == [] and _ids(store, "mapreduce") == [] and _ids(store, "120") == []
+
+
+def test_the_migration_backfills_runs_recorded_before_it(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (workflow, status, trigger, input_path, created_at, outputs, error) VALUES "
+            "('w', 'failed', 'file', '/in/old_report.pdf', '2026-01-01 00:00:00', "
+            '\'{"fields": {"vendor": "Globex"}}\', \'no text layer\')'
+        )
+    upgrade(engine)
+    assert [h.run_id for h in search(engine, "old report")] == [1]
+    assert [h.run_id for h in search(engine, "globex")] == [1]
+    assert [h.run_id for h in search(engine, "layer")] == [1]
+    with sqlite3.connect(tmp_path / "old.db") as raw:  # FTS5's own consistency check
+        raw.execute("INSERT INTO runs_fts(runs_fts) VALUES ('integrity-check')")
+    downgrade(engine, "0001")
+    upgrade(engine)
+    assert [h.run_id for h in search(engine, "globex")] == [1]
+    engine.dispose()
+
+
+def test_search_command_finds_real_runs_by_summary_label_field_and_name(tmp_path, standin):
+    home = make_home(tmp_path, standin.url)
+    home.use_example("sort-inbox.yaml")
+    home.write_workflow("invoices.yaml", INVOICES_WORKFLOW)
+    home.drop("acme-bill.txt", INVOICE)
+    home.drop("bakery.md", RECEIPT)
+    home.drop("note_from_ben.txt", LETTER)
+    home.drop("scan-0042.txt", INVOICE, folder=home.root / "Invoices")
+    home.cli("run", "--once", check=True)
+    runs = {Path(r["input"]).name: r["id"] for r in home.runs()}
+
+    def found(query: str, *args: str) -> list[int]:
+        result = home.cli("search", query, "--json", *args, check=True)
+        return [hit["id"] for hit in json.loads(result.stdout)]
+
+    assert found("kitten") == [runs["note_from_ben.txt"]]  # a word of its summary
+    assert found("receipt", "--workflow", "sort-inbox")[0] == runs["bakery.md"]  # its label, best first
+    assert found("globex") == []
+    assert found('"ACME Tools"', "--workflow", "invoices") == [runs["scan-0042.txt"]]  # an extracted field
+    assert found("2026-12-15", "--workflow", "invoices") == [runs["scan-0042.txt"]]  # a date field
+    assert found("note*") == [runs["note_from_ben.txt"]]  # a prefix of its file name
+    hit = json.loads(home.cli("search", "kitten", "--json", check=True).stdout)[0]
+    assert hit["workflow"] == "sort-inbox" and hit["status"] == "succeeded" and "«kitten»" in hit["snippet"]
+    table = home.cli("search", "kitten", check=True).stdout
+    assert "kitten" in table and str(runs["note_from_ben.txt"]) in table
+    bad = home.cli("search", '""')
+    assert bad.returncode == 2 and "no words" in bad.stderr and "Traceback" not in bad.stderr
