@@ -99,8 +99,22 @@ def test_without_a_vision_model_a_scan_is_skipped_as_before(home, standin):
 
     (run,) = home.runs()
     assert run["status"] == "skipped"
-    assert run["error"].startswith("scan.pdf has no text layer (2 pages, a scan?)")
+    assert run["error"] == (
+        "scan.pdf has no text layer (2 pages, a scan?); nothing to send to the model (set `vision_model:` in "
+        "workflow 'scans' to a vision model, e.g. llama3.2-vision, to have its pages read)"
+    )
     assert not [r for r in standin.recorded() if r["path"] == "/api/chat"]
+
+
+def test_without_a_vision_model_a_mixed_pdf_is_read_from_its_text_and_says_which_pages_were_not(home, standin):
+    home.write_workflow("scans.yaml", SCANS.format(vision=""))
+    (home.inbox / "letter.pdf").write_bytes(docs.scanned_pdf(["Cover letter from ACME", None]))
+
+    home.cli("run", "--once", check=True)
+
+    (run,) = home.runs()
+    assert run["status"] == "succeeded"
+    assert run["outputs"]["_input"] == {"scanned_pages_unread": [2]}
 
 
 def test_a_vision_model_that_cannot_see_is_named(home, standin):

@@ -35,6 +35,7 @@ from daemon.settings import Settings
 from daemon.steps import StepContext
 from daemon.store import RunStore
 from daemon.store.redact import redact_call, redact_outputs
+from daemon.words import count
 from daemon.workflow import Step, Workflow
 from daemon.workflow.templates import file_scope
 
@@ -169,16 +170,18 @@ class Runner:
         return file, document.text, document.images, read
 
     def _limits(self, workflow: Workflow) -> ReadLimits:
-        """How to read the file: a scan's pages too, when the workflow has a model that can read them."""
+        """How to read the file: a scan's pages rendered too, when a model will read the document."""
         limits = self.settings.read_limits
-        wanted = self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps)
-        if wanted and (workflow.vision_model or self._can_see(self._seeing(workflow))):
+        if self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps):
             return dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
-        return limits  # no scan is read: a PDF without a text layer is skipped, saying so
+        return limits
 
     def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
         """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
-        model = self._need_vision(workflow, f"{path.name} has pages without a text layer")
+        model = self._seeing(workflow)
+        if not workflow.vision_model and not self._can_see(model):
+            return self._unread_scans(workflow, path, document)
+        self._need_vision(workflow, f"{path.name} has pages without a text layer")
         scanned = transcribe(self._asker(workflow, run, INPUT_KEY, model=model), document.images, document.image_pages)
         text = "\n\n".join(part for part in (document.text, scanned) if part)
         limit = self.settings.max_chars
@@ -190,6 +193,18 @@ class Runner:
         cut = len(text) > limit or document.truncated
         read_all = dataclasses.replace(document, text=text[:limit], meta=meta, truncated=cut, images=(), image_pages=())
         return read_all, read
+
+    def _unread_scans(self, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
+        """No model of the workflow can see: the text pages alone, or the run skipped as a scan, saying why."""
+        if not document.text.strip():
+            pages = document.meta.get("pages")
+            raise SkipRun(
+                f"{path.name} has no text layer ({count(pages, 'page') if isinstance(pages, int) else 'no text'}, "
+                f"a scan?); nothing to send to the model (set `vision_model:` in workflow '{workflow.name}' to a "
+                "vision model, e.g. llama3.2-vision, to have its pages read)"
+            )
+        unread = {"scanned_pages_unread": list(document.image_pages)}
+        return dataclasses.replace(document, images=(), image_pages=()), unread
 
     def _seeing(self, workflow: Workflow) -> str:
         """The model that reads images for the workflow: `vision_model`, else its model."""
