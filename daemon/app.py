@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -14,12 +15,17 @@ from typing import Any
 import httpx
 
 from daemon.domain import Origin, Run, RunStatus
+from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
+from daemon.engine.journal import Journal
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
+from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
-from daemon.errors import ModelError, UsageError, WorkflowError
+from daemon.engine.shadow import ShadowLane
+from daemon.engine.takeover import new_owner
+from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.base import ModelBackend
@@ -68,20 +74,33 @@ class App:
                 settings.ollama_url, allowed=settings.allow_remote_model,
                 what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
                 local_networks=settings.local_networks,
-            )  # fmt: skip  (keyword arguments read as one sentence)
+            )  # fmt: skip  # (keyword arguments read as one sentence)
             backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
         self.backend = Limited(backend, settings.concurrency)
         self.gate = OutageGate(cap=settings.backoff_max_seconds)
-        self.intake = Intake(self.store, max_attempts=settings.max_attempts, wake=self._wake)
+        self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
+        self.intake = Intake(
+            self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
+        )
         collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
+        self.journal = _journal(settings)
         self.runner = Runner(
             workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
-            settings=settings, post=self._post, scheduled=collector.scope,
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
+        )  # fmt: skip  # (keyword arguments read as one sentence)
         self.pool = WorkerPool(
             self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
             lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
-        )  # fmt: skip  (keyword arguments read as one sentence)
+            backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
+            store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
+            moved=self.runner.shared.moved,  # a file on_failure moves: other workflows taking it record so
+        )  # fmt: skip  # (keyword arguments read as one sentence)
+        # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
+        self.shadow = ShadowLane(
+            self.store, self.backend, lambda: self.workflows, slots=settings.concurrency,
+            busy=lambda: self.pool.in_flight,
+        )  # fmt: skip  # (keyword arguments read as one sentence)
+        self._life: Lifecycle | None = None
         services = TriggerServices(self.store, self.intake, settings, lambda: self.workflows)
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
         self.sources: dict[str, TriggerSource] = {
@@ -116,10 +135,10 @@ class App:
         if workflow.takes_file:
             if file is None:
                 raise UsageError(f"workflow '{name}' works on files; give one: gristmill trigger {name} FILE")
-            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL)
+            run, _ = self.intake.file(workflow, file, trigger=Origin.MANUAL, dry_run=dry_run)
         else:
-            run, _ = self.intake.tick(workflow, None)
-        self.pool.execute_now(run.id, dry_run=dry_run)
+            run, _ = self.intake.tick(workflow, None, dry_run=dry_run)
+        self.pool.execute_now(run.id)
         return self.store.get(run.id)
 
     def _wake(self) -> None:
@@ -134,9 +153,20 @@ class App:
             raise ModelError(f"the webhook {url} failed: {exc}") from exc
 
     # -- modes ------------------------------------------------------------------------------
+    def _on_fatal(self, exc: StoreError) -> None:
+        """The database is gone for good (the pool said so once): the daemon stops."""
+        if self._life is not None:
+            self._life.request_stop()
+
+    def _take_back(self) -> None:
+        """Runs of processes that died (at once on this machine), or whose lease lapsed, back to the queue."""
+        taken = self.pool.takeover.sweep()
+        if taken:
+            log.info("returned %d interrupted runs to the queue: %s", len(taken), ", ".join(map(str, taken)))
+
     def run_once(self, progress: Callable[[Progress], None] = lambda p: None) -> OnceReport:
         """Queue what is in the watched folders, process everything due, and return; `progress` hears how far."""
-        self.store.requeue_expired()
+        self._take_back()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         meter = ProgressMeter(self.store)
         self._configure_sources()
@@ -147,17 +177,23 @@ class App:
             told = 0.0
             while not self._drained():
                 if time.monotonic() - told >= PROGRESS_EVERY:
-                    progress(meter.read())
+                    with contextlib.suppress(StoreError):  # the database away: the workers wait, so does this
+                        progress(meter.read())
                     told = time.monotonic()
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
+        if self.pool.fatal is not None:
+            raise self.pool.fatal
+        unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
+        if unasked:
+            log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
         last = meter.read(final=True)
         progress(last)
         return OnceReport(dict(last.ended), last.queued, self.gate.reason)
 
     def _drained(self) -> bool:
-        if self.gate.is_down and self.pool.in_flight == 0:
+        if self.pool.fatal is not None or (self.gate.is_down and self.pool.in_flight == 0):
             return True
         if not self.pool.is_idle():
             return False
@@ -170,15 +206,17 @@ class App:
         from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
 
         self.web = start_dashboard(self)  # before the workers, so the metrics count every run
-        recovered = self.store.requeue_expired()
-        if recovered:
-            log.info("returned %d interrupted runs to the queue", len(recovered))
+        self._life = life
+        self._take_back()
         self._configure_sources()
         for source in self.sources.values():
             source.start()  # observers, timers; a schedule records its missed ticks (catch_up) here
         folder = FolderWatch(self.settings.workflows, life.request_reload)
         folder.start()
+        doorbell = Doorbell(self.settings.data_dir, self.pool.wake_all)  # `gristmill retry` rings it
+        doorbell.start()
         self.pool.start()  # the backlog is worked on while the scan is still streaming it in
+        self.shadow.start()
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
@@ -191,7 +229,10 @@ class App:
         self._serve_loop(life, self._watchdog(notifier, folder))
         notifier.stopping(f"stopping: waiting up to {self.settings.stop_timeout:.0f}s for running runs")
         folder.stop()
+        doorbell.stop()
         self._stop_serving(life)
+        if self.pool.fatal is not None:
+            raise self.pool.fatal  # one sentence from the command, exit code 1
 
     def _serve_loop(self, life: Lifecycle, dog: Watchdog) -> None:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
@@ -200,6 +241,7 @@ class App:
         backlog = BacklogLog(self.store, self.settings.progress_seconds)
         while not life.stopping:
             dog.tick()
+            self.pool.supervise()
             backlog.tick()
             life.wait(min(dog.due_in(), backlog.due_in(), max(0.0, next_prune - time.monotonic())))
             if life.take_reload() and not life.stopping:
@@ -212,13 +254,18 @@ class App:
         log.info("stopping: no new runs; waiting up to %.0fs for running ones", self.settings.stop_timeout)
         for source in self.sources.values():
             source.stop()
+        self.shadow.stop()
         left = self.pool.stop(self.settings.stop_timeout, abort=lambda: life.aborted)
         why = "stopped at once (a second signal)" if life.aborted else "stopped before this run finished"
-        for run_id in left:
-            error = f"the daemon {why}; queued again"
-            self.store.release(run_id, self.pool.owner, not_before=None, error=error, refund_attempt=True)
-        if left:
-            log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
+        try:
+            for run_id in left:
+                error = f"the daemon {why}; queued again"
+                self.store.release(run_id, self.pool.owner, not_before=None, error=error, refund_attempt=True)
+        except StoreError as exc:  # they come back by the lease (or at once at the next start here)
+            log.warning("could not return the running runs to the queue (%s); the next start takes them back", exc)
+        else:
+            if left:
+                log.info("returned %d running runs to the queue: %s", len(left), ", ".join(map(str, left)))
         if self.web is not None:
             self.web.stop()
         log.info("stopped")
@@ -227,10 +274,13 @@ class App:
         pid = self.settings.watchdog_pid
         usec = self.settings.watchdog_usec if pid is None or pid == os.getpid() else None
         checks = {f"{name} trigger": source.alive for name, source in self.sources.items()}
-        checks |= {"workflow folder watch": folder.alive, "workers": self.pool.alive}
-        checks["database"] = self._database_answers
+        checks |= {
+            "workflow folder watch": folder.alive,
+            "workers": self.pool.alive,
+            "database": self._database_answers,
+        }
         self.health = Health(checks)  # also what the dashboard's /healthz asks
-        return Watchdog(notifier, self.health, usec=usec, status=self._status)
+        return Watchdog(notifier, self.health, usec=usec, status=self._status, every=self.settings.heartbeat_seconds)
 
     def _database_answers(self) -> bool:
         self.store.get_meta("health")  # raises StoreError when the database cannot be read
@@ -243,4 +293,16 @@ class App:
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.journal.close()
         self.engine.dispose()
+
+
+def _journal(settings: Settings) -> Journal:
+    """This process's crash journal, in the data dir (none when it cannot be written: crashes then count)."""
+    try:
+        return Journal(settings.data_dir / "journal", new_owner())
+    except OSError as exc:
+        log.warning(
+            "no crash journal in %s (%s): a crash during any run counts against its attempts", settings.data_dir, exc
+        )
+        return Journal(None, new_owner())

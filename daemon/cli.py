@@ -20,6 +20,7 @@ from daemon.settings import Settings, load_settings
 
 # soft_wrap: piped output keeps long lines whole instead of breaking them at 80 columns.
 console = Console(soft_wrap=True)
+errors = Console(stderr=True)  # progress bars: stdout stays the command's output
 
 
 class _Group(click.Group):
@@ -56,7 +57,9 @@ def _store(settings: Settings):
 
 
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    # A file name that is not UTF-8 holds lone surrogates; as \udcXX escapes it is valid JSON and exact.
+    click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @click.group(cls=_Group)
@@ -199,11 +202,15 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
 
     if bool(run_ids) == failed:
         raise UsageError("give run ids or --failed, not both and not neither")
+    from daemon.engine.doorbell import ring
+
     settings = load_settings()
     store = _store(settings)
     if workflow is not None:
         known_workflow(workflow, load_workflows(settings.workflows)[0], store)
     queued = store.retry_failed(workflow=workflow) if failed else store.retry(run_ids)
+    if queued:
+        ring(settings.data_dir)  # a daemon running here takes them now, not at its next look
     click.echo(f"queued again: {', '.join(map(str, queued)) or 'none'}")
 
 
@@ -213,20 +220,90 @@ def retry(run_ids: tuple[int, ...], failed: bool, workflow: str | None) -> None:
 @click.option("--label", help="The right label (classify steps).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A right field value (extract); repeatable.")
 @click.option("--text", help="The right text (summarise and prompt steps).")
+@click.option("--refile", is_flag=True, help="Apply the corrected label's route to the file where it is now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded correction as JSON.")
 def correct(
-    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, as_json: bool
+    run_id: int, step_id: str, label: str | None, sets: tuple[str, ...], text: str | None, refile: bool, as_json: bool
 ) -> None:
     """Record the right output of a step of a run; the run's own record stays as it was."""
-    from daemon.commands.correct import correct_run
+    from daemon.commands.correct import correct_run, refile_lines, refile_run
     from daemon.views import correction_json
 
     settings = load_settings()
-    recorded = correct_run(settings, _store(settings), run_id, step_id, label=label, sets=sets, text=text)
+    store = _store(settings)
+    if refile:
+        recorded, did = refile_run(settings, store, run_id, step_id, label=label, sets=sets, text=text)
+    else:
+        recorded, did = correct_run(settings, store, run_id, step_id, label=label, sets=sets, text=text), None
     if as_json:
         _print_json(correction_json(recorded))
+        return
+    click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
+    for line in refile_lines(did, recorded) if did is not None else ():
+        click.echo(line)
+
+
+@main.command("eval")
+@click.argument("workflow", required=False)
+@click.option("--model", "-m", help="The candidate model (with --shadow: whose shadow answers).")
+@click.option("--shadow", is_flag=True, help="Compare the answers shadow mode recorded; ask nothing.")
+@click.option("--since", help="Only runs that finished this recently, e.g. 30d.")
+@click.option("--limit", "-n", type=click.IntRange(1, 1_000_000), help="Only the newest N runs.")
+@click.option("--list", "listing", is_flag=True, help="List the stored evals (of WORKFLOW, when given).")
+@click.option("--show", "show_id", type=int, metavar="ID", help="Print a stored eval again.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(
+    workflow: str | None, model: str | None, shadow: bool, since: str | None, limit: int | None, listing: bool,
+    show_id: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Compare a candidate model with WORKFLOW's recorded runs (or list and show stored evals)."""
+    from daemon.commands.evaluate import eval_json, print_eval, print_eval_list, run_eval, selection
+    from daemon.store.evals import EvalStore
+
+    if listing + (show_id is not None) + (workflow is not None and not listing) != 1:
+        raise UsageError("give WORKFLOW --model CANDIDATE (or --shadow), or --list [WORKFLOW], or --show ID")
+    settings = _settings()
+    store = _store(settings)
+    if listing:
+        found = EvalStore(store.engine).recent(workflow=workflow, limit=limit or 50)
+        if as_json:
+            _print_json([eval_json(r) for r in found])
+        else:
+            print_eval_list(console, found)
+        return
+    if show_id is not None:
+        record = EvalStore(store.engine).get(show_id)
     else:
-        click.echo(f"run {run_id} step {step_id} corrected: {json.dumps(recorded.output, ensure_ascii=False)}")
+        chosen = selection(since, limit)
+        record = run_eval(settings, store, workflow or "", model=model, shadow=shadow, chosen=chosen, progress=errors)
+    if as_json:
+        _print_json(eval_json(record))
+    else:
+        print_eval(console, record)
+
+
+@main.command("export")
+@click.argument("workflow")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The folder to write into.")
+@click.option("--step", "step_id", help="Only this step's answers (default: every step that asks the model).")
+@click.option("--only", type=click.Choice(["all", "corrected"]), default="all", show_default=True,
+              help="corrected: only answers a person corrected.")  # fmt: skip
+@click.option("--valid", type=float, default=0.1, show_default=True, help="Share of the runs for valid.jsonl.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def export_cmd(workflow: str, out: Path, step_id: str | None, only: str, valid: float, as_json: bool) -> None:
+    """Write train.jsonl and valid.jsonl (chat format) and a README.md from WORKFLOW's recorded runs."""
+    from daemon.commands.export import command_line, export, export_json, summary
+    from daemon.export.dataset import Only
+
+    settings = _settings()
+    data = export(
+        settings, _store(settings), workflow, out, step_id=step_id, only=Only(only), valid=valid, progress=errors,
+        command=command_line(sys.argv[1:]),
+    )  # fmt: skip
+    if as_json:
+        _print_json(export_json(data, out))
+    else:
+        click.echo(summary(data, out))
 
 
 @main.command()

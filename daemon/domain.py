@@ -40,6 +40,7 @@ class NewRun:
     dedupe_key: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = 3
+    dry_run: bool = False  # `trigger --dry-run`: never deduplicated, never consumed by later runs
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,18 @@ class Run:
     not_before: datetime | None
     lease_owner: str | None
     lease_expires_at: datetime | None
+    dry_run: bool = False
+
+    def file_now(self) -> str | None:
+        """Where the run's file is by its record: its input path, or where a step of it moved the file."""
+        current = self.input_path
+        if self.dry_run:
+            return current
+        for out in self.outputs.values():
+            moved = isinstance(out, dict) and "move_to" in (out.get("action"), out.get("intent"))
+            if moved and out.get("destination"):
+                current = out["destination"]
+        return current
 
 
 @dataclass

@@ -6,6 +6,7 @@ what went wrong and how to fix it. The CLI maps `exit_code` to the process exit 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 
@@ -125,7 +126,24 @@ class SkipRun(GristmillError):
 
 
 class StoreError(GristmillError):
-    """The run store failed (database locked beyond its timeout, disk full, ...)."""
+    """The run store failed (database locked beyond its timeout, disk full, ...): an outage, waited for."""
+
+    # Waiting cannot help: the database file was deleted, replaced or is corrupt (the daemon stops).
+    fatal = False
+
+
+class DatabaseLost(StoreError):
+    """The database file is gone, was replaced, or is not a (healthy) SQLite database."""
+
+    fatal = True
+
+
+class FolderUnavailable(Unavailable):
+    """A destination folder cannot take a file now (disk full, quota, read-only): an outage of that folder."""
+
+    def __init__(self, folder: Path, reason: str) -> None:
+        super().__init__(f"the folder {folder} cannot take files: {reason}")
+        self.folder, self.reason = folder, reason
 
 
 class RunNotFound(UsageError):
@@ -134,6 +152,17 @@ class RunNotFound(UsageError):
     def __init__(self, run_id: int) -> None:
         super().__init__(f"no run with id {run_id}; list runs with: gristmill runs")
         self.run_id = run_id
+
+
+class RetryRefused(UsageError):
+    """`retry` of a succeeded run: its record stays as it is; running the workflow again is a new run."""
+
+    def __init__(self, run_id: int, workflow: str, file: str | None) -> None:
+        again = f"gristmill trigger {workflow} {shlex.quote(file)}" if file else f"gristmill trigger {workflow}"
+        super().__init__(
+            f"run {run_id} succeeded, and retry never overwrites a finished record; to run {workflow} again: {again}"
+        )
+        self.run_id, self.workflow, self.file = run_id, workflow, file
 
 
 class LeaseLost(GristmillError):

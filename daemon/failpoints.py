@@ -19,6 +19,7 @@ POINTS = frozenset({
     "after_move_before_commit",  # a move is complete on disk; its step output is not recorded yet
     "after_write_before_commit", # a write step's file exists; its step output is not recorded yet
     "before_finish",             # every step is recorded; the run is not marked succeeded yet
+    "document_read",             # a run's document was read; its own work in this process goes on
 })  # fmt: skip
 
 # Points outside the file moves (the crash tests of tests/test_crash.py go through POINTS only).
@@ -26,11 +27,12 @@ MAIL_POINTS = frozenset({
     "mail_after_copy",           # a mail move without MOVE copied the message; the original is not expunged yet
 })  # fmt: skip
 
-_ACTIVE = os.environ.get(ENV) or None
+# "point", or "point:marker" to die only where the text given to hit() contains the marker (a poison document).
+_ACTIVE, _, _MARKER = (os.environ.get(ENV) or "").partition(":")
 
 
-def hit(point: str) -> None:
-    """Die at once with SIGKILL when `point` is the active failpoint; otherwise do nothing."""
+def hit(point: str, text: str | None = None) -> None:
+    """Die at once with SIGKILL when `point` is the active failpoint (and `text` holds its marker, if any)."""
     assert point in POINTS or point in MAIL_POINTS, point
-    if _ACTIVE == point:
+    if _ACTIVE == point and (not _MARKER or _MARKER in (text or "")):
         os.kill(os.getpid(), signal.SIGKILL)

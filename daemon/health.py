@@ -42,16 +42,17 @@ class HealthLog:
 
     def note(self, problems: list[str]) -> None:
         if problems and problems != self._last:
-            log.error("unhealthy: %s; systemd's watchdog is no longer fed", ", ".join(problems))
+            log.error("unhealthy: %s (under systemd its watchdog is no longer fed)", ", ".join(problems))
         elif not problems and self._last:
             log.warning("healthy again")
         self._last = problems
 
 
 class Watchdog:
-    """Feeds systemd's watchdog (only while healthy) and refreshes the STATUS line, on a timer."""
+    """Checks health on a timer and logs its changes, under systemd or not; feeds systemd's watchdog
+    (only while healthy) and refreshes the STATUS line when there is a systemd to tell."""
 
-    STATUS_EVERY = 30.0  # seconds between STATUS refreshes when systemd set no watchdog
+    STATUS_EVERY = 30.0  # seconds between checks when systemd set no watchdog and `every` says nothing
 
     def __init__(
         self,
@@ -60,11 +61,12 @@ class Watchdog:
         *,
         usec: int | None,
         status: Callable[[], str],
+        every: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.notifier, self.health, self.status, self.clock = notifier, health, status, clock
         # systemd asks for a ping at least every WATCHDOG_USEC; half of it leaves room for a slow check.
-        self.interval = usec / 2_000_000 if usec else self.STATUS_EVERY
+        self.interval = min(usec / 2_000_000 if usec else self.STATUS_EVERY, every or self.STATUS_EVERY)
         self.enabled = bool(usec) and notifier.enabled
         self._log = HealthLog()
         self._next = clock()
@@ -78,10 +80,10 @@ class Watchdog:
         if self.clock() < self._next:
             return
         self._next = self.clock() + self.interval
-        if not self.notifier.enabled:
-            return
         problems = self.health.problems()
         self._log.note(problems)
+        if not self.notifier.enabled:
+            return
         if problems:
             self.notifier.status("unhealthy: " + ", ".join(problems))
             return

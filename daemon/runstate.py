@@ -17,11 +17,12 @@ _FORWARD: dict[RunStatus, frozenset[RunStatus]] = {
     _K: frozenset(),
 }
 
-# What a user's retry may do: only a finished run goes back to the queue.
+# What a user's retry may do: a failed or skipped run goes back to the queue. A succeeded run's record
+# is never overwritten (its outputs say where its file went); running the workflow again is a new run.
 _RETRY: dict[RunStatus, frozenset[RunStatus]] = {
     _Q: frozenset(),
     _R: frozenset(),
-    _S: frozenset({_Q}),
+    _S: frozenset(),
     _F: frozenset({_Q}),
     _K: frozenset({_Q}),
 }

@@ -46,6 +46,7 @@ def run_json(run: Run, *, corrected: bool = False) -> dict[str, Any]:
         "outputs": run.outputs,
         "context": run.context,
         "corrected": corrected,
+        "dry_run": run.dry_run,
     }
 
 
@@ -60,6 +61,7 @@ def correction_json(correction: Correction) -> dict[str, Any]:
         "original": correction.original,
         "author": correction.author,
         "created_at": _time(correction.created_at),
+        "refile": correction.refile,
     }
 
 
@@ -94,11 +96,15 @@ def run_rows(runs: list[Run]) -> list[list[str]]:
     """The run history as table rows (RUN_COLUMNS)."""
     return [
         [
-            str(run.id), run.workflow, run.status.value, Path(run.input_path).name if run.input_path else "—",
+            str(run.id), run.workflow, _status(run), Path(run.input_path).name if run.input_path else "—",
             run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), str(run.attempts), run.error or _note(run),
         ]
         for run in runs
     ]  # fmt: skip
+
+
+def _status(run: Run) -> str:
+    return f"{run.status.value} (dry run)" if run.dry_run else run.status.value
 
 
 def rich_table(headers: Sequence[str], rows: list[list[str]]) -> Table:
@@ -129,12 +135,13 @@ def _note(run: Run) -> str:
 
 def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     """One run with each step's calls and output, for `show`."""
-    console.print(f"[bold]run {run.id}[/] {run.workflow} [bold]{run.status.value}[/] ({run.trigger.value})")
+    dry = ", dry run: nothing was moved or written" if run.dry_run else ""
+    console.print(f"[bold]run {run.id}[/] {run.workflow} [bold]{run.status.value}[/] ({run.trigger.value}{dry})")
     where = one_line(run.input_path) if run.input_path else "—"
     console.print(f"input: {where}   attempts: {run.attempts}/{run.max_attempts}", markup=False, highlight=False)
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
-        console.print("[red]error:[/] " + escape(run.error))
+        console.print("[red]error:[/] " + escape(one_line(run.error)))
     _print_input(console, run.outputs.get("_input") or {}, [c for c in calls if c.step_id == "_input"])
     for step_id, output in run.outputs.items():
         if step_id == "_input":

@@ -187,18 +187,25 @@ def test_a_post_without_the_csrf_token_is_refused(site, page):
     assert json.loads(home.cli("show", str(receipt), "--json", check=True).stdout)["status"] == "succeeded"
     accepted = page.request.post(f"{base}/runs/{receipt}/retry", form={"csrf": token}, headers=same_origin,
                                  max_redirects=0)  # fmt: skip
-    assert accepted.status == 303  # the same form with its token goes through: the refusals were the token's
-    wait_finished(home, 5)
+    # The same form with its token gets past the guard (the refusals were the token's); the store then
+    # refuses to overwrite a succeeded run's record, in one sentence.
+    assert accepted.status == 400 and "never overwrites a finished record" in accepted.text()
+    assert json.loads(home.cli("show", str(receipt), "--json", check=True).stdout)["status"] == "succeeded"
 
 
-def test_the_retry_button_queues_the_run_again(site, page):
+def test_the_retry_button_queues_a_skipped_run_again_and_a_succeeded_run_has_none(site, page):
     home, base = site
     invoice = _run_id(home, "acme-invoice-2026-117.txt")
-    before = json.loads(home.cli("show", str(invoice), "--json", check=True).stdout)["finished_at"]
     page.goto(f"{base}/runs/{invoice}")
+    assert page.locator("#retry").count() == 0  # a succeeded run's record is never overwritten
+    home.drop("a copy of the receipt.md", RECEIPT)  # the same content: recorded as a skipped duplicate
+    wait_finished(home, 6)
+    copy = _run_id(home, "a copy of the receipt.md")
+    before = json.loads(home.cli("show", str(copy), "--json", check=True).stdout)
+    assert before["status"] == "skipped"
+    page.goto(f"{base}/runs/{copy}")
     page.click("#retry")
-    page.wait_for_url(f"**/runs/{invoice}?done=retried")
-    wait_finished(home, 5)
-    again = json.loads(home.cli("show", str(invoice), "--json", check=True).stdout)
-    assert again["finished_at"] > before  # it ran again (and found its file already filed away)
-    assert again["status"] == "skipped" and "was removed before its run started" in again["error"]
+    page.wait_for_url(f"**/runs/{copy}?done=retried")
+    wait_finished(home, 6)
+    again = json.loads(home.cli("show", str(copy), "--json", check=True).stdout)
+    assert again["finished_at"] > before["finished_at"] and again["status"] == "succeeded"

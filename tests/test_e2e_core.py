@@ -41,7 +41,9 @@ def test_three_kinds_are_filed_summarised_and_recorded(home):
 
     runs = _by_name(home.runs())
     assert {name: r["status"] for name, r in runs.items()} == {
-        "invoice.txt": "succeeded", "receipt.md": "succeeded", "letter.txt": "succeeded",
+        "invoice.txt": "succeeded",
+        "receipt.md": "succeeded",
+        "letter.txt": "succeeded",
     }
     invoice = runs["invoice.txt"]
     assert invoice["input"] == str(home.inbox / "invoice.txt")
@@ -181,15 +183,20 @@ def test_trigger_dry_run_moves_and_writes_nothing(home):
     assert not home.docs.exists()
 
 
-def test_retry_queues_a_finished_run_again(home):
+def test_retry_of_a_succeeded_run_is_refused_and_its_record_kept(home):
     home.drop("letter.txt", LETTER)
     home.cli("run", "--once", check=True)
-    run_id = home.runs()[0]["id"]
+    (before,) = home.runs()
 
-    retried = home.cli("retry", str(run_id))
+    retried = home.cli("retry", str(before["id"]))
 
-    assert retried.returncode == 0 and f"queued again: {run_id}" in retried.stdout
-    assert home.runs()[0]["status"] == "queued"
+    assert retried.returncode == 2 and "Traceback" not in retried.stderr
+    filed = home.docs / "Letters" / "letter.txt"
+    assert retried.stderr.strip() == (
+        f"gristmill: run {before['id']} succeeded, and retry never overwrites a finished record; "
+        f"to run sort-inbox again: gristmill trigger sort-inbox {filed}"
+    )
+    assert home.runs() == [before]
     assert home.cli("retry").returncode == 2
 
 

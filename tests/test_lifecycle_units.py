@@ -53,6 +53,26 @@ def test_the_watchdog_is_fed_only_while_every_check_passes():
         assert sock.recv(4096) == b"WATCHDOG=1"
 
 
+def test_health_is_checked_and_logged_without_systemd(caplog):
+    now = [0.0]
+    alive = {"workers": True}
+    dog = Watchdog(
+        Notifier(None), Health({"workers": lambda: alive["workers"]}), usec=None, status=lambda: "unused",
+        clock=lambda: now[0],
+    )  # fmt: skip
+    caplog.set_level("WARNING", logger="gristmill")
+    dog.tick()
+    alive["workers"] = False
+    for _ in range(3):  # a problem is said once, not at every look
+        now[0] += dog.interval
+        dog.tick()
+    alive["workers"] = True
+    now[0] += dog.interval
+    dog.tick()
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["unhealthy: workers (under systemd its watchdog is no longer fed)", "healthy again"]
+
+
 def test_a_health_check_that_raises_counts_as_failed():
     assert Health({"database": lambda: 1 / 0}).problems() == ["database (ZeroDivisionError: division by zero)"]
 

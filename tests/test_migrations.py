@@ -45,6 +45,7 @@ RUNS_COLUMNS = [
     ("lease_expires_at", "DATETIME", True),
     ("search_name", "TEXT", True),
     ("search_text", "TEXT", True),
+    ("dry_run", "BOOLEAN", False),
 ]
 CALLS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -78,6 +79,36 @@ CORRECTIONS_COLUMNS = [
     ("original", "JSON", True),
     ("author", "TEXT", False),
     ("created_at", "DATETIME", False),
+    ("refile", "JSON", True),
+]
+EVALS_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("workflow", "TEXT", False),
+    ("model", "TEXT", False),
+    ("source", "TEXT", False),
+    ("created_at", "DATETIME", False),
+    ("since", "DATETIME", True),
+    ("run_limit", "INTEGER", True),
+    ("runs", "INTEGER", False),
+    ("agreement", "FLOAT", True),
+    ("figures", "JSON", False),
+]
+SHADOW_COLUMNS = [
+    ("id", "INTEGER", False),
+    ("run_id", "INTEGER", False),
+    ("step_id", "TEXT", False),
+    ("model", "TEXT", False),
+    ("server", "TEXT", True),
+    ("output", "JSON", True),
+    ("invalid", "TEXT", True),
+    ("answer", "TEXT", True),
+    ("calls", "INTEGER", False),
+    ("prompt_tokens", "INTEGER", True),
+    ("completion_tokens", "INTEGER", True),
+    ("total_duration_ns", "BIGINT", True),
+    ("eval_duration_ns", "BIGINT", True),
+    ("wall_ms", "FLOAT", True),
+    ("started_at", "DATETIME", False),
 ]
 # FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
 FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
@@ -113,6 +144,22 @@ EXPECTED = {
         "fks": [("fk_corrections_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
         "checks": {"ck_corrections_kind"},
     },
+    "evals": {
+        "columns": EVALS_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_evals_workflow_id": (["workflow", "id"], False)},
+        "uniques": {},
+        "fks": [],
+        "checks": {"ck_evals_source"},
+    },
+    "shadow_calls": {
+        "columns": SHADOW_COLUMNS,
+        "pk": ["id"],
+        "indexes": {"ix_shadow_calls_run_id": (["run_id"], False)},
+        "uniques": {"uq_shadow_calls_run_id_step_id_model": ["run_id", "step_id", "model"]},
+        "fks": [("fk_shadow_calls_run_id_runs", ["run_id"], "runs", ["id"], "CASCADE")],
+        "checks": set(),
+    },
     "meta": {
         "columns": META_COLUMNS,
         "pk": ["key"],
@@ -142,13 +189,16 @@ def describe(engine: sa.Engine, table: str) -> dict:
     return {
         "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
         "pk": insp.get_pk_constraint(table)["constrained_columns"],
-        "indexes": {
-            i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)
-        },
+        "indexes": {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)},
         "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
         "fks": [
-            (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"],
-             f["options"].get("ondelete"))
+            (
+                f["name"],
+                f["constrained_columns"],
+                f["referred_table"],
+                f["referred_columns"],
+                f["options"].get("ondelete"),
+            )
             for f in insp.get_foreign_keys(table)
         ],  # fmt: skip
         "checks": {c["name"] for c in insp.get_check_constraints(table)},
@@ -190,7 +240,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0003"
+    assert migrate.head() == "0006"
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -205,7 +255,7 @@ def test_downgrade_to_base_leaves_nothing(engine):
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == "0003"
+    assert migrate.current(engine) == migrate.head()
 
 
 def test_script_location_is_the_repo_migrations_folder():
@@ -228,7 +278,7 @@ def test_upgrade_does_not_depend_on_cwd(tmp_path: Path, db_path: Path):
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "0003"
+    assert done.stdout.strip() == migrate.head()
     assert list(elsewhere.iterdir()) == []
 
 
@@ -249,7 +299,7 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
         env={**os.environ, "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), "0003"]
+    assert done.stdout.split() == [str(site / "daemon" / "_migrations"), migrate.head()]
 
 
 def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
@@ -264,7 +314,7 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     engine = make_engine(f"sqlite:///{db_path}")
-    assert migrate.current(engine) == "0003"
+    assert migrate.current(engine) == migrate.head()
     engine.dispose()
 
 

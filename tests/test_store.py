@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import StatementError
 
-from daemon.domain import ModelCall, NewRun, RunStatus, Origin
-from daemon.errors import InvalidTransition, RunNotFound
+from daemon.domain import ModelCall, NewRun, Origin, RunStatus
+from daemon.errors import InvalidTransition, RetryRefused, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
@@ -61,16 +62,19 @@ def test_state_machine_transitions():
     check_transition(R, Q)
     for end in (S, F, K):
         check_transition(R, end)
-        check_transition(end, Q, retry=True)
         with pytest.raises(InvalidTransition):
             check_transition(end, Q)
+    for end in (F, K):
+        check_transition(end, Q, retry=True)
+    with pytest.raises(InvalidTransition, match="succeeded run cannot become queued by retry"):
+        check_transition(S, Q, retry=True)
     check_transition(Q, K)
     with pytest.raises(InvalidTransition, match="running run cannot become queued by retry"):
         check_transition(R, Q, retry=True)
     with pytest.raises(InvalidTransition):
         check_transition(Q, S)
     assert sources(R) == {Q}
-    assert sources(Q, retry=True) == {S, F, K}
+    assert sources(Q, retry=True) == {F, K}
     assert targets(S) == frozenset()
 
 
@@ -112,6 +116,71 @@ def test_same_content_under_another_name_is_skipped_once(store, clock):
     assert store.counts() == {Q: 1, R: 0, S: 0, F: 0, K: 1}
     # The same content in another workflow is not a duplicate.
     assert store.enqueue(file_run("/in/a.pdf", workflow="other"))[1]
+
+
+def _finish(store, run, status=S, outputs=None):
+    claimed = store.claim("w", 30, run_id=run.id)
+    store.finish(claimed.id, "w", status, outputs=outputs or {})
+    return store.get(run.id)
+
+
+def test_the_same_file_dropped_again_gets_its_own_record_once_per_drop(store, clock):
+    first, _ = store.enqueue(file_run("/in/a.pdf", context={"version": "7:100"}))
+    # While the first run is not finished, seeing the file again (another version) is the same drop.
+    assert store.enqueue(file_run("/in/a.pdf", context={"version": "8:200"})) == (first, False)
+    first = _finish(store, first)
+    # A rescan or restart sees the version the run took: nothing new.
+    assert store.enqueue(file_run("/in/a.pdf", context={"version": "7:100"})) == (first, False)
+
+    again, created = store.enqueue(file_run("/in/a.pdf", context={"version": "9:300"}))
+
+    assert created and again.status == K and again.id != first.id
+    assert again.error == f"duplicate of run {first.id} (the same file dropped again)"
+    assert store.enqueue(file_run("/in/a.pdf", context={"version": "9:300"})) == (again, False)
+    third, created = store.enqueue(file_run("/in/a.pdf", context={"version": "10:400"}))
+    assert created and third.id not in (first.id, again.id)
+
+
+def test_a_dry_run_is_marked_never_deduplicated_and_consumed_by_nothing(store, clock):
+    dry, _ = store.enqueue(file_run("/in/a.pdf", dry_run=True))
+    assert dry.dry_run and dry.dedupe_key is None
+    dry = _finish(store, dry, outputs={"filed": {"action": "move_to", "destination": "/out/a.pdf"}})
+    real, created = store.enqueue(file_run("/in/a.pdf"))
+    assert created and real.status == Q and not real.dry_run  # not a duplicate of the dry run
+    digest_dry, _ = store.enqueue(manual("digest", dry_run=True))
+    _finish(store, digest_dry)
+
+    assert store.last_succeeded("digest") is None
+    assert store.succeeded_since("inbox", None, 10) == []
+    assert [r.id for r in store.history(real_only=True)] == [real.id]
+    assert {r.id for r in store.history()} == {dry.id, real.id, digest_dry.id}
+
+
+def test_retry_of_a_succeeded_run_is_refused_and_changes_nothing(store):
+    run, _ = store.enqueue(file_run("/in/a.pdf"))
+    outputs = {"filed": {"action": "move_to", "destination": "/out/Letters/a.pdf"}}
+    done = _finish(store, run, outputs=outputs)
+    failed = _finish(store, store.enqueue(manual())[0], status=F)
+
+    with pytest.raises(RetryRefused, match="never overwrites") as caught:
+        store.retry([failed.id, run.id])
+
+    assert caught.value.file == "/out/Letters/a.pdf"
+    assert "gristmill trigger inbox /out/Letters/a.pdf" in str(caught.value)
+    assert store.get(run.id) == done and store.get(failed.id).status == F
+
+
+def test_file_names_that_are_not_utf8_round_trip_exactly(store):
+    name = os.fsdecode(b"/in/caf\xe9 \xff.txt")
+    run, _ = store.enqueue(file_run(name, context={"version": "1:1"}))
+    dup, _ = store.enqueue(file_run(os.fsdecode(b"/in/copy \xe9.txt")))
+    store.skip(run.id, f"{name} was removed")
+
+    assert store.get(run.id).input_path == name
+    assert os.fsencode(store.get(run.id).input_path) == b"/in/caf\xe9 \xff.txt"
+    assert store.get(run.id).error == f"{name} was removed"
+    assert store.get(dup.id).dedupe_key == "abc|" + os.fsdecode(b"/in/copy \xe9.txt")
+    assert store.enqueue(file_run(os.fsdecode(b"/in/copy \xe9.txt")))[0] == store.get(dup.id)
 
 
 def test_enqueue_leaves_no_gaps_in_ids(store):
@@ -285,9 +354,7 @@ def test_requeue_expired_requeues_then_gives_up(store, clock):
     assert store.requeue_expired() == [run.id]
     failed = store.get(run.id)
     assert (failed.status, failed.finished_at) == (F, clock.now)
-    assert failed.error == (
-        "the worker stopped during this run 2 times (its lease lapsed each time); giving up"
-    )
+    assert failed.error == ("the worker stopped during this run 2 times (its lease lapsed each time); giving up")
 
 
 def test_requeue_expired_leaves_live_leases(store, clock):
@@ -303,12 +370,12 @@ def test_requeue_expired_leaves_live_leases(store, clock):
 # -- retry ------------------------------------------------------------------------------------
 
 
-def test_retry_requeues_finished_runs_only(store, clock):
+def test_retry_requeues_failed_and_skipped_runs_only(store, clock):
     ids = [store.enqueue(manual())[0].id for _ in range(4)]
-    for status in (S, F):
+    for status in (F, F):
         run = store.claim("w", 30)
         store.save_outputs(run.id, "w", {"partial": True})
-        store.finish(run.id, "w", status, error="bad" if status == F else None)
+        store.finish(run.id, "w", status, error="bad")
     skipped = store.enqueue(manual())[0].id
     store.skip(skipped, "filtered")
     running = store.claim("w", 30).id
@@ -434,3 +501,14 @@ def test_meta(store):
     store.set_meta("schedule:digest", "2026-03-01T07:00:00+00:00")
     store.set_meta("schedule:digest", "2026-03-02T07:00:00+00:00")
     assert store.get_meta("schedule:digest") == "2026-03-02T07:00:00+00:00"
+
+
+def test_the_lossless_form_is_one_to_one():
+    from daemon.files import lossless
+
+    for value in ("plain.txt", "Привет мир.pdf", os.fsdecode(b"caf\xe9"), lossless.PREFIX + "x", ""):
+        stored = lossless.encode(value)
+        assert lossless.decode(stored) == value
+        stored.encode("utf-8")  # always storable as text
+    assert lossless.encode("Привет мир.pdf") == "Привет мир.pdf"  # ordinary names stay readable
+    assert lossless.printable(os.fsdecode(b"caf\xe9.txt")) == "caf\ufffd.txt"

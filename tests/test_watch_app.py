@@ -210,3 +210,42 @@ def test_a_recursive_watch_does_not_take_its_own_destinations_as_input(make_app,
     (run,) = _runs(again)
     assert run.status is RunStatus.SUCCEEDED and Path(run.input_path).name == "a.txt"
     assert (inbox / "Filed" / "a.txt").exists() and (inbox / "Notes" / "a.md").exists()
+
+
+MOVED_THEN_BROKEN = """name: moved
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+steps:
+  - id: filed
+    route: {{default: {{move_to: {done}}}}}
+  - write: {{path: "{done}/x.txt", content: "{{{{ no_such_thing.at_all }}}}"}}
+"""
+
+
+def test_a_run_that_fails_after_moving_its_file_says_where_the_file_is(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "bad.txt", b"moved, then the write fails")
+    app = make_app(MOVED_THEN_BROKEN, max_attempts=1)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    moved = tmp_path / "Done" / "bad.txt"
+    assert run.status is RunStatus.FAILED and "no_such_thing" in run.error
+    assert run.error.endswith(f"; the file is at {moved}, where an earlier step of this run moved it")
+    assert moved.read_bytes() == b"moved, then the write fails"
+    assert not (tmp_path / "Inbox" / "bad.txt").exists()
+
+
+def test_on_failure_takes_the_file_from_where_an_earlier_step_moved_it(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "bad.txt", b"moved, then the write fails")
+    on_failure = 'on_failure: {{move_to: "{failed}"}}\nsteps:'
+    app = make_app(MOVED_THEN_BROKEN.replace("steps:", on_failure, 1), max_attempts=1)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    failed = tmp_path / "Failed" / "bad.txt"
+    assert run.status is RunStatus.FAILED
+    assert run.error.endswith(f"; the file was moved to {failed} (on_failure)")
+    assert failed.read_bytes() == b"moved, then the write fails"
+    assert not (tmp_path / "Done" / "bad.txt").exists()

@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
 from daemon.commands.check_folders import folder_findings
-from daemon.errors import ModelError
+from daemon.errors import ModelError, StoreError
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
+from daemon.store.db import make_engine, probe, sqlite_file
+from daemon.store.migrate import current, head
 from daemon.triggers import Level
 from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
@@ -41,7 +43,7 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     nets = settings.local_networks
     code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo, nets))
     code = max(code, _triggers(workflows.values(), echo))
-    code = max(code, _data_at_rest(settings, echo))
+    code = max(code, _data_at_rest(settings, echo), _database(settings, echo))
     url = settings.ollama_url
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
@@ -67,6 +69,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     for workflow in workflows.values():
         for model in dict.fromkeys(m for m in (workflow.model or settings.model, workflow.vision_model) if m):
             users.setdefault(model, []).append(workflow.name)
+        for shadow in workflow.shadow:  # a candidate the server lacks is left out of shadow mode
+            users.setdefault(shadow.model, []).append(f"{workflow.name} (shadow)")
     for model, names in sorted(users.items()):
         if backend.has_model(model):
             echo(f"model {model}: present")
@@ -129,4 +133,30 @@ def _data_at_rest(settings: Settings, echo: Callable[[str], None]) -> int:
     for path in (settings.data_dir, settings.data_dir / "gristmill.db"):
         if path.exists() and path.stat().st_mode & 0o077:
             echo(f"warning: {path} can be read by other users of this machine; run: chmod go-rwx {path}")
+    return OK
+
+
+def _database(settings: Settings, echo: Callable[[str], None]) -> int:
+    """The run database can be opened, read and written, and is not corrupt (it is not created here)."""
+    file = sqlite_file(settings.db_url)
+    if file is not None and not file.exists():
+        echo(f"database {file}: none yet; gristmill run creates it")
+        return OK
+    try:
+        engine = make_engine(settings.db_url)
+    except StoreError as exc:
+        echo(f"error: {exc}")
+        return FAILED
+    try:
+        probe(engine)
+        at, newest = current(engine), head()
+    except StoreError as exc:
+        echo(f"error: {exc}")
+        return FAILED
+    finally:
+        engine.dispose()
+    if at != newest:
+        echo(f"database: at revision {at or 'none'}, the newest is {newest}; gristmill run (or db upgrade) upgrades it")
+    else:
+        echo("database: ok")
     return OK

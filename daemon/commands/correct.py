@@ -12,6 +12,8 @@ import pwd
 from collections.abc import Sequence
 from typing import Any
 
+from daemon.engine.refile import Refile, followers, refuse_unless_refilable
+from daemon.engine.refile import refile as apply_refile
 from daemon.errors import BadAnswer, UsageError
 from daemon.llm.answers import check_fields, match_label
 from daemon.settings import Settings
@@ -61,6 +63,44 @@ def correct_run(
     workflow = load_workflows(settings.workflows)[0].get(store.get(run_id).workflow)
     change = build_change(workflow, step_id, label=label, sets=sets, text=text)
     return CorrectionStore(store.engine).add(run_id, step_id, change, author=os_user())
+
+
+def refile_run(
+    settings: Settings, store: RunStore, run_id: int, step_id: str, *, label: str | None, sets: Sequence[str],
+    text: str | None,
+) -> tuple[Correction, dict[str, Any]]:  # fmt: skip
+    """`gristmill correct --refile`: record the correction, then apply its route to the run's file where it is now.
+
+    The same command again (or `--refile` with no correction) finishes a refile that was
+    interrupted, and records nothing twice. Returns the correction and what this call did.
+    """
+    run = store.get(run_id)
+    workflow = load_workflows(settings.workflows)[0].get(run.workflow)
+    if workflow is None:
+        raise UsageError(f"workflow '{run.workflow}' is not loaded; --refile needs its routes (fix or restore it)")
+    refuse_unless_refilable(run)
+    followers(workflow, step_id)
+    corrections = CorrectionStore(store.engine)
+    correction = _the_correction(corrections, workflow, run_id, step_id, label=label, sets=sets, text=text)
+    earlier = [c for c in corrections.for_run(run_id) if c.id != correction.id]
+    did = apply_refile(settings, corrections, Refile(run, workflow, correction), earlier)
+    return corrections.latest(run_id, step_id) or correction, did
+
+
+def _the_correction(
+    corrections: CorrectionStore, workflow: Workflow, run_id: int, step_id: str, *, label: str | None,
+    sets: Sequence[str], text: str | None,
+) -> Correction:  # fmt: skip
+    """The correction a refile follows: the one given (the latest, when it says the same), else the latest."""
+    latest = corrections.latest(run_id, step_id)
+    if label is None and not sets and text is None:
+        if latest is None:
+            raise UsageError(f"step '{step_id}' of run {run_id} has no correction to refile by; give one: --label L")
+        return latest
+    change = build_change(workflow, step_id, label=label, sets=sets, text=text)
+    if latest is not None and latest.change == change.payload():
+        return latest  # the same command again: finish its refile rather than record it twice
+    return corrections.add(run_id, step_id, change, author=os_user())
 
 
 def _step(workflow: Workflow | None, step_id: str) -> Any:
@@ -125,3 +165,17 @@ def _typed_fields(step: Any, values: dict[str, str]) -> dict[str, Any]:
         except BadAnswer as exc:
             raise UsageError(f"--set {name}: {exc.message}") from None
     return typed
+
+
+def refile_lines(did: dict[str, Any], correction: Correction) -> list[str]:
+    """What a refile did, one line per route step, for people."""
+    if not did:
+        return [f"already refiled: {json.dumps(correction.refile, ensure_ascii=False)}"]
+    lines = []
+    for step_id, done in did.items():
+        if done.get("action") in ("move_to", "copy_to") and done.get("destination") != done.get("from"):
+            verb = "moved" if done["action"] == "move_to" else "copied"
+            lines.append(f"step {step_id}: {verb} {done.get('from')} to {done['destination']} ({done.get('why')})")
+        else:
+            lines.append(f"step {step_id}: the file stays at {done.get('destination') or done.get('from')}")
+    return lines

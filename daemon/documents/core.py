@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +49,14 @@ class Document:
     image_pages: tuple[int, ...] = ()
 
 
-def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
+def read_document(
+    path: Path, data: bytes, limits: ReadLimits, *, waiting: Callable[[], AbstractContextManager[Any]] = nullcontext
+) -> Document:
     """Text of `data` (read from `path`); `SkipRun` or `InputError` in one sentence otherwise.
 
     With `limits.scan_pages`, a PDF's pages without a text layer come back rendered as `images`
     with their `image_pages`, beside the text of the other pages (which may be empty).
+    `waiting()` is entered while a sandboxed child parses (the caller's crash accounting).
     """
     kind = sniff(path, data)
     if kind is Kind.EMPTY:
@@ -61,7 +66,7 @@ def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
         raise SkipRun(f"{path.name} is {what}, not a document gristmill can read; nothing to send")
     if kind is Kind.IMAGE:
         return Document("", kind.value, images.describe(data), images=(data,))
-    body, meta, scans = _text_of(kind, path, data, limits)
+    body, meta, scans = _text_of(kind, path, data, limits, waiting)
     if not body.strip() and not scans:
         raise SkipRun(_nothing(kind, path, meta))
     pages = tuple(meta.get("scanned_pages", ())) if scans else ()
@@ -71,7 +76,9 @@ def read_document(path: Path, data: bytes, limits: ReadLimits) -> Document:
     return Document(body, kind.value, meta, truncated=cut, images=scans, image_pages=pages)
 
 
-def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[str, dict[str, Any], tuple[bytes, ...]]:
+def _text_of(
+    kind: Kind, path: Path, data: bytes, limits: ReadLimits, waiting: Callable[[], AbstractContextManager[Any]]
+) -> tuple[str, dict[str, Any], tuple[bytes, ...]]:
     """Text, metadata and rendered scanned pages (PDF only) of a document."""
     if kind is Kind.TEXT:
         return (*text.plain(data), ())
@@ -85,7 +92,8 @@ def _text_of(kind: Kind, path: Path, data: bytes, limits: ReadLimits) -> tuple[s
         Kind.HTML: ("html", []),
         Kind.EMAIL: ("email", []),
     }[kind]
-    outcome, value = sandbox.SANDBOX.run(parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb)
+    with waiting():
+        outcome, value = sandbox.SANDBOX.run(parser, data, args, seconds=limits.seconds, memory_mb=limits.memory_mb)
     if outcome == sandbox.Outcome.OK:
         scans = tuple(base64.b64decode(image) for image in value[2]) if len(value) > 2 else ()
         return value[0], value[1], scans

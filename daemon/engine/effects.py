@@ -36,6 +36,8 @@ class Effects:
 
     def place(self, kind: Placement, source: Path, folder: Path, sha256: str | None = None) -> Path:
         """Move or copy `source` into `folder` under a free name; return the destination."""
+        if kind == "move_to" and source.parent == folder:
+            return source  # already there: a move would only rename it (a refile to the folder it is in)
         if self.dry_run:
             return next(p for p in ops.candidates(folder, source.name) if not p.exists())
         finished = self._finished(kind, "folder", str(folder))
@@ -58,7 +60,8 @@ class Effects:
         finished = self._finished("write", "requested", str(path))
         if finished is not None:
             return finished
-        data = content.encode("utf-8")
+        # A file name that is not UTF-8 (lone surrogates) is written as U+FFFD: the file stays valid UTF-8.
+        data = content.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
         intent = {"intent": "write", "requested": str(path), "sha256": sha256_bytes(data)}
         dest = self._claim(path.parent, path.name, intent, lambda dest: ops.write_exact(dest, data))
         failpoints.hit("after_write_before_commit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable
@@ -9,28 +10,42 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.domain import NewRun, Origin, Run
-from daemon.errors import InputError
+from daemon.domain import NewRun, Origin, Run, RunStatus
+from daemon.engine.resource_outage import StoreOutage
+from daemon.errors import InputError, StoreError
 from daemon.files.hashing import sha256_file
 from daemon.inbound.spool import Spooled
 from daemon.store import RunStore
+from daemon.store.runs import VERSION
 from daemon.workflow import Workflow
+
+log = logging.getLogger("gristmill")
 
 
 class Intake:
     """Queues runs for files and wakes the workers."""
 
-    def __init__(self, store: RunStore, *, max_attempts: int, wake: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        max_attempts: int,
+        wake: Callable[[], None] = lambda: None,
+        store_outage: StoreOutage | None = None,
+    ):
         self.store = store
         self.max_attempts = max_attempts
         self.wake = wake
+        # Shared with the workers: a database that fails is said once, whoever met it first.
+        self.store_outage = store_outage or StoreOutage()
 
     def file(
-        self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE
+        self, workflow: Workflow, path: Path, *, trigger: Origin = Origin.FILE, dry_run: bool = False
     ) -> tuple[Run, bool]:
         """Queue `workflow` on the file at `path`; the same content in the same workflow runs once.
 
-        A manual trigger is never deduplicated: the user asked for it.
+        A manual trigger is never deduplicated: the user asked for it. A file that duplicates an
+        earlier run is recorded as a skipped run and logged, once per drop.
         """
         path = Path(os.path.abspath(path))
         try:
@@ -46,6 +61,7 @@ class Intake:
             "size": info.st_size,
             "mtime": datetime.fromtimestamp(info.st_mtime, UTC).isoformat(),
             "subfolder": _subfolder(workflow, path),
+            VERSION: f"{info.st_ino}:{info.st_mtime_ns}",
         }
         new = NewRun(
             workflow=workflow.name,
@@ -55,11 +71,26 @@ class Intake:
             dedupe_key=None if trigger is Origin.MANUAL else digest,
             context=context,
             max_attempts=self.max_attempts,
+            dry_run=dry_run,
         )
-        run, created = self.store.enqueue(new, gone=lambda old: not os.path.lexists(old))
-        if created:
+        run, created = self._enqueue(new, gone=lambda old: not os.path.lexists(old))
+        if created and run.status is RunStatus.SKIPPED:
+            log.info("run %d %s %s skipped: %s", run.id, workflow.name, path, run.error)
+        elif created:
             self.wake()
         return run, created
+
+    def _enqueue(self, new: NewRun, **kwargs: Any) -> tuple[Run, bool]:
+        """`store.enqueue`, with a failing store noted as an outage (the caller offers the file again later)."""
+        try:
+            found = self.store.enqueue(new, **kwargs)
+        except StoreError as exc:
+            if not exc.fatal:
+                self.store_outage.failed(exc)
+            raise
+        if found[1]:  # a row was written (finding one that exists proves only reading)
+            self.store_outage.ok()
+        return found
 
     def refuse(self, workflow: Workflow, path: Path, reason: str) -> Run:
         """Record a file the watcher will not process (a symbolic link) as skipped, once per path."""
@@ -84,7 +115,7 @@ class Intake:
             workflow=workflow.name, trigger=trigger, input_path=str(spooled.path), sha256=spooled.sha256,
             dedupe_key=dedupe_key, context=context, max_attempts=self.max_attempts,
         )  # fmt: skip
-        run, created = self.store.enqueue(new)
+        run, created = self._enqueue(new)
         if created:
             self.wake()
         return run, created
@@ -97,7 +128,9 @@ class Intake:
                      max_attempts=self.max_attempts)  # fmt: skip
         return self.store.enqueue_skipped(new, reason)
 
-    def tick(self, workflow: Workflow, tick: str | None, context: dict | None = None) -> tuple[Run, bool]:
+    def tick(
+        self, workflow: Workflow, tick: str | None, context: dict | None = None, *, dry_run: bool = False
+    ) -> tuple[Run, bool]:
         """Queue one run of a scheduled (or manually triggered) workflow with no input file."""
         new = NewRun(
             workflow=workflow.name,
@@ -105,6 +138,7 @@ class Intake:
             dedupe_key=tick,
             context=context or {},
             max_attempts=self.max_attempts,
+            dry_run=dry_run,
         )
         run, created = self.store.enqueue(new)
         if created:

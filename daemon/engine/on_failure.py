@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,16 +17,12 @@ from daemon.workflow.templates import file_scope, render
 log = logging.getLogger("gristmill")
 
 
-def move_failed(workflow: Workflow, run: Run, error: str | None) -> Path | None:
-    """Move the failed run's file to the workflow's `on_failure.move_to`; where it went, or None.
+def move_failed(workflow: Workflow, run: Run, error: str | None, source: Path) -> Path | None:
+    """Move the failed run's file, now at `source`, to the workflow's `on_failure.move_to`; where it went.
 
-    None when there is no such setting, no input file, or the file is no longer where the run
-    found it (a step already moved it, or the user did). Never overwrites: a collision is suffixed.
+    None when there is no such setting or the file is gone. Never overwrites: a collision is suffixed.
     """
-    if workflow.on_failure is None or run.input_path is None:
-        return None
-    source = Path(run.input_path)
-    if not os.path.lexists(source):
+    if workflow.on_failure is None or not os.path.lexists(source):
         return None
     template = workflow.on_failure.move_to
     scope = {
@@ -38,17 +33,12 @@ def move_failed(workflow: Workflow, run: Run, error: str | None) -> Path | None:
     return ops.move_file(source, confine(render(template, scope), template))
 
 
-def after_failure(
-    workflow: Workflow | None, run: Run, error: str | None, moved: Callable[[Run, Path], None] = lambda r, p: None
-) -> None:
-    """A run failed for good: move its file per `on_failure`, say where it went (or why not), tell `moved`."""
-    if workflow is None or workflow.on_failure is None:
-        return
+def after_failure(workflow: Workflow | None, run: Run, error: str | None, source: Path | None) -> Path | None:
+    """A run failed for good: move its file (now at `source`) per `on_failure`; where it went, or None."""
+    if workflow is None or workflow.on_failure is None or source is None or run.dry_run:
+        return None
     try:
-        destination = move_failed(workflow, run, error)
+        return move_failed(workflow, run, error, source)
     except (GristmillError, OSError) as exc:
-        log.warning("run %d failed and its file stays where it is: on_failure could not move it: %s", run.id, exc)
-        return
-    if destination is not None:
-        log.info("run %d failed; its file was moved to %s (on_failure)", run.id, destination)
-        moved(run, destination)
+        log.warning("run %d failed and its file stays at %s: on_failure could not move it: %s", run.id, source, exc)
+        return None

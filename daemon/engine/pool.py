@@ -5,16 +5,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 
-from daemon import defaults, failpoints, metrics
+from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
-from daemon.engine.on_failure import after_failure
+from daemon.engine.journal import Journal
 from daemon.engine.outage import OutageGate
+from daemon.engine.outcomes import Outcomes
+from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
-from daemon.errors import GristmillError, LeaseLost, ModelError, ModelUnavailable, SkipRun, Unavailable
+from daemon.engine.takeover import Takeover, new_owner
+from daemon.errors import (
+    FolderUnavailable,
+    GristmillError,
+    LeaseLost,
+    ModelError,
+    ModelUnavailable,
+    SkipRun,
+    StoreError,
+    Unavailable,
+)  # fmt: skip
 from daemon.store import RunStore
 from daemon.workflow import Workflow
 
@@ -22,13 +34,16 @@ log = logging.getLogger("gristmill")
 
 IDLE_WAIT = 30.0  # seconds a worker sleeps with nothing due, unless woken by new work
 STOP_POLL = 0.1  # seconds between looks at `abort` while waiting for running runs to finish
+BUG_PAUSE = 1.0  # seconds a worker pauses after an internal error before it looks again
 
 
 class WorkerPool:
     """`size` threads, each running one run at a time; leases renewed by one heartbeat thread.
 
-    The heartbeat also returns to the queue the runs whose lease lapsed anywhere (a crashed
-    process sharing this database), so they come back without a restart.
+    The heartbeat also gives back the runs of processes that died (`Takeover`), restarts a worker
+    that died (`supervise`), and notices a database file that was deleted or replaced: that, and
+    only that kind of store failure, ends the pool through `on_fatal`. Other store failures are
+    outages (`StoreOutage`): the workers wait and go on.
     """
 
     def __init__(
@@ -41,50 +56,76 @@ class WorkerPool:
         workflows: Callable[[], Mapping[str, Workflow]],
         lease_seconds: float = defaults.LEASE_SECONDS,
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
+        backoff_max: float = defaults.BACKOFF_MAX_SECONDS,
         retry_base: float = 1.0,
+        journal: Journal | None = None,
+        store_outage: StoreOutage | None = None,
+        on_fatal: Callable[[StoreError], None] = lambda exc: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        succeeded: Callable[[Run], None] = lambda run: None,
+        moved: Callable[[Run, Path], None] = lambda run, destination: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
-        self.lease_seconds, self.retry_base, self.clock = lease_seconds, retry_base, clock
+        self.lease_seconds, self.clock, self.on_fatal = lease_seconds, clock, on_fatal
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflows = workflows
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.succeeded = succeeded  # told of each run that succeeded for real (shadow mode)
+        self.journal = journal or Journal(None, new_owner())
+        self.owner = self.journal.owner  # the lease owner: host, pid and a random part
+        self.fatal: StoreError | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
+        self.store_outage = store_outage or StoreOutage(cap=backoff_max)
+        self.folders = FolderOutages(cap=backoff_max)
+        self.outcomes = Outcomes(
+            store, self.owner, store_outage=self.store_outage, stopping=self._stop, workflows=workflows,
+            retry_base=retry_base, clock=clock, moved=moved,
+        )  # fmt: skip
+        self.takeover = Takeover(store, self.journal.folder, me=self.owner, in_hand=lambda: set(self._in_flight))
         self._lock = threading.Lock()  # guards _idle, _wakes, _in_flight and _ending
         self._idle: set[int] = set()
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
         self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
         self._in_flight: dict[int, Run] = {}
+        self._workers: list[threading.Thread] = []
+        self._heart: threading.Thread | None = None
         self._ending: set[int] = set()  # runs whose outcome is being recorded: their lease ends with it
-        self._waits: dict[int, int] = {}  # run id → outages of a service other than the model in a row
-        self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start the workers and the heartbeat."""
-        for n in range(self.size):
-            thread = threading.Thread(target=self._work, args=(n,), name=f"worker-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._workers = [self._spawn(f"worker-{n}", self._work, n) for n in range(self.size)]
         self._start_heartbeat()
 
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        return thread
+
     def _start_heartbeat(self) -> None:
-        if any(t.name == "heartbeat" for t in self._threads):
+        if self._heart is None or not self._heart.is_alive():
+            self._heart = self._spawn("heartbeat", self._heartbeat)
+
+    def supervise(self) -> None:
+        """Start again any worker, or the heartbeat, that died (as huey's consumer does)."""
+        if self._stop.is_set() or not self._workers:
             return
-        heartbeat = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
-        heartbeat.start()
-        self._threads.append(heartbeat)
+        for n, thread in enumerate(self._workers):
+            if not thread.is_alive():
+                log.error("worker %d had stopped; starting it again", n)
+                self._workers[n] = self._spawn(f"worker-{n}", self._work, n)
+        if self._heart is not None and not self._heart.is_alive():
+            log.error("the heartbeat had stopped; starting it again")
+            self._start_heartbeat()
 
     def stop(self, timeout: float, abort: Callable[[], bool] = lambda: False) -> list[int]:
         """Take no new runs; wait up to `timeout` (or until `abort()`) for running ones; return the rest."""
         self._stop.set()
         self.wake_all()
         deadline = time.monotonic() + timeout
-        workers = [t for t in self._threads if t.name != "heartbeat"]
-        while any(t.is_alive() for t in workers) and time.monotonic() < deadline and not abort():
-            alive = next(t for t in workers if t.is_alive())
+        while any(t.is_alive() for t in self._workers) and time.monotonic() < deadline and not abort():
+            alive = next(t for t in self._workers if t.is_alive())
             alive.join(min(STOP_POLL, max(0.0, deadline - time.monotonic())))
         self._done.set()
         with self._lock:
@@ -92,7 +133,8 @@ class WorkerPool:
 
     def alive(self) -> bool:
         """Every worker and the heartbeat thread are running (after start, before stop)."""
-        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+        threads = [*self._workers, self._heart]
+        return bool(self._workers) and all(t is not None and t.is_alive() for t in threads)
 
     def wake(self) -> None:
         """A new run was queued: one idle worker looks for it (busy ones look when they finish)."""
@@ -102,7 +144,7 @@ class WorkerPool:
                 self._bells[self._idle.pop()].set()
 
     def wake_all(self) -> None:
-        """Every worker looks again (workflows changed, or stopping)."""
+        """Every worker looks again (workflows changed, a run was retried, or stopping)."""
         with self._lock:
             self._wakes += 1
             self._idle.clear()
@@ -118,42 +160,67 @@ class WorkerPool:
         with self._lock:
             return not self._in_flight and len(self._idle) == self.size
 
-    def execute_now(self, run_id: int, *, dry_run: bool = False) -> None:
+    def execute_now(self, run_id: int) -> None:
         """Claim one given queued run and execute it on the calling thread."""
         run = self.store.claim(self.owner, self.lease_seconds, run_id=run_id)
         if run is None:
             return
         self._start_heartbeat()  # a long run here keeps its lease like any other
-        with self._lock:
-            self._in_flight[run.id] = run
-        try:
-            self._execute(run, dry_run=dry_run)
-        finally:
-            with self._lock:
-                self._in_flight.pop(run.id, None)
-                self._ending.discard(run.id)
+        self._hold(run)
 
     # -- workers ----------------------------------------------------------------------------
     def _work(self, n: int) -> None:
         while not self._stop.is_set():
-            allowed, wait = self.gate.may_call()
-            if not allowed:
-                self._sleep(n, wait, idle=False)
-                continue
-            wakes = self._wakes
-            run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
-            if run is None:
-                self.gate.end_probe()
-                self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
-                continue
-            with self._lock:
-                self._in_flight[run.id] = run
             try:
-                self._execute(run)
-            finally:
-                with self._lock:
-                    self._in_flight.pop(run.id, None)
-                    self._ending.discard(run.id)
+                self._look(n)
+            except StoreError as exc:
+                self._store_failed(exc, n)
+            except Exception:  # a bug of ours must not end the worker: keep the traceback, go on
+                log.exception("worker %d hit an internal error; it goes on", n)
+                self._sleep(n, BUG_PAUSE, idle=False)
+
+    def _look(self, n: int) -> None:
+        """Claim one run and execute it, or sleep until there may be one."""
+        allowed, wait = self.gate.may_call()
+        if not allowed:
+            self._sleep(n, wait, idle=False)
+            return
+        wakes = self._wakes
+        run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
+        if run is None:
+            self.gate.end_probe()
+            self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
+            return
+        self._hold(run)
+
+    def _hold(self, run: Run) -> None:
+        self.store_outage.ok()  # a claim that took a run wrote to the store (an empty one may not have)
+        with self._lock:
+            self._in_flight[run.id] = run
+        self.journal.enter(run.id)
+        try:
+            self._execute(run)
+        finally:
+            self.journal.leave(run.id)
+            with self._lock:
+                self._in_flight.pop(run.id, None)
+                self._ending.discard(run.id)
+
+    def _store_failed(self, exc: StoreError, n: int) -> None:
+        if exc.fatal:
+            self._die(exc)
+        elif not self._stop.is_set():
+            self._sleep(n, self.store_outage.failed(exc), idle=False)
+
+    def _die(self, exc: StoreError) -> None:
+        """The database cannot come back (deleted, replaced, corrupt): stop working, say so once."""
+        with self._lock:
+            first, self.fatal = self.fatal is None, self.fatal or exc
+        if first:
+            log.critical("%s; gristmill stops", exc)
+            self._stop.set()
+            self.wake_all()
+            self.on_fatal(exc)
 
     def _sleep(self, n: int, seconds: float, *, idle: bool, unless_woken_since: int | None = None) -> None:
         with self._lock:
@@ -173,103 +240,87 @@ class WorkerPool:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.01, (due - self.clock()).total_seconds()))
 
-    def _execute(self, run: Run, *, dry_run: bool = False) -> None:
-        started = time.monotonic()
+    def _execute(self, run: Run) -> None:
+        started, done = time.monotonic(), self.outcomes
         try:
             try:
-                outputs = self.runner.execute(run, self.owner, dry_run=dry_run)
+                outputs = self.runner.execute(run, self.owner)
             finally:
                 with self._lock:  # from here on the heartbeat leaves it alone (see _renew)
                     self._ending.add(run.id)
         except SkipRun as exc:
             self.gate.end_probe()
-            self._finish(run, RunStatus.SKIPPED, started, error=exc.message)
+            done.finish(run, RunStatus.SKIPPED, started, error=exc.message)
         except LeaseLost as exc:
             self.gate.end_probe()
             log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
-            delay = self.gate.down(exc.message)
-            not_before = self.clock() + timedelta(seconds=delay)
-            self.store.release(run.id, self.owner, not_before=not_before, error=exc.message, refund_attempt=True)
-        except Unavailable as exc:
+            done.release(run, error=exc.message, delay=self.gate.down(exc.message), refund=True)
+        except FolderUnavailable as exc:
             self.gate.end_probe()
-            self._wait_out(run, exc.message)
+            done.release(run, error=exc.message, delay=self.folders.down(exc.folder, exc.message, run.id), refund=True)
+        except Unavailable as exc:  # another service (a mail server): only this run waits
+            self.gate.end_probe()
+            done.wait_out(run, exc.message, self.gate.cap)
+        except StoreError as exc:  # a write of the run itself failed: wait for the store, then queue it again
+            self.gate.end_probe()
+            if exc.fatal:
+                raise
+            delay = self.store_outage.failed(exc)
+            done.release(run, error=f"{exc.message}; queued again", delay=delay, refund=True)
         except GristmillError as exc:
             if isinstance(exc, ModelError):
                 self.gate.up()
             else:
                 self.gate.end_probe()
-            self._fail_or_retry(run, exc.message, started, final=not exc.retryable)
+            done.retry_or_fail(run, exc.message, started, final=not exc.retryable)
         except Exception as exc:  # a bug of ours: keep the daemon alive, keep the traceback
             self.gate.end_probe()
             log.exception("run %d (%s) hit an internal error", run.id, run.workflow)
-            self._fail_or_retry(run, f"internal error: {type(exc).__name__}: {exc}", started)
+            done.retry_or_fail(run, f"internal error: {type(exc).__name__}: {exc}", started)
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            self._finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+            finished = done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
+            self.folders.succeeded(run.id)
+            if finished and not run.dry_run:
+                self.succeeded(run)
 
-    def _wait_out(self, run: Run, error: str) -> None:
-        """Another service (a mail server) is away: only this run waits, with backoff, its attempt refunded."""
-        with self._lock:
-            outages = self._waits[run.id] = self._waits.get(run.id, 0) + 1
-        delay = min(self.gate.cap, self.retry_base * 2 ** (outages - 1))
-        self.store.release(run.id, self.owner, not_before=self.clock() + timedelta(seconds=delay), error=error,
-                           refund_attempt=True)  # fmt: skip
-        if outages == 1:
-            log.warning("run %d (%s) waits: %s; trying again with backoff", run.id, run.workflow, error)
-
-    def _fail_or_retry(self, run: Run, error: str, started: float, *, final: bool = False) -> None:
-        if final or run.attempts >= run.max_attempts:
-            self._finish(run, RunStatus.FAILED, started, error=error)
-            return
-        delay = self.retry_base * 2 ** (run.attempts - 1)
-        not_before = self.clock() + timedelta(seconds=delay)
-        self.store.release(run.id, self.owner, not_before=not_before, error=error)
-        log.info(
-            "run %d (%s) attempt %d failed, retrying in %.0fs: %s", run.id, run.workflow, run.attempts, delay, error,
-            extra={"run_id": run.id, "workflow": run.workflow, "outcome": "retry"},
-        )  # fmt: skip
-
-    def _finish(self, run: Run, status: RunStatus, started: float, *, outputs=None, error=None) -> None:
-        with self._lock:
-            self._waits.pop(run.id, None)
-        if not self.store.finish(run.id, self.owner, status, outputs=outputs, error=error):
-            log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
-            return
-        took = time.monotonic() - started
-        what = run.input_path or "scheduled"
-        suffix = f": {error}" if error else ""
-        level = logging.WARNING if status is RunStatus.FAILED else logging.INFO
-        fields = {"run_id": run.id, "workflow": run.workflow, "duration_ms": round(took * 1000), "outcome": status}
-        log.log(level, "run %d %s %s %s in %.2fs%s", run.id, run.workflow, what, status, took, suffix, extra=fields)
-        metrics.run_finished(run, status, took)
-        if status is RunStatus.FAILED:
-            after_failure(self.workflows().get(run.workflow), run, error, moved=self.runner.shared.moved)
-
+    # -- the heartbeat ----------------------------------------------------------------------
     def _heartbeat(self) -> None:
         # Runs until stop() has waited for the workers, so runs finishing late keep their leases.
         while not self._done.wait(self.heartbeat_seconds):
             try:
-                self._renew()
-                self._requeue_lapsed()
-            except Exception:  # a locked or failing database must not end the heartbeat
-                log.exception("the heartbeat could not reach the database; trying again")
+                self.store.check_file()
+                if self._renew():
+                    self.store_outage.ok()
+                taken = self.takeover.sweep()
+            except StoreError as exc:  # an outage is logged once by the gate; a lost database ends the pool
+                if exc.fatal:
+                    self._die(exc)
+                else:
+                    self.store_outage.failed(exc)
+                continue
+            except Exception:  # a bug of ours must not end the heartbeat
+                log.exception("the heartbeat hit an internal error; it goes on")
+                continue
+            if taken:
+                self.wake_all()
+            self.supervise()
 
-    def _renew(self) -> None:
+    def _renew(self) -> int:
+        """Renew the leases of the runs in hand; how many were renewed."""
         with self._lock:
             running = [run for run in self._in_flight.values() if run.id not in self._ending]
+        renewed = 0
         for run in running:
-            if not self.store.renew(run.id, self.owner, self.lease_seconds) and not self._ended(run.id):
+            if self.store.renew(run.id, self.owner, self.lease_seconds):
+                renewed += 1
+            elif not self._ended(run.id):
                 log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
+        return renewed
 
     def _ended(self, run_id: int) -> bool:
         """The run's outcome was being recorded meanwhile: a renewal that came too late is no lost lease."""
         with self._lock:
             return run_id in self._ending or run_id not in self._in_flight
-
-    def _requeue_lapsed(self) -> None:
-        lapsed = self.store.requeue_expired()
-        if lapsed:
-            log.info("returned %d runs whose worker stopped to the queue: %s", len(lapsed), ", ".join(map(str, lapsed)))
-            self.wake_all()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from daemon.domain import RunStatus
+from daemon.errors import StoreError
 from daemon.store import RunStore
 from daemon.words import count
 
@@ -61,8 +62,8 @@ class BacklogLog:
 
     def __init__(self, store: RunStore, every: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.every, self.clock = store, every, clock
-        self._meter = ProgressMeter(store)
-        self._next = clock() + every
+        self._meter: ProgressMeter | None = None  # made at the first tick: the database may be away now
+        self._next = clock()
 
     def due_in(self) -> float:
         """Seconds until the next line may be due (a long time when switched off)."""
@@ -72,8 +73,14 @@ class BacklogLog:
         """When due: log what ended since the last line and what is left, if anything happened or waits."""
         if self.every <= 0 or self.clock() < self._next:
             return
-        progress = self._meter.read()
-        if progress.done or progress.queued or progress.running:
+        self._next = self.clock() + self.every
+        try:
+            progress = self._meter.read() if self._meter is not None else None
+            meter = ProgressMeter(self.store)
+        except StoreError:  # the database is away (said once elsewhere): no line this time
+            return
+        self._meter = meter
+        if progress is not None and (progress.done or progress.queued or progress.running):
             log.info(
                 "progress: %s ended in the last %.0fs (%s); %d queued, %d running",
                 count(progress.done, "run"),
@@ -82,5 +89,3 @@ class BacklogLog:
                 progress.queued,
                 progress.running,
             )
-        self._meter = ProgressMeter(self.store)
-        self._next = self.clock() + self.every

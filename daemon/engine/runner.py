@@ -11,25 +11,27 @@ import dataclasses
 import os
 import stat
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from daemon import metrics
+from daemon import failpoints, metrics
 from daemon.actions import ActionServices
 from daemon.documents import Document, ReadLimits, read_document
 from daemon.domain import ModelCall, Origin, Run
 from daemon.engine.context import INPUT_KEY, RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
+from daemon.engine.journal import Journal
 from daemon.engine.scanned import transcribe
 from daemon.engine.shared import SharedFiles
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.files.hashing import sha256_bytes
 from daemon.llm import images
 from daemon.llm.ask import Asker
-from daemon.llm.base import ModelBackend
+from daemon.llm.base import ModelBackend, ModelInfo
 from daemon.llm.calibration import TokenCalibration
 from daemon.settings import Settings
 from daemon.steps import StepContext
@@ -56,19 +58,25 @@ class Runner:
         settings: Settings,
         post: Callable[[str, dict[str, Any]], None],
         scheduled: ScheduledScope | None = None,
+        journal: Journal | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
         self.shared = SharedFiles(store, workflows, max_attempts=settings.max_attempts)
         self.calibration = TokenCalibration()  # what this process learns of each model's tokenizer
+        # Marks the waits outside this process (model calls, the extraction child): see engine/takeover.py.
+        self.journal = journal or Journal(None, "")
 
-    def execute(self, run: Run, owner: str, *, dry_run: bool = False) -> dict[str, Any]:
-        """Run every step not already done by an earlier attempt; return the outputs to keep."""
+    def execute(self, run: Run, owner: str) -> dict[str, Any]:
+        """Run every step not already done by an earlier attempt; return the outputs to keep.
+
+        A dry run (`run.dry_run`, whichever worker claims it) moves and writes nothing.
+        """
         workflow = self.workflows().get(run.workflow)
         if workflow is None:
             raise SkipRun(f"workflow '{run.workflow}' is no longer loaded")
-        ctx = self._start(run, workflow, dry_run)
+        ctx = self._start(run, workflow, run.dry_run)
         try:
             for step in workflow.steps:
                 if not ctx.done(step):
@@ -132,7 +140,7 @@ class Runner:
             ask=self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
             trigger_context=MappingProxyType(ctx.run.context),
-        )  # fmt: skip  (one field a line would hide the shape)
+        )  # fmt: skip  # (one field a line would hide the shape)
 
     def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
         """Store the outputs so far; LeaseLost when another worker owns the run now."""
@@ -157,7 +165,8 @@ class Runner:
         digest = sha256_bytes(data)
         if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
             self._requeue_changed(workflow, path)
-        document = read_document(path, data, self._limits(workflow))
+        document = read_document(path, data, self._limits(workflow), waiting=lambda: self.journal.waiting(run.id))
+        failpoints.hit("document_read", document.text)
         read: dict[str, Any] = {}
         if document.image_pages:
             document, read = self._read_scans(run, workflow, path, document)
@@ -166,7 +175,7 @@ class Runner:
         file = file_scope(
             path, size=info.st_size, sha256=digest, text=document.text, kind=document.kind, meta=document.meta,
             truncated=document.truncated, subfolder=run.context.get("subfolder", ""),
-        )  # fmt: skip  (the fields read as one record)
+        )  # fmt: skip  # (the fields read as one record)
         return file, document.text, document.images, read
 
     def _limits(self, workflow: Workflow) -> ReadLimits:
@@ -236,11 +245,12 @@ class Runner:
             self.store.record_call(run.id, kept, attempt=run.attempts)
             metrics.model_call(run, kept)
 
+        waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
-            backend=self.backend, record=record, model=model or workflow.model or self.settings.model,
+            backend=waiting, record=record, model=model or workflow.model or self.settings.model,
             options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
             about=f"run {run.id} ({workflow.name})", calibration=self.calibration,
-        )  # fmt: skip  (the fields read as one record)
+        )  # fmt: skip  # (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
         workflow = self.workflows().get(name)
@@ -248,6 +258,25 @@ class Runner:
             raise GristmillError(f"the route says run workflow '{name}', which is not loaded; check its file")
         run, created = self.intake.file(workflow, path)
         return run.id if created else None
+
+
+class _Waiting(ModelBackend):
+    """A run's model calls, marked in its journal as waits outside this process."""
+
+    def __init__(self, inner: ModelBackend, waiting: Callable[[], AbstractContextManager[Any]]) -> None:
+        self.inner, self.url, self.waiting = inner, inner.url, waiting
+
+    def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
+        with self.waiting():
+            return self.inner.chat(call, think=think)
+
+    def list_models(self) -> list[str]:
+        with self.waiting():
+            return self.inner.list_models()
+
+    def info(self, model: str) -> ModelInfo:
+        with self.waiting():
+            return self.inner.info(model)
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.errors import FolderBlocked, InputError, UnsafePathError
+from daemon.errors import FolderBlocked, FolderUnavailable, InputError, UnsafePathError
 from daemon.files.paths import MAX_NAME_BYTES
 
 MAX_SUFFIX = 10_000
 _TMP_PREFIX = ".gristmill-tmp-"
+
+# A destination that cannot take a file now, but will once its user frees space or remounts it.
+_OUT_OF_SPACE = {
+    errno.ENOSPC: "its disk is full; free some space",
+    errno.EDQUOT: "the disk quota there is used up; free some space or raise the quota",
+    errno.EROFS: "its file system is read-only; mount it read-write",
+}
+
+
+@contextmanager
+def _into(folder: Path) -> Iterator[None]:
+    """FolderUnavailable for the errors that make `folder` an outage rather than a failure of the run."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _OUT_OF_SPACE:
+            raise
+        raise FolderUnavailable(folder, _OUT_OF_SPACE[exc.errno]) from exc
 
 
 def candidates(folder: Path, name: str):
@@ -121,16 +139,20 @@ def _temporary(folder: Path) -> Path:
 
 
 def place_exact(src: Path, dest: Path) -> None:
-    """Give `src` the extra name `dest` (a copy across file systems); FileExistsError when taken."""
+    """Give `src` the extra name `dest` (a copy across file systems); FileExistsError when taken.
+
+    FolderUnavailable when the destination's disk is full or read-only (here and in the copies below).
+    """
     _check_source(src)
-    ensure_folder(dest.parent)
-    try:
-        os.link(src, dest, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-            raise
-        copy_exact(src, dest)
-    fsync_dir(dest.parent)
+    with _into(dest.parent):
+        ensure_folder(dest.parent)
+        try:
+            os.link(src, dest, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                raise
+            copy_exact(src, dest)
+        fsync_dir(dest.parent)
 
 
 def copy_exact(src: Path, dest: Path) -> None:
@@ -151,19 +173,20 @@ def write_exact(dest: Path, data: bytes) -> None:
 
 def _publish(dest: Path, fill: Callable[[BinaryIO], object], copystat_from: Path | None = None) -> None:
     """Fill a hidden temporary file beside `dest`, fsync it, then link it to `dest` (never replacing)."""
-    ensure_folder(dest.parent)
-    tmp = _temporary(dest.parent)
-    try:
-        with open(tmp, "wb") as out:
-            fill(out)
-            out.flush()
-            os.fsync(out.fileno())
-        if copystat_from is not None:
-            shutil.copystat(copystat_from, tmp, follow_symlinks=False)
-        os.link(tmp, dest, follow_symlinks=False)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(dest.parent)
+    with _into(dest.parent):
+        ensure_folder(dest.parent)
+        tmp = _temporary(dest.parent)
+        try:
+            with open(tmp, "wb") as out:
+                fill(out)
+                out.flush()
+                os.fsync(out.fileno())
+            if copystat_from is not None:
+                shutil.copystat(copystat_from, tmp, follow_symlinks=False)
+            os.link(tmp, dest, follow_symlinks=False)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(dest.parent)
 
 
 def sweep_temporaries(folder: Path) -> list[Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from daemon.domain import ModelCall
 from daemon.llm.base import ModelBackend, ModelInfo
@@ -28,3 +30,18 @@ class Limited(ModelBackend):
 
     def info(self, model: str) -> ModelInfo:
         return self.inner.info(model)
+
+    @contextmanager
+    def spare_slot(self) -> Iterator[ModelBackend | None]:
+        """The backend behind a slot that is free now (held until the block ends), or None: never waits.
+
+        For shadow calls: they take a slot only when one is free, so a run's call never queues
+        behind one that was waiting.
+        """
+        if not self._slots.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self.inner
+        finally:
+            self._slots.release()

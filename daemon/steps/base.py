@@ -51,6 +51,19 @@ class StepContext:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """How a candidate's answer to a step compares with the reference output (eval and shadow mode).
+
+    `agreed` is the verdict; `label` is the (reference, answer) pair of a step that picks one label
+    (precision and recall per label come from these); `fields` says for each field whether it agreed.
+    """
+
+    agreed: bool
+    label: tuple[str | None, str | None] | None = None
+    fields: Mapping[str, bool] | None = None
+
+
+@dataclass(frozen=True)
 class StepResult:
     """What a step produced; the runner records `output` under the step's id and applies the rest."""
 
@@ -66,6 +79,8 @@ class StepKind(ABC):
     Spec: ClassVar[type[StrictModel]]
     calls_model: ClassVar[bool] = False  # outputs are stored before its calls; images need a vision model
     quotes_document: ClassVar[bool] = False  # `record: metadata` keeps only digests of its output
+    # Its answers can be compared with a reference (eval, shadow mode): implements `replay` and `compare`.
+    comparable: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, spec: Any, ctx: StepContext) -> StepResult:
@@ -85,3 +100,22 @@ class StepKind(ABC):
     def writes_into(self, spec: Any) -> list[str]:
         """Templates of the folders the step puts files into (`check` looks at them; the watch leaves them out)."""
         return []
+
+    def decided_by(self, spec: Any) -> str | None:
+        """The id of the step whose output decides what this step does (a route's `by`); None if none.
+
+        `gristmill correct --refile` runs such a step again after that output was corrected.
+        """
+        return None
+
+    def replay(self, spec: Any, ask: Asker, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Ask a recorded question again, checked as `run` checks it; BadAnswer when the answer is unusable."""
+        raise NotImplementedError(f"step kind '{self.name}' cannot be replayed")
+
+    def compare(self, spec: Any, reference: Mapping[str, Any], answer: Mapping[str, Any]) -> Comparison:
+        """How `answer` compares with the `reference` output (bookkeeping keys such as `_text` left out)."""
+        raise NotImplementedError(f"step kind '{self.name}' cannot be compared")
+
+    def training_answer(self, spec: Any, output: Mapping[str, Any]) -> str | None:
+        """The assistant's message a fine-tuned model should learn for this output; None: not an example."""
+        return None

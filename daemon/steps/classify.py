@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
@@ -12,7 +13,7 @@ from daemon.errors import BadAnswer
 from daemon.llm.answers import match_label, parse_confidence
 from daemon.llm.ask import Asker
 from daemon.llm.messages import Messages, chat
-from daemon.steps.base import StepContext, StepKind, StepResult
+from daemon.steps.base import Comparison, StepContext, StepKind, StepResult
 from daemon.steps.summarise import instructions, with_split
 from daemon.workflow.fields import StrictModel, TemplateStr, names_to_dict, problem
 
@@ -68,8 +69,8 @@ def request(document: str, labels: dict[str, str], extra: str | None = None) -> 
     return chat(task, document, extra)
 
 
-def answer(asker: Asker, messages: Messages, labels: list[str]) -> dict[str, Any]:
-    """The model's label (or no label with the reason) for a classification request."""
+def checked(asker: Asker, messages: Messages, labels: list[str]) -> dict[str, Any]:
+    """The model's label and confidence; BadAnswer when it is still unusable after the one re-ask."""
 
     def check(reply: dict[str, Any]) -> dict[str, Any]:
         label = match_label(reply.get("label"), labels)
@@ -77,8 +78,13 @@ def answer(asker: Asker, messages: Messages, labels: list[str]) -> dict[str, Any
             raise BadAnswer(f"the label {reply.get('label')!r} is not one of {', '.join(labels)}")
         return {"label": label, "confidence": parse_confidence(reply.get("confidence"))}
 
+    return asker.json(messages, schema(labels), check)
+
+
+def answer(asker: Asker, messages: Messages, labels: list[str]) -> dict[str, Any]:
+    """The model's label (or no label with the reason) for a classification request."""
     try:
-        return asker.json(messages, schema(labels), check)
+        return checked(asker, messages, labels)
     except BadAnswer as exc:
         return {"label": None, "confidence": None, "reason": exc.message}
 
@@ -87,6 +93,7 @@ class Classify(StepKind):
     name = "classify"
     Spec = ClassifySpec
     calls_model = True
+    comparable = True
 
     def run(self, spec: ClassifySpec, ctx: StepContext) -> StepResult:
         labels, extra = list(spec.labels), instructions(spec, ctx)
@@ -99,6 +106,19 @@ class Classify(StepKind):
 
     def labels(self, spec: ClassifySpec) -> list[str]:
         return list(spec.labels)
+
+    def replay(self, spec: ClassifySpec, ask: Asker, messages: Messages) -> dict[str, Any]:
+        return _judged(checked(ask.deciding(), messages, list(spec.labels)), spec.min_confidence)
+
+    def compare(self, spec: ClassifySpec, reference: Mapping[str, Any], answer: Mapping[str, Any]) -> Comparison:
+        pair = (reference.get("label"), answer.get("label"))
+        return Comparison(pair[0] == pair[1], label=pair)
+
+    def training_answer(self, spec: ClassifySpec, output: Mapping[str, Any]) -> str | None:
+        # The JSON the step asks for; an answer without a label teaches nothing.
+        if output.get("label") is None:
+            return None
+        return json.dumps({"label": output["label"], "confidence": output.get("confidence")}, ensure_ascii=False)
 
 
 def _judged(result: dict[str, Any], min_confidence: float) -> dict[str, Any]:

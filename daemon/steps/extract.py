@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, field_validator
 
 from daemon.engine import longinput
 from daemon.llm.answers import check_fields
+from daemon.llm.ask import Asker
 from daemon.llm.messages import Messages, chat
-from daemon.steps.base import StepContext, StepKind, StepResult
+from daemon.steps.agreement import public, same
+from daemon.steps.base import Comparison, StepContext, StepKind, StepResult
 from daemon.steps.summarise import instructions
 from daemon.workflow.fields import FIELD_NAME_PATTERN, StrictModel, TemplateStr, names_to_dict, problem
 
@@ -76,6 +79,7 @@ class Extract(StepKind):
     Spec = ExtractSpec
     calls_model = True
     quotes_document = True
+    comparable = True
 
     def run(self, spec: ExtractSpec, ctx: StepContext) -> StepResult:
         schema, extra = spec.json_schema(), instructions(spec, ctx)
@@ -86,3 +90,14 @@ class Extract(StepKind):
         )  # fmt: skip  (the arguments read as one call)
         # How the input was split is kept beside the fields (outputs["_split"]), never among them.
         return StepResult(fields, split=split)
+
+    def replay(self, spec: ExtractSpec, ask: Asker, messages: Messages) -> dict[str, Any]:
+        schema = spec.json_schema()
+        return ask.deciding().json(messages, schema, lambda obj: check_fields(obj, schema))
+
+    def compare(self, spec: ExtractSpec, reference: Mapping[str, Any], answer: Mapping[str, Any]) -> Comparison:
+        fields = {name: same(reference.get(name), answer.get(name)) for name in spec.fields}
+        return Comparison(all(fields.values()), fields=fields)
+
+    def training_answer(self, spec: ExtractSpec, output: Mapping[str, Any]) -> str | None:
+        return json.dumps({name: public(output).get(name) for name in spec.fields}, ensure_ascii=False)

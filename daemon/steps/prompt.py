@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -11,6 +12,7 @@ from daemon.engine import longinput
 from daemon.llm import images as vision
 from daemon.llm.answers import check_schema
 from daemon.llm.messages import Messages, chat
+from daemon.steps.agreement import public
 from daemon.steps.base import StepContext, StepKind, StepResult
 from daemon.workflow.fields import JsonSchema, StrictModel, TemplateStr
 from daemon.workflow.templates import render
@@ -56,3 +58,8 @@ class Prompt(StepKind):
             ctx.ask, lambda a: a.json(messages, schema, lambda obj: check_schema(obj, schema)), replan=False
         )
         return StepResult(answer)
+
+    def training_answer(self, spec: PromptSpec, output: Mapping[str, Any]) -> str | None:
+        if spec.schema_ is None:
+            return output.get("text") or None
+        return json.dumps(public(output), ensure_ascii=False)

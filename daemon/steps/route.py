@@ -66,6 +66,9 @@ class Route(StepKind):
     def actions(self, spec: RouteSpec) -> list[tuple[KeyPath, Action]]:
         return spec.actions()
 
+    def decided_by(self, spec: RouteSpec) -> str | None:
+        return spec.by
+
     def writes_into(self, spec: RouteSpec) -> list[str]:
         return [action.target for _, action in spec.actions() if action.kind.into_folder]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -45,3 +46,6 @@ class Summarise(StepKind):
             ctx.ask, ctx.document(), ctx.images, spec.max_words, instructions(spec, ctx)
         )
         return StepResult(with_split({"text": text}, split), split=split)
+
+    def training_answer(self, spec: SummariseSpec, output: Mapping[str, Any]) -> str | None:
+        return output.get("text") or None

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import Engine, Row, func, select, update
 
 from daemon.errors import RunNotFound, UsageError
 from daemon.store.db import reading, writing
@@ -101,6 +101,8 @@ class Correction:
     original: dict[str, Any] | None  # the step's recorded output when this correction was made
     author: str
     created_at: datetime
+    # What `correct --refile` did, per route step: an intent while it works, then the outcome; None: no refile.
+    refile: dict[str, Any] | None = None
 
 
 def _to_correction(row: Row[Any]) -> Correction:
@@ -138,6 +140,24 @@ class CorrectionStore:
             }  # fmt: skip
             row = conn.execute(corrections.insert().values(values).returning(*corrections.c)).one()
         return _to_correction(row)
+
+    def set_refile(self, correction_id: int, refile: dict[str, Any]) -> None:
+        """Record what `--refile` did (or, first, what it is about to do) beside a correction."""
+        stmt = update(corrections).where(corrections.c.id == correction_id).values(refile=refile)
+        with writing(self._engine) as conn:
+            conn.execute(stmt)
+
+    def latest(self, run_id: int, step_id: str) -> Correction | None:
+        """The newest correction of a run's step, if any."""
+        stmt = (
+            select(*corrections.c)
+            .where(corrections.c.run_id == run_id, corrections.c.step_id == step_id)
+            .order_by(corrections.c.id.desc())
+            .limit(1)
+        )
+        with reading(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _to_correction(row)
 
     def for_run(self, run_id: int) -> builtins.list[Correction]:
         """Every correction of a run, oldest first."""

@@ -7,19 +7,20 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from daemon import defaults
-from daemon.errors import StoreError
+from daemon.errors import DatabaseLost, StoreError
 
 log = logging.getLogger("gristmill")
 
@@ -34,14 +35,21 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 
-_SQLITE_PROBLEMS = (
-    ("database is locked", "the database stayed locked by another process for too long; try again"),
-    ("database or disk is full", "the disk holding the database is full; free some space"),
-    ("disk i/o error", "the disk holding the database failed to read or write; check it"),
-    ("readonly database", "the database file is read-only; check its owner and permissions"),
-    ("unable to open database", "the database file cannot be opened; check its folder and permissions"),
-    ("no such table", "the database has no gristmill tables yet; run: gristmill db upgrade"),
+_CORRUPT = (
+    "the database {db} is corrupt or not a SQLite database; move it aside (gristmill then starts a new, "
+    "empty one) or restore it from a backup"
 )
+# (what SQLite says, the sentence a user reads ({db}: the database file), whether waiting cannot help)
+_SQLITE_PROBLEMS = (
+    ("database is locked", "the database stayed locked by another process for too long; try again", False),
+    ("database or disk is full", "the disk holding the database {db} is full; free some space", False),
+    ("disk i/o error", "the disk holding the database {db} failed to read or write; check it", False),
+    ("readonly database", "the database {db} is read-only; check its owner, permissions and file system", False),
+    ("unable to open database", "the database {db} cannot be opened; check its folder and permissions", False),
+    ("no such table", "the database has no gristmill tables yet; run: gristmill db upgrade", False),
+    ("file is not a database", _CORRUPT, True),
+    ("malformed", _CORRUPT, True),
+)  # fmt: skip
 
 
 # SQLite has one writer at a time. Threads of a process take turns on a lock instead of in
@@ -50,6 +58,8 @@ _SQLITE_PROBLEMS = (
 # whenever another one wrote (257 page reads per run before, 1.5 after; see BENCHMARKS.md).
 # Every engine make_engine creates is here; elsewhere (PostgreSQL) the database takes the turns.
 _WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], Engine]] = weakref.WeakKeyDictionary()
+# The SQLite file of each engine and its identity (device, inode) when opened.
+_FILES: weakref.WeakKeyDictionary[Engine, tuple[Path, tuple[int, int]]] = weakref.WeakKeyDictionary()
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
@@ -66,16 +76,23 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
     if path is not None:
         writer = _sqlite_engine(url, busy_timeout_ms, poolclass=StaticPool, connect_args={"check_same_thread": False})
         event.listen(engine, "engine_disposed", lambda _engine: writer.dispose())
+        info = path.stat()
+        _FILES[engine] = (path, (info.st_dev, info.st_ino))
     _WRITERS[engine] = (threading.Lock(), writer)
     return engine
 
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time."""
+    """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time.
+
+    DatabaseLost, before anything is written, when the SQLite file was deleted or replaced.
+    """
     turn, writer = _WRITERS[engine]
-    with turn, writer.begin() as conn:
-        yield conn
+    with turn:
+        check_database_file(engine)
+        with writer.begin() as conn:
+            yield conn
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -92,13 +109,55 @@ def reading(engine: Engine) -> Iterator[Connection]:
         conn.rollback()
 
 
-def store_error(exc: OperationalError) -> StoreError:
+def store_error(exc: DBAPIError, url: URL | None = None) -> StoreError:
     """One sentence for a database failure the user can act on."""
     detail = (str(exc.orig if exc.orig is not None else exc).strip().splitlines() or [""])[0]
-    for needle, sentence in _SQLITE_PROBLEMS:
+    db = (url.database if url is not None else None) or "file"
+    for needle, sentence, fatal in _SQLITE_PROBLEMS:
         if needle in detail.lower():
-            return StoreError(sentence)
+            return (DatabaseLost if fatal else StoreError)(sentence.format(db=db))
     return StoreError(f"the run database failed ({detail}); check that it is reachable and healthy")
+
+
+def check_database_file(engine: Engine) -> None:
+    """DatabaseLost when the SQLite file this engine opened was deleted or replaced since.
+
+    SQLite keeps writing into an open file that was unlinked, so nothing would say the records go
+    nowhere; this look at the path (a stat, microseconds) comes before every write transaction.
+    """
+    opened = _FILES.get(engine)
+    if opened is None:
+        return
+    path, identity = opened
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    if info is None or (info.st_dev, info.st_ino) != identity:
+        what = "deleted" if info is None else "replaced by another file"
+        raise DatabaseLost(
+            f"the database {path} was {what} while gristmill had it open; nothing more can be recorded in it; "
+            "restore it from a backup, or restart gristmill to begin a new, empty one"
+        )
+
+
+def probe(engine: Engine) -> None:
+    """StoreError, in one sentence, unless the database can be read and written; it changes nothing."""
+    check_database_file(engine)
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+            if found != ["ok"]:
+                raise DatabaseLost(_CORRUPT.format(db=conn.engine.url.database) + f" (SQLite says: {found[0]})")
+        # A row written and rolled back: a database opened read-only (SQLite falls back to that
+        # silently when its file cannot be written) refuses the INSERT itself.
+        conn.execute(text("INSERT INTO meta (key, value) VALUES (:key, '')"), {"key": f"probe-{uuid.uuid4().hex}"})
+        conn.rollback()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    return _sqlite_file(url) if make_url(url).get_backend_name() == "sqlite" else None
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -190,6 +249,8 @@ def _switch_to_wal(dbapi_connection: Any, patience: float) -> None:
 
 def _translate_error(context: ExceptionContext) -> StoreError | None:
     exc = context.sqlalchemy_exception
-    if isinstance(exc, OperationalError):
-        return store_error(exc)
+    url = context.engine.url if context.engine is not None else None
+    # A bare DatabaseError (not IntegrityError and kin) is SQLite's "not a database" or "malformed".
+    if isinstance(exc, OperationalError) or type(exc) is DatabaseError:
+        return store_error(exc, url)
     return None

@@ -26,11 +26,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
-from daemon.errors import InvalidTransition, RunNotFound, StoreError
+from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
-from daemon.store.db import reading, writing
+from daemon.store.db import check_database_file, reading, writing
 from daemon.store.searchtext import name_words, output_words
-from daemon.store.tables import corrections, meta, model_calls, runs
+from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
 SUCCEEDED = RunStatus.SUCCEEDED
@@ -41,6 +41,7 @@ _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 _CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
 PRUNED_PREFIX = "pruned:"
+VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
 
@@ -65,9 +66,7 @@ def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tupl
     return tuple(sorted(status.value for status in allowed))
 
 
-def _moving_to(
-    target: RunStatus, *, via: RunStatus | None = None, retry: bool = False
-) -> ColumnElement[bool]:
+def _moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
     """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
     allowed = _allowed_from(target, via, retry)
     if not allowed:
@@ -76,13 +75,29 @@ def _moving_to(
 
 
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
-    """The row of a newly queued run."""
+    """The row of a newly queued run; a dry run is never deduplicated (it must not make a file a duplicate)."""
     return {
         "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
-        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": new.dedupe_key,
+        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": None if new.dry_run else new.dedupe_key,
         "context": dict(new.context), "outputs": {}, "attempts": 0,
-        "max_attempts": new.max_attempts, "created_at": now, "search_name": name_words(new.input_path),
+        "max_attempts": new.max_attempts, "created_at": now, "dry_run": new.dry_run,
+        "search_name": name_words(new.input_path),
     }  # fmt: skip
+
+
+def real_runs() -> ColumnElement[bool]:
+    """WHERE clause: runs that really happened; dry runs are consumed by nothing (digests, eval, since)."""
+    return runs.c.dry_run.is_(False)
+
+
+def _dropped_again(run: Run, new: NewRun) -> bool:
+    """Whether `new` is the same file at the same path as finished `run`, but put there anew.
+
+    A file version (inode and mtime, recorded by intake as `version`) that differs from the one the
+    run took is a new drop; the same version is the same drop seen again (a rescan, a restart).
+    """
+    seen, now = run.context.get(VERSION), new.context.get(VERSION)
+    return run.status.finished and seen is not None and now is not None and seen != now
 
 
 def _not_overlapping() -> ColumnElement[bool]:
@@ -127,13 +142,21 @@ class RunStore:
         values = _new_values(new, now)
         with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
-            if created or run.input_path == new.input_path:
+            if created:
                 return run, created
-            if self._unstarted(run) and run.input_path and gone(run.input_path):
+            if run.input_path == new.input_path:
+                if not _dropped_again(run, new):
+                    return run, False
+                why = "the same file dropped again"
+            elif self._unstarted(run) and run.input_path and gone(run.input_path):
                 return self._follow(conn, run, new), True
+            else:
+                why = "same content"
+            # One record per drop: the version in the key makes a rescan or restart find this one again.
+            version = new.context.get(VERSION)
             duplicate = values | {
-                "status": SKIPPED.value, "dedupe_key": f"{new.dedupe_key}|{new.input_path}",
-                "error": f"duplicate of run {run.id} (same content)", "finished_at": now,
+                "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
+                "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
             }  # fmt: skip
             return self._insert_once(conn, duplicate)
 
@@ -238,16 +261,48 @@ class RunStore:
             ids = list(conn.scalars(fail)) + list(conn.scalars(requeue))
         return sorted(ids)
 
+    def running(self) -> list[Run]:
+        """Every running run, oldest first (a handful: one per worker of each process)."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
+    def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
+        """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.
+
+        Fenced on the owner and the lease as read in `run`: a lease renewed since is left alone.
+        """
+        values: dict[str, Any] = {"error": error, **_NO_LEASE}
+        if give_up:
+            values |= {"status": FAILED.value, "finished_at": self._clock()}
+        else:
+            values |= {"status": QUEUED.value, "not_before": None}
+            if refund_attempt:
+                values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
+        stmt = update(runs).where(
+            runs.c.id == run.id, runs.c.status == RUNNING.value, runs.c.lease_owner == run.lease_owner,
+            runs.c.lease_expires_at == run.lease_expires_at,
+        )  # fmt: skip
+        with writing(self._engine) as conn:
+            return conn.execute(stmt.values(values)).rowcount == 1
+
     def retry(self, run_ids: Iterable[int]) -> list[int]:
-        """Queue finished runs again from scratch (their ids); RunNotFound for an unknown id."""
+        """Queue failed or skipped runs again from scratch (their ids); queued and running ones stay.
+
+        RunNotFound for an unknown id, RetryRefused for a succeeded run (its record is never
+        overwritten); either way nothing changes.
+        """
         ids = list(dict.fromkeys(int(run_id) for run_id in run_ids))
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(ids))))
+            found = {run.id: run for run in map(_to_run, conn.execute(select(*_RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
+            done = [found[run_id] for run_id in ids if found[run_id].status is SUCCEEDED]
+            if done:
+                raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
             stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
             return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
 
@@ -280,6 +335,7 @@ class RunStore:
             if run_count and not dry_run:
                 conn.execute(model_calls.delete().where(calls))
                 conn.execute(corrections.delete().where(corrections.c.run_id.in_(select(runs.c.id).where(*old))))
+                conn.execute(shadow_calls.delete().where(shadow_calls.c.run_id.in_(select(runs.c.id).where(*old))))
                 values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}", "search_text": None}
                 conn.execute(update(runs).where(*old).values(values))
         return run_count, call_count
@@ -303,21 +359,25 @@ class RunStore:
         return None if row is None else _to_run(row)
 
     def last_succeeded(self, workflow: str) -> Run | None:
-        """The succeeded run of `workflow` that finished last, if any."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """The succeeded real (not dry) run of `workflow` that finished last, if any."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
 
     def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
-        """Succeeded runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value)
+        """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         if since is not None:
             stmt = stmt.where(runs.c.finished_at > since)
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
+
+    def check_file(self) -> None:
+        """DatabaseLost when the SQLite file was deleted or replaced since it was opened."""
+        check_database_file(self._engine)
 
     # -- model calls ----------------------------------------------------------------------
 
@@ -349,10 +409,12 @@ class RunStore:
         return _to_run(row)
 
     def history(
-        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
     ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and one status."""
+        """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
         stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if real_only:
+            stmt = stmt.where(real_runs())
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         if status is not None:
@@ -413,8 +475,6 @@ class RunStore:
 
     # -- helpers --------------------------------------------------------------------------
 
-
-
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
         row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
@@ -449,9 +509,7 @@ class RunStore:
             raise StoreError(f"the run of {values['workflow']} with key {key} vanished; try again")
         return found, False
 
-    def _fenced(
-        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
-    ) -> bool:
+    def _fenced(self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]) -> bool:
         """Update a run only while it is running under `owner`'s lease."""
         stmt = _fenced_statement(target)
         if any(isinstance(v, ColumnElement) for v in values.values()):
@@ -483,8 +541,11 @@ def _claim_statement(which: str) -> Any:
         update(runs)
         .where(chosen, _moving_to(RUNNING))
         .values(
-            status=RUNNING.value, attempts=runs.c.attempts + 1, started_at=bindparam("b_now"),
-            lease_owner=bindparam("b_owner"), lease_expires_at=bindparam("b_expires"),
+            status=RUNNING.value,
+            attempts=runs.c.attempts + 1,
+            started_at=bindparam("b_now"),
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires"),
         )  # fmt: skip
         .returning(*_RUN_COLUMNS)
     )

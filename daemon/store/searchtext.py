@@ -11,6 +11,8 @@ import re
 from pathlib import PurePath
 from typing import Any
 
+from daemon.files.lossless import printable
+
 MAX_CHARS = 20_000  # of outputs' text per run: summaries and fields, not whole documents
 
 _WORD_SEPARATORS = re.compile(r"[\W_]+")
@@ -33,7 +35,7 @@ def output_words(outputs: dict[str, Any] | None) -> str | None:
     for step_id, output in (outputs or {}).items():
         if not step_id.startswith("_"):  # "_split" and the like are bookkeeping
             _collect(output, parts, key=None)
-    text = " ".join(parts)[:MAX_CHARS].strip()
+    text = printable(" ".join(parts))[:MAX_CHARS].strip()  # a file name that is not UTF-8: U+FFFD, storable
     return text or None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from daemon.domain import RunStatus
+from daemon.files import lossless
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,6 +60,47 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class LosslessText(TypeDecorator[str]):
+    """Text that may hold file names that are not valid UTF-8; they round-trip exactly (`lossless`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.encode(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else lossless.decode(value)
+
+
+class LosslessJSON(TypeDecorator[Any]):
+    """JSON whose strings may hold file names that are not valid UTF-8.
+
+    SQLite stores Python's `\\udcXX` escapes as they are; PostgreSQL's json type refuses a lone
+    surrogate, so there each string takes the lossless form of `LosslessText` (and only there:
+    walking every output on SQLite would cost for nothing).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.encode) if dialect.name == "postgresql" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return _walk(value, lossless.decode) if dialect.name == "postgresql" else value
+
+
+def _walk(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(k) if isinstance(k, str) else k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, change) for v in value]
+    return value
+
+
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
 runs = Table(
@@ -67,14 +110,14 @@ runs = Table(
     Column("workflow", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("trigger", Text, nullable=False),
-    Column("input_path", Text),
+    Column("input_path", LosslessText),
     Column("sha256", Text),
-    Column("dedupe_key", Text),
-    Column("context", JSON, nullable=False, server_default="{}"),
-    Column("outputs", JSON, nullable=False, server_default="{}"),
+    Column("dedupe_key", LosslessText),
+    Column("context", LosslessJSON, nullable=False, server_default="{}"),
+    Column("outputs", LosslessJSON, nullable=False, server_default="{}"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("max_attempts", Integer, nullable=False, server_default=text("3")),
-    Column("error", Text),
+    Column("error", LosslessText),
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
@@ -87,6 +130,8 @@ runs = Table(
     # here: SQLAlchemy has no virtual tables, and autogenerate skips expression indexes).
     Column("search_name", Text),
     Column("search_text", Text),
+    # A `trigger --dry-run`: moved and wrote nothing, and nothing later consumes it (see RunStore).
+    Column("dry_run", Boolean(create_constraint=False), nullable=False, server_default=text("false")),
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
@@ -143,7 +188,52 @@ corrections = Table(
     Column("original", JSON(none_as_null=True)),  # the step's recorded output when it was corrected
     Column("author", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # What `correct --refile` did with the run's file: per route step its intent, then its outcome.
+    Column("refile", JSON(none_as_null=True)),
     CheckConstraint("kind IN ('label', 'fields', 'text')", name="kind"),
+    sqlite_autoincrement=True,
+)
+
+# A comparison of a candidate model with a workflow's recorded runs (`gristmill eval`).
+evals = Table(
+    "evals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", Text, nullable=False),
+    Column("model", Text, nullable=False),  # the candidate
+    Column("source", Text, nullable=False),  # replay: asked now; shadow: answers recorded beside live runs
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime),  # only runs that finished after this
+    Column("run_limit", Integer),  # at most this many runs (the newest)
+    Column("runs", Integer, nullable=False),  # runs looked at
+    Column("agreement", Float),  # over every compared answer of every step; null when none was compared
+    Column("figures", JSON, nullable=False),  # {"steps": {step id: figures}} (daemon/evals/figures.py)
+    CheckConstraint("source IN ('replay', 'shadow')", name="source"),
+    Index(None, "workflow", "id"),
+    sqlite_autoincrement=True,
+)
+
+# A candidate's answer to one step of a live run (`shadow:` in a workflow): asked in a spare slot,
+# acting on nothing, and kept apart from model_calls so `show`, `costs` and metrics count real calls.
+shadow_calls = Table(
+    "shadow_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step_id", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("server", Text),
+    Column("output", JSON(none_as_null=True)),  # the answer as the step would have taken it; null when invalid
+    Column("invalid", Text),  # why the answer could not be used
+    Column("answer", Text),  # the last raw answer
+    Column("calls", Integer, nullable=False),  # 2 when the step's one re-ask was needed
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_duration_ns", BigInteger),
+    Column("eval_duration_ns", BigInteger),
+    Column("wall_ms", Float),
+    Column("started_at", UtcDateTime, nullable=False),
+    UniqueConstraint("run_id", "step_id", "model"),
     sqlite_autoincrement=True,
 )
 

@@ -107,7 +107,6 @@ class Watcher(TriggerSource):
         self.clock, self.wall, self.observer_factory = clock, wall, observer_factory
         self._watches: list[Watch] = []
         self._running = False
-        self._store_down: str | None = None  # why the database could not take the last file, while it cannot
         self._reset()
         self.rescans = 0  # periodic rescans completed (for logs and tests)
 
@@ -294,8 +293,7 @@ class Watcher(TriggerSource):
             return False
         try:
             self.intake.file(watch.workflow, path)
-        except StoreError as exc:  # the database is away (locked, full): try again soon, not at the rescan
-            self._store_away(exc)
+        except StoreError:  # the database is away (said once by intake): offered again soon, not at the rescan
             self._events.put((str(path), Arrival.RETRY))
             return True
         except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
@@ -304,19 +302,8 @@ class Watcher(TriggerSource):
         except Exception:  # one bad file must not stop the watcher
             log.exception("could not queue %s for %s", path, watch.workflow.name)
             return False
-        self._store_back()
         self.submitted.add(key, signature)
         return True
-
-    def _store_away(self, exc: StoreError) -> None:
-        if self._store_down is None:
-            log.warning("new files cannot be queued: %s; trying them again every %gs", exc, STORE_RETRY)
-        self._store_down = str(exc)
-
-    def _store_back(self) -> None:
-        if self._store_down is not None:
-            self._store_down = None
-            log.info("new files are queued again")
 
     def _refuse_link(self, watch: Watch, path: Path) -> bool:
         key = (watch.workflow.name, str(path))

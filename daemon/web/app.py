@@ -36,7 +36,9 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters.update(when=when, basename=basename, pretty=pretty, seconds=seconds)
+        self.templates.filters.update(
+            when=when, basename=basename, pretty=pretty, seconds=seconds, percent=percent, millis=millis
+        )
 
     def render(self, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         """A page: the template with the request's CSRF token, the mode and the current path."""
@@ -56,6 +58,7 @@ def build_app(source: DashboardSource, metrics: Metrics, *, token: str | None, h
         Route("/runs/{run_id:int}/correct", forms.correct, methods=["POST"]),
         Route("/workflows", pages.workflow_list),
         Route("/evals", pages.eval_list),
+        Route("/evals/{eval_id:int}", pages.eval_detail),
         Route("/login", forms.login_page, methods=["GET"]),
         Route("/login", forms.login, methods=["POST"]),
         Route("/metrics", pages.metrics),
@@ -84,3 +87,12 @@ def pretty(value: Any) -> str:
 
 def seconds(nanoseconds: int | None) -> str:
     return "—" if nanoseconds is None else f"{nanoseconds / NS:.2f} s"
+
+
+def percent(share: float | None) -> str:
+    """0.9167 as 91.7 %."""
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+def millis(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"

@@ -18,7 +18,7 @@ from daemon.web.security import checked_form, login_cookie
 
 
 async def retry(request: Request) -> Response:
-    """Queue a finished run again, and wake the workers."""
+    """Queue a failed or skipped run again, and wake the workers (a succeeded one is refused)."""
     await checked_form(request)
     run_id = request.path_params["run_id"]
     source = request.app.state.dashboard.source
@@ -28,7 +28,7 @@ async def retry(request: Request) -> Response:
         return await run_in_threadpool(pages.run_detail, request, error=str(exc), status=400)
     if not queued:
         return await run_in_threadpool(
-            pages.run_detail, request, error="only a run that has ended can be queued again", status=409
+            pages.run_detail, request, error="only a failed or skipped run can be queued again", status=409
         )
     source.wake()
     return RedirectResponse(f"/runs/{run_id}?done=retried", 303)

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from daemon.commands.listing import describe_trigger, next_fire
 from daemon.domain import RunStatus
 from daemon.errors import RunNotFound, UsageError
+from daemon.store.evals import EvalStore
 from daemon.store.search import RunFilter, search
 from daemon.web import queries
 from daemon.web.runview import step_views
@@ -118,9 +119,20 @@ def workflow_list(request: Request) -> Response:
 
 
 def eval_list(request: Request) -> Response:
-    """Stored evals, newest first (the table comes with `gristmill eval`)."""
+    """Stored evals (`gristmill eval`), newest first."""
     dashboard = request.app.state.dashboard
-    return dashboard.render(request, "evals.html", evals=queries.recent_evals(dashboard.source.store.engine))
+    return dashboard.render(request, "evals.html", evals=EvalStore(dashboard.source.store.engine).recent(limit=200))
+
+
+def eval_detail(request: Request) -> Response:
+    """One eval: per step the agreement, invalid answers, disagreements (linked), labels or fields, speed."""
+    dashboard = request.app.state.dashboard
+    eval_id = request.path_params["eval_id"]
+    try:
+        record = EvalStore(dashboard.source.store.engine).get(eval_id)
+    except UsageError as exc:
+        return dashboard.render(request, "missing.html", status=404, message=str(exc))
+    return dashboard.render(request, "eval.html", record=record, steps=record.figures.get("steps", {}))
 
 
 def metrics(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The dashboard's reads that the run store does not have: pages of runs, counts over time, evals."""
+"""The dashboard's reads that the run store does not have: pages of runs, counts over time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, inspect, literal_column, select, text
+from sqlalchemy import Engine, case, func, literal_column, select
 
 from daemon.domain import Run, RunStatus
 from daemon.store.db import reading
@@ -106,20 +106,3 @@ def last_outcome(engine: Engine, workflow: str) -> Run | None:
 def windows(now: datetime) -> dict[str, datetime]:
     """The overview's time windows."""
     return {"24 h": now - timedelta(hours=24), "7 d": now - timedelta(days=7)}
-
-
-@dataclass(frozen=True)
-class EvalRows:
-    """Whatever the `evals` table holds, newest first; no table means no evals yet."""
-
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-
-
-def recent_evals(engine: Engine, limit: int = 100) -> EvalRows:
-    """The newest evals, read generically: the table is another module's (gristmill eval)."""
-    with reading(engine) as conn:
-        if not inspect(conn).has_table("evals"):
-            return EvalRows([], [])
-        result = conn.execute(text("SELECT * FROM evals ORDER BY 1 DESC LIMIT :limit"), {"limit": limit})
-        return EvalRows(list(result.keys()), [tuple(row) for row in result])

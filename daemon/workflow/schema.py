@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SerializeAsAny, WrapValidator, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, WrapValidator, field_validator, model_validator
 
 from daemon.durations import parse_duration
 from daemon.workflow.fields import (
@@ -104,6 +104,17 @@ def _option_ok(expected: str, value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
+class Shadow(StrictModel):
+    """A candidate model asked the model steps of each succeeded run as well, in spare slots, acting on nothing."""
+
+    model: Text
+
+
+def _shadows(value: Any) -> Any:
+    """`shadow: {model: x}` is a list of one."""
+    return [value] if isinstance(value, dict) else value
+
+
 class OnFailure(StrictModel):
     """Where a watched file goes when its run failed for good."""
 
@@ -122,6 +133,7 @@ class Workflow(StrictModel):
     input: Input | None = None
     steps: list[DeclaredStep] = Field(min_length=1)
     on_failure: OnFailure | None = None
+    shadow: Annotated[list[Shadow], BeforeValidator(_shadows)] = []
     record: Literal["full", "metadata"] = "full"
     retention: Duration | None = None
     # Webhooks beyond loopback and private networks are refused unless the workflow says so.
