@@ -20,6 +20,12 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("utilisation", "model utilisation", "≥ 0.95", lambda v: v >= 0.95),
         ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 4 threads", "", None),
     ],
+    "two_hosts": [
+        ("runs_per_s", "runs/s (ideal 40)", "", None),
+        ("utilisation", "combined utilisation of both hosts", "≥ 0.95", lambda v: v >= 0.95),
+        ("share_on_a", "share of calls on host a", "", None),
+        ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 8 threads", "", None),
+    ],
     "backlog": [
         ("first_call_s", "launch to first model call s", "", None),
         ("all_done_s", "launch to all done s", "", None),

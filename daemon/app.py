@@ -18,7 +18,6 @@ from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
 from daemon.engine.resource_outage import StoreOutage
@@ -28,9 +27,8 @@ from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
-from daemon.llm.base import ModelBackend
-from daemon.llm.limit import Limited
-from daemon.netguard import check_url
+from daemon.llm.configured import build_router
+from daemon.llm.router import Router
 from daemon.notify import Notifier
 from daemon.plugins import registry
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
@@ -49,6 +47,17 @@ POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
 PROGRESS_EVERY = 0.25  # seconds between progress reports while draining it
 
 
+def workers_for(slots: int) -> int:
+    """Workers for `slots` model calls in flight: the slots, plus one per four of them (at least one).
+
+    The extra workers file and record their runs while the others hold the model. One is enough
+    for a few slots; with many, several runs finish at once and their filing must not leave a slot
+    idle: two 4-slot hosts at 200 ms, interleaved on a loaded machine, kept 0.66-0.74 busy with 9
+    workers and 0.80-0.91 with 10 (BENCHMARKS.md).
+    """
+    return slots + max(1, -(-slots // 4))
+
+
 @dataclass
 class OnceReport:
     """What `run --once` did."""
@@ -61,23 +70,16 @@ class OnceReport:
 class App:
     """One gristmill instance: the store, the loaded workflows and the machinery around them."""
 
-    def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
+    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.db_url, busy_timeout_ms=int(settings.database_timeout * 1000))
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
+        # Every configured server behind one router: the runner's backend and the pool's outage gate.
+        self.router = self.backend = self.gate = router or build_router(settings)
         self.reload()
-        if backend is None:
-            check_url(
-                settings.ollama_url, allowed=settings.allow_remote_model,
-                what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
-                local_networks=settings.local_networks,
-            )  # fmt: skip  # (keyword arguments read as one sentence)
-            backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
-        self.backend = Limited(backend, settings.concurrency)
-        self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
         self.intake = Intake(
             self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
@@ -89,15 +91,16 @@ class App:
             settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
         )  # fmt: skip  # (keyword arguments read as one sentence)
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
-            lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+            self.store, self.runner, size=workers_for(self.router.slots), gate=self.gate,
+            workflows=lambda: self.workflows, lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
             store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
             moved=self.runner.shared.moved,  # a file on_failure moves: other workflows taking it record so
         )  # fmt: skip  # (keyword arguments read as one sentence)
         # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
         self.shadow = ShadowLane(
-            self.store, self.backend, lambda: self.workflows, slots=settings.concurrency,
+            self.store, self.router, lambda: self.workflows, slots=self.router.slots,
             busy=lambda: self.pool.in_flight,
         )  # fmt: skip  # (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
@@ -111,7 +114,7 @@ class App:
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
-        loaded, self.errors = load_workflows(self.settings.workflows)
+        loaded, self.errors = load_workflows(self.settings.workflows, servers=self.router.by_name)
         for error in self.errors:
             log.error("%s", error)
         self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
@@ -198,7 +201,9 @@ class App:
         if not self.pool.is_idle():
             return False
         due = self.store.next_due()
-        return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
+        # Idle with a server away: what is left waits for it (runs for the servers that are up were taken).
+        waiting = due is not None and self.router.partly_down
+        return due is None or waiting or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
 
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
@@ -220,10 +225,9 @@ class App:
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
-        log.info(
-            "gristmill ready: %s, %s found at start, model server %s",
-            count(len(self.workflows), "workflow"), count(queued, "file"), self.settings.ollama_url,
-        )
+        servers = ", ".join(f"{u.name} {u.config.url} ({count(u.slots, 'slot')})" for u in self.router.upstreams)
+        log.info("gristmill ready: %s, %s found at start, model servers: %s",
+                 count(len(self.workflows), "workflow"), count(queued, "file"), servers)  # fmt: skip
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
@@ -288,11 +292,14 @@ class App:
 
     def _status(self) -> str:
         counts = self.store.counts()
-        model = f"model server away ({self.gate.reason})" if self.gate.is_down else "model server up"
+        away = [u.name for u in self.router.upstreams if u.gate.is_down]
+        noun = "model server" if len(self.router.upstreams) == 1 else "model servers"
+        model = f"{noun} away: {', '.join(away)}" if away else f"{noun} up"
         return (f"{counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued, "
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.router.close()
         self.journal.close()
         self.engine.dispose()
 

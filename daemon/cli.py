@@ -108,6 +108,30 @@ def check() -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per server.")
+def models(as_json: bool) -> None:
+    """Each model server, up or down, its version and its models (size, quantisation, context, loaded)."""
+    from daemon.commands.models import models_json, print_models, server_statuses
+
+    statuses = server_statuses(load_settings())
+    if as_json:
+        _print_json(models_json(statuses))
+    else:
+        print_models(console, statuses, click.echo)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--server", "-s", help="The server to pull onto (default: the only one that can pull).")
+def pull(model: str, server: str | None) -> None:
+    """Download MODEL onto an Ollama server, with progress; hf.co/USER/REPO:QUANT names work too."""
+    from daemon.commands.pull import pull as pull_model
+
+    name = pull_model(load_settings(), model, server, Console(stderr=True))
+    click.echo(f"{model} is on server {name}")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def workflows(as_json: bool) -> None:
     """List each workflow, its trigger and next fire time."""

@@ -58,7 +58,16 @@ EXTRACT_MEMORY_MB = 1024
 """Memory limit (address space) of the process that reads one."""
 
 CONTEXT_TOKENS = 8192
-"""num_ctx sent for long prompts when a workflow's options set none."""
+"""num_ctx sent with every Ollama call of a model when the workflow's options set none (capped by its context)."""
+
+SERVER_SLOTS = 1
+"""Calls in flight at once on a named server (Ollama's OLLAMA_NUM_PARALLEL is often 1)."""
+
+KEEP_ALIVE = "30m"
+"""How long Ollama keeps a model loaded after a call, so sparse runs do not reload it."""
+
+MODEL_LIST_SECONDS = 60.0
+"""How often the router asks each server again which models it has."""
 
 COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
 """The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""

@@ -72,6 +72,7 @@ def call_json(call: ModelCall) -> dict[str, Any]:
         "step": call.step_id,
         "attempt": getattr(call, "attempt", None),
         "model": call.model,
+        "server": call.server,
         "options": call.options,
         "format": call.format,
         "messages": call.messages,
@@ -80,6 +81,7 @@ def call_json(call: ModelCall) -> dict[str, Any]:
         "error": call.error,
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
+        "done_reason": call.done_reason,
         "total_duration_ns": call.total_duration_ns,
         "load_duration_ns": call.load_duration_ns,
         "prompt_eval_duration_ns": call.prompt_eval_duration_ns,
@@ -177,7 +179,7 @@ def _print_call(console: Console, call: ModelCall) -> None:
     seconds = (call.total_duration_ns or 0) / NS
     options = json.dumps(call.options or {}, ensure_ascii=False)
     console.print(
-        f"  model {call.model}  tokens in {call.prompt_tokens} out {call.completion_tokens}  "
+        f"  model {call.model} on {call.server or '—'}  tokens in {call.prompt_tokens} out {call.completion_tokens}  "
         f"{seconds:.2f}s server, {(call.wall_ms or 0) / 1000:.2f}s wall  options {options}",
         markup=False,
         highlight=False,

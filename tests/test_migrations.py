@@ -23,6 +23,7 @@ from daemon.store.db import make_engine
 from daemon.store.tables import include_name, metadata
 
 REPO = Path(daemon.__file__).resolve().parent.parent
+HEAD = "0005"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -67,6 +68,8 @@ CALLS_COLUMNS = [
     ("eval_duration_ns", "BIGINT", True),
     ("wall_ms", "FLOAT", True),
     ("started_at", "DATETIME", False),
+    ("server", "TEXT", True),
+    ("done_reason", "TEXT", True),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
 CORRECTIONS_COLUMNS = [
@@ -240,7 +243,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0006"
+    assert migrate.head() == HEAD
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}

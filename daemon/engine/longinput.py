@@ -1,8 +1,9 @@
 """Inputs longer than the model's context: map-reduce summaries, beginning plus summary, re-planning.
 
 Works on any document text (a file, or a scheduled digest); every call goes through the step's
-asker, so each one is recorded on the run, and each prompt is planned to fit the window. Askers
-are immutable: a plan that sends a num_ctx, or a smaller plan after a cut, is a changed copy.
+asker, so each one is recorded on the run, and each prompt is planned to fit the window: the
+context the backend really gives the model (for Ollama, the one num_ctx it sends with every call).
+Askers are immutable: a smaller plan after a cut is a changed copy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from daemon.engine.chunking import Window, estimate_tokens, messages_tokens, planned, split_text, window_for
+from daemon.engine.chunking import Window, estimate_tokens, messages_tokens, split_text, window_for
 from daemon.errors import ModelError
 from daemon.llm import images as vision
 from daemon.llm.ask import Asker, PromptCut
@@ -47,8 +48,7 @@ def combine_request(parts: list[str], max_words: int) -> Messages:
 def condense(asker: Asker, text: str, max_words: int, instructions: str | None) -> tuple[str, Split]:
     """A summary of `text`; map-reduce over chunks when it does not fit. Returns (summary, split)."""
     whole = summary_request(text, max_words, instructions)
-    window = window_for(asker, messages_tokens(whole), answer_tokens(max_words))
-    asker = planned(asker, window)
+    window = window_for(asker, answer_tokens(max_words))
     if messages_tokens(whole) <= window.prompt_budget:
         return asker.text(whole), None
     return _map_reduce(asker, text, max_words, instructions, window)
@@ -97,8 +97,7 @@ def _groups(parts: list[str], window: Window) -> list[list[str]]:
 
 def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens: int) -> tuple[Asker, str, Split]:
     """The asker and document to send in `build`'s prompt: all of it, or its beginning plus a summary."""
-    window = window_for(asker, messages_tokens(build(text)), reply_tokens)
-    asker = planned(asker, window)
+    window = window_for(asker, reply_tokens)
     if messages_tokens(build(text)) <= window.prompt_budget:
         return asker, text, None
     room = window.prompt_budget - messages_tokens(build(""))

@@ -12,7 +12,7 @@ from pathlib import Path
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
+from daemon.engine.outage import Gate
 from daemon.engine.outcomes import Outcomes
 from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
@@ -52,7 +52,7 @@ class WorkerPool:
         runner: Runner,
         *,
         size: int,
-        gate: OutageGate,
+        gate: Gate,
         workflows: Callable[[], Mapping[str, Workflow]],
         lease_seconds: float = defaults.LEASE_SECONDS,
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
@@ -255,7 +255,8 @@ class WorkerPool:
             self.gate.end_probe()
             log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
-            done.release(run, error=exc.message, delay=self.gate.down(exc.message), refund=True)
+            delay = self.gate.down(exc.message, exc.retry_after)
+            done.release(run, error=exc.message, delay=delay, refund=True)
         except FolderUnavailable as exc:
             self.gate.end_probe()
             done.release(run, error=exc.message, delay=self.folders.down(exc.folder, exc.message, run.id), refund=True)

@@ -188,7 +188,7 @@ class Runner:
     def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
         """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
         model = self._seeing(workflow)
-        if not workflow.vision_model and not self._can_see(model):
+        if not workflow.vision_model and not self._can_see(model, unknown=False):  # unsure: the text pages only
             return self._unread_scans(workflow, path, document)
         self._need_vision(workflow, f"{path.name} has pages without a text layer")
         scanned = transcribe(self._asker(workflow, run, INPUT_KEY, model=model), document.images, document.image_pages)
@@ -219,8 +219,10 @@ class Runner:
         """The model that reads images for the workflow: `vision_model`, else its model."""
         return workflow.vision_model or workflow.model or self.settings.model
 
-    def _can_see(self, model: str) -> bool:
-        return "vision" in self.backend.info(model).capabilities
+    def _can_see(self, model: str, *, unknown: bool = True) -> bool:
+        """Whether `model` reads images; `unknown` when its server does not say (OpenAI-compatible ones)."""
+        capabilities = self.backend.info(model).capabilities
+        return unknown if capabilities is None else "vision" in capabilities
 
     def _need_vision(self, workflow: Workflow, what: str) -> str:
         """The workflow's image-reading model; the run is skipped, saying why, when it cannot see."""
@@ -248,8 +250,8 @@ class Runner:
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
             backend=waiting, record=record, model=model or workflow.model or self.settings.model,
-            options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
-            about=f"run {run.id} ({workflow.name})", calibration=self.calibration,
+            options=dict(workflow.options), step_id=step_id, about=f"run {run.id} ({workflow.name})",
+            calibration=self.calibration,
         )  # fmt: skip  # (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
@@ -277,6 +279,14 @@ class _Waiting(ModelBackend):
     def info(self, model: str) -> ModelInfo:
         with self.waiting():
             return self.inner.info(model)
+
+    def window(self, model: str, options: dict[str, Any]) -> int:
+        with self.waiting():
+            return self.inner.window(model, options)
+
+    def version(self) -> str | None:
+        with self.waiting():
+            return self.inner.version()
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -166,6 +166,8 @@ model_calls = Table(
     Column("eval_duration_ns", BigInteger),
     Column("wall_ms", Float),
     Column("started_at", UtcDateTime, nullable=False),
+    Column("server", Text),  # the configured server that answered (null: none was reached)
+    Column("done_reason", Text),  # why the answer ended: "stop", or "length" when it was cut
 )
 
 meta = Table(
