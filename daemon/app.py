@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
 from daemon.engine.pool import WorkerPool
+from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
 from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
 from daemon.engine.shadow import ShadowLane
@@ -36,11 +39,13 @@ from daemon.store import RunStore
 from daemon.store.db import make_engine
 from daemon.store.migrate import upgrade
 from daemon.triggers import TriggerServices, TriggerSource
+from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
 log = logging.getLogger("gristmill")
 
 POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
+PROGRESS_EVERY = 0.25  # seconds between progress reports while draining it
 
 
 def workers_for(slots: int) -> int:
@@ -68,7 +73,7 @@ class App:
 
     def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db_url)
+        self.engine = make_engine(settings.db_url, busy_timeout_ms=int(settings.database_timeout * 1000))
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}
@@ -96,6 +101,7 @@ class App:
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
             store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
             on_heartbeat=self.node.beat,  # nodes: the node's heartbeat (an intake node's pool has only that)
+            moved=self.runner.shared.moved,  # a file on_failure moves: other workflows taking it record so
         )  # fmt: skip  # (keyword arguments read as one sentence)
         # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
         self.shadow = ShadowLane(
@@ -166,18 +172,23 @@ class App:
         if taken:
             log.info("returned %d interrupted runs to the queue: %s", len(taken), ", ".join(map(str, taken)))
 
-    def run_once(self) -> OnceReport:
-        """Queue what is in the watched folders, process everything due, and return."""
+    def run_once(self, progress: Callable[[Progress], None] = lambda p: None) -> OnceReport:
+        """Queue what is in the watched folders, process everything due, and return; `progress` hears how far."""
         self._take_back()
         self.node.register()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
-        before = self.store.counts()
+        meter = ProgressMeter(self.store)
         self._configure_sources()
         for source in self.sources.values():
             source.catch_up()  # what waits in folders; due ticks as one run each, missed ones per catch_up
         self.pool.start()
         try:
+            told = 0.0
             while not self._drained():
+                if time.monotonic() - told >= PROGRESS_EVERY:
+                    with contextlib.suppress(StoreError):  # the database away: the workers wait, so does this
+                        progress(meter.read())
+                    told = time.monotonic()
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
@@ -187,9 +198,9 @@ class App:
         unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
         if unasked:
             log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
-        after = self.store.counts()
-        done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
-        return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
+        last = meter.read(final=True)
+        progress(last)
+        return OnceReport(dict(last.ended), last.queued, self.gate.reason)
 
     def _drained(self) -> bool:
         if self.pool.fatal is not None or (self.gate.is_down and self.pool.in_flight == 0):
@@ -223,9 +234,10 @@ class App:
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
-        servers = ", ".join(f"{u.name} {u.config.url} ({u.slots} slots)" for u in self.router.upstreams)
-        log.info("gristmill ready as node %s (role %s): %d workflows, %d files found at start, model servers: %s",
-                 self.node.id, self.settings.role.value, len(self.workflows), queued, servers)  # fmt: skip
+        servers = ", ".join(f"{u.name} {u.config.url} ({count(u.slots, 'slot')})" for u in self.router.upstreams)
+        log.info("gristmill ready as node %s (role %s): %s, %s found at start, model servers: %s",
+                 self.node.id, self.settings.role.value, count(len(self.workflows), "workflow"),
+                 count(queued, "file"), servers)  # fmt: skip
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
@@ -242,10 +254,12 @@ class App:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        backlog = BacklogLog(self.store, self.settings.progress_seconds)
         while not life.stopping:
             dog.tick()
             self.pool.supervise()
-            life.wait(min(dog.due_in(), max(0.0, next_prune - time.monotonic())))
+            backlog.tick()
+            life.wait(min(dog.due_in(), backlog.due_in(), max(0.0, next_prune - time.monotonic())))
             if life.take_reload() and not life.stopping:
                 self.reload_live()
             if time.monotonic() >= next_prune:

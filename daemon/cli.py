@@ -12,11 +12,11 @@ from typing import Any
 import click
 from rich.console import Console
 
+from daemon import early_signals
 from daemon.domain import RunStatus
 from daemon.errors import GristmillError, UsageError
 from daemon.logs import setup_logging
 from daemon.settings import Settings, load_settings
-from daemon.words import count
 
 # soft_wrap: piped output keeps long lines whole instead of breaking them at 80 columns.
 console = Console(soft_wrap=True)
@@ -64,8 +64,11 @@ def _print_json(value: Any) -> None:
 
 @click.group(cls=_Group)
 @click.version_option(package_name="gristmill")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """gristmill: watched folders and schedules, a local model, every call recorded."""
+    if ctx.invoked_subcommand != "run":
+        early_signals.release()  # only the daemon stops gracefully; the others stop at once as usual
 
 
 @main.command()
@@ -79,21 +82,17 @@ def run(once: bool, role: str | None) -> None:
     from daemon.lifecycle import Lifecycle
 
     life = Lifecycle()
-    if not once:
-        life.install()  # before start-up, so a SIGTERM during migrations still stops cleanly
+    if once:
+        early_signals.release()
+    else:
+        life.install()  # before start-up (and taking signals noted earlier), so an early SIGTERM stops cleanly
     app = _app(_settings(**({"role": role} if role else {})))
     if once:
-        report = app.run_once()
-        counts = ", ".join(f"{n} {s.value}" for s, n in report.counts.items() if n) or "nothing to do"
-        click.echo(f"processed: {counts}")
-        if report.left_queued:
-            why = f" because {report.reason}" if report.reason else ""
-            are = "is" if report.left_queued == 1 else "are"
-            click.echo(
-                f"{count(report.left_queued, 'run')} {are} still queued{why}; they run on the next start", err=True
-            )
+        from daemon.commands.once import run_once
+
+        code = run_once(app, click.echo)
         app.close()
-        sys.exit(1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0)
+        sys.exit(code)
     app.serve(life)
     app.close()
     if life.aborted:

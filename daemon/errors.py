@@ -65,6 +65,20 @@ class UnsafePathError(GristmillError):
         self.path, self.base = path, base
 
 
+class FolderBlocked(GristmillError):
+    """A file stands where a destination folder must be: trying again cannot help until someone moves it."""
+
+    retryable = False
+
+    def __init__(self, folder: Path, blocker: Path) -> None:
+        where = "it is" if blocker == folder else f"{blocker} is"
+        super().__init__(
+            f"cannot put files into {folder}: {where} a file, not a folder; move that file away or change "
+            "the destination in the workflow, then: gristmill retry --failed"
+        )
+        self.folder, self.blocker = folder, blocker
+
+
 class Unavailable(GristmillError):
     """A service a run needs besides the model (a mail server) is away: the run waits, no attempt used."""
 

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     rescan_seconds: float = Field(defaults.RESCAN_SECONDS, ge=0)
     backoff_max_seconds: float = Field(defaults.BACKOFF_MAX_SECONDS, gt=0)
     stop_timeout: float = Field(defaults.STOP_TIMEOUT, ge=0)
+    database_timeout: float = Field(defaults.DATABASE_TIMEOUT, gt=0)
+    progress_seconds: float = Field(defaults.PROGRESS_SECONDS, ge=0)
     lease_seconds: float = Field(defaults.LEASE_SECONDS, gt=0)
     heartbeat_seconds: float = Field(defaults.HEARTBEAT_SECONDS, gt=0)
     # Set by systemd for Type=notify units (no GRISTMILL_ prefix): where to send READY=1 and the watchdog.
@@ -130,6 +132,7 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(defaults.MAX_FILE_BYTES, gt=0)
     max_chars: int = Field(defaults.MAX_CHARS, gt=0)
     schedule_grace_seconds: float = Field(defaults.SCHEDULE_GRACE_SECONDS, gt=0)
+    scan_pages: int = Field(defaults.SCAN_PAGES, ge=0)
     extract_seconds: float = Field(defaults.EXTRACT_SECONDS, gt=0)
     extract_memory_mb: int = Field(defaults.EXTRACT_MEMORY_MB, ge=64)
     context_tokens: int = Field(defaults.CONTEXT_TOKENS, ge=512)

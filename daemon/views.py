@@ -144,7 +144,10 @@ def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
         console.print("[red]error:[/] " + escape(one_line(run.error)))
+    _print_input(console, run.outputs.get("_input") or {}, [c for c in calls if c.step_id == "_input"])
     for step_id, output in run.outputs.items():
+        if step_id == "_input":
+            continue
         title = f"step {step_id}" if not step_id.startswith("_") else step_id  # _split, ...: beside the steps
         console.print(f"\n[bold]{escape(title)}[/]")
         console.print(as_yaml(output, indent="  "), markup=False, highlight=False, end="")
@@ -156,6 +159,20 @@ def as_yaml(value: Any, indent: str = "") -> str:
     """`value` as block YAML (Unicode kept, long text on one line), each line indented by `indent`."""
     text = yaml.safe_dump(value, allow_unicode=True, sort_keys=False, width=1_000_000, default_flow_style=False)
     return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
+def _print_input(console: Console, read: dict[str, Any], calls: list[ModelCall]) -> None:
+    """How the input was read: scanned pages and the model that read them (with its calls), a cut."""
+    pages = read.get("scanned_pages") or []
+    if pages:
+        which = f"{'page' if len(pages) == 1 else 'pages'} {', '.join(map(str, pages))}"
+        console.print(f"input: {which} read by {read.get('read_by')}", markup=False, highlight=False)
+        for call in calls:
+            _print_call(console, call)
+    if read.get("truncated"):
+        console.print(
+            f"input cut: the model read {read.get('kept')} of {read.get('chars')} characters (GRISTMILL_MAX_CHARS)"
+        )
 
 
 def _print_call(console: Console, call: ModelCall) -> None:

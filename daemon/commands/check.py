@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
+from daemon.commands.check_folders import folder_findings
 from daemon.commands.survey import ServerStatus, loaded_line, survey
 from daemon.errors import StoreError
 from daemon.llm.base import listed
@@ -43,7 +44,8 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
         echo(f"error: {error}")
         code = INVALID
     nets = settings.local_networks
-    code = max(code, _webhooks(workflows.values(), echo, nets), _triggers(workflows.values(), echo))
+    code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo, nets))
+    code = max(code, _triggers(workflows.values(), echo))
     code = max(code, _data_at_rest(settings, echo), _database(settings, echo))
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
@@ -85,7 +87,8 @@ def _models(
     code = OK
     users: dict[str, list[str]] = {}
     for workflow in workflows:
-        users.setdefault(workflow.model or settings.model, []).append(workflow.name)
+        for model in dict.fromkeys(m for m in (workflow.model or settings.model, workflow.vision_model) if m):
+            users.setdefault(model, []).append(workflow.name)
         for shadow in workflow.shadow:  # a candidate the servers lack is left out of shadow mode
             users.setdefault(shadow.model, []).append(f"{workflow.name} (shadow)")
     for text, names in sorted(users.items()):
@@ -101,6 +104,15 @@ def _models(
             echo(f"error: model {ref.name} is missing (used by {', '.join(sorted(names))}); "
                  f"run: gristmill pull {ref.name}{pin}")  # fmt: skip
             code = FAILED
+    return code
+
+
+def _folders(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """Destinations blocked by a file (invalid), folders two workflows take files from (a warning)."""
+    code = OK
+    for finding in folder_findings(workflows):
+        echo(_PREFIX[finding.level] + finding.message)
+        code = max(code, _CODES[finding.level])
     return code
 
 

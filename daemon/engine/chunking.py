@@ -41,15 +41,21 @@ class Window:
     num_ctx: int
     reserve: int
     share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
+    ratio: float = 1.0  # the model's real tokens per estimated token, learnt from prompt_eval_count
 
     @property
     def prompt_budget(self) -> int:
-        return int((self.num_ctx - self.reserve) * self.share)
+        """The prompt's room in estimated tokens: the real room, scaled by what was learnt of the tokenizer."""
+        return int((self.num_ctx - self.reserve) * self.share / self.ratio)
 
 
 def window_for(asker: Asker, answer_tokens: int) -> Window:
-    """The window every call of the asker has: the context its backend really gives (the num_ctx it sends)."""
-    return Window(asker.context_in_effect(asker.options), max(answer_tokens, 128), asker.prompt_share)
+    """The window every call of the asker has: the context its backend really gives (the num_ctx it sends).
+
+    Its prompt budget is in estimated tokens, scaled by what was learnt of the model's tokenizer.
+    """
+    ratio = asker.token_ratio()
+    return Window(asker.context_in_effect(asker.options), max(answer_tokens, 128), asker.prompt_share, ratio)
 
 
 def split_text(text: str, budget_tokens: int) -> list[str]:

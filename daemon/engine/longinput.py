@@ -20,6 +20,7 @@ from daemon.llm.ask import Asker, PromptCut
 from daemon.llm.messages import Messages, chat
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("gristmill")
 T = TypeVar("T")
 PART_WORDS = 150  # words per partial summary: enough to keep facts, small enough to combine many
 Split = dict[str, Any] | None  # how a long input was split, for the run's record
@@ -58,7 +59,12 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
     window = dataclasses.replace(window, reserve=max(window.reserve, answer_tokens(part_words)))
     empty = messages_tokens(summary_request("", part_words, instructions))
     chunks = split_text(text, window.prompt_budget - empty)
-    parts = [asker.text(summary_request(chunk, part_words, instructions)) for chunk in chunks]
+    parts = []
+    for n, chunk in enumerate(chunks, 1):
+        parts.append(asker.text(summary_request(chunk, part_words, instructions)))
+        # A long run's progress: the user waiting on it sees it move, part by part.
+        progress.info("%s step %s: summarised part %d of %d of a long input", asker.about, asker.step_id, n,
+                      len(chunks))  # fmt: skip
     calls, levels = len(chunks), 1
     while True:
         final = combine_request(parts, max_words)
@@ -69,7 +75,7 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
     summary = asker.text(final)
     split = {
         "strategy": "map-reduce", "chunks": len(chunks), "levels": levels + 1, "calls": calls + 1,
-        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text),
+        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return summary, split
 
@@ -102,9 +108,14 @@ def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens:
     document = f"{beginning}\n\n[... the document continues; a summary of the whole document:]\n\n{summary}"
     split = {
         "strategy": "beginning+summary", "beginning_chars": len(beginning), "num_ctx": window.num_ctx,
-        "estimated_tokens": estimate_tokens(text),
+        "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return asker, document, split
+
+
+def _learnt(window: Window) -> dict[str, float]:
+    """The learnt tokens-per-estimate ratio the plan used, when there was one (see TokenCalibration)."""
+    return {} if window.ratio == 1.0 else {"token_ratio": round(window.ratio, 3)}
 
 
 def answer_tokens(words: int) -> int:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
@@ -63,6 +64,7 @@ class WorkerPool:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         succeeded: Callable[[Run], None] = lambda run: None,
         on_heartbeat: Callable[[], None] = lambda: None,
+        moved: Callable[[Run, Path], None] = lambda run, destination: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.clock, self.on_fatal = lease_seconds, clock, on_fatal
@@ -79,10 +81,10 @@ class WorkerPool:
         self.folders = FolderOutages(cap=backoff_max)
         self.outcomes = Outcomes(
             store, self.owner, store_outage=self.store_outage, stopping=self._stop, workflows=workflows,
-            retry_base=retry_base, clock=clock,
+            retry_base=retry_base, clock=clock, moved=moved,
         )  # fmt: skip
         self.takeover = Takeover(store, self.journal.folder, me=self.owner, in_hand=lambda: set(self._in_flight))
-        self._lock = threading.Lock()  # guards _idle, _wakes and _in_flight
+        self._lock = threading.Lock()  # guards _idle, _wakes, _in_flight and _ending
         self._idle: set[int] = set()
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
@@ -90,6 +92,7 @@ class WorkerPool:
         self._in_flight: dict[int, Run] = {}
         self._workers: list[threading.Thread] = []
         self._heart: threading.Thread | None = None
+        self._ending: set[int] = set()  # runs whose outcome is being recorded: their lease ends with it
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +206,7 @@ class WorkerPool:
             self.journal.leave(run.id)
             with self._lock:
                 self._in_flight.pop(run.id, None)
+                self._ending.discard(run.id)
 
     def _store_failed(self, exc: StoreError, n: int) -> None:
         if exc.fatal:
@@ -241,7 +245,11 @@ class WorkerPool:
     def _execute(self, run: Run) -> None:
         started, done = time.monotonic(), self.outcomes
         try:
-            outputs = self.runner.execute(run, self.owner)
+            try:
+                outputs = self.runner.execute(run, self.owner)
+            finally:
+                with self._lock:  # from here on the heartbeat leaves it alone (see _renew)
+                    self._ending.add(run.id)
         except SkipRun as exc:
             self.gate.end_probe()
             done.finish(run, RunStatus.SKIPPED, started, error=exc.message)
@@ -307,11 +315,16 @@ class WorkerPool:
     def _renew(self) -> int:
         """Renew the leases of the runs in hand; how many were renewed."""
         with self._lock:
-            running = list(self._in_flight.values())
+            running = [run for run in self._in_flight.values() if run.id not in self._ending]
         renewed = 0
         for run in running:
             if self.store.renew(run.id, self.owner, self.lease_seconds):
                 renewed += 1
-            else:
+            elif not self._ended(run.id):
                 log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
         return renewed
+
+    def _ended(self, run_id: int) -> bool:
+        """The run's outcome was being recorded meanwhile: a renewal that came too late is no lost lease."""
+        with self._lock:
+            return run_id in self._ending or run_id not in self._in_flight

@@ -13,6 +13,7 @@ from daemon.engine.chunking import messages_tokens
 from daemon.errors import AnswerCut, BadAnswer, GristmillError
 from daemon.llm.answers import clean_text, parse_json_answer
 from daemon.llm.base import ModelBackend
+from daemon.llm.calibration import TokenCalibration
 
 T = TypeVar("T")
 
@@ -48,6 +49,9 @@ class Asker:
     step_id: str | None = None
     think: bool | None = None
     prompt_share: float = 1.0  # share of a window's prompt budget plans may use (halved after a cut)
+    about: str = ""  # who asks, for progress lines in the log: "run 12 (sort-inbox)"
+    # What this process learnt of the model's tokenizer from the servers' prompt_eval_count (planners read it).
+    calibration: TokenCalibration | None = None
 
     def with_(self, **changes: Any) -> Asker:
         """A copy with some fields changed; `options` given here are merged into the current ones."""
@@ -121,7 +125,19 @@ class Asker:
         finally:
             self.record(call)
         self._check_cut(call)
+        self._learn(call)
         return call
+
+    def _learn(self, call: ModelCall) -> None:
+        """Compare the tokens the server evaluated with the estimate (images count there, not here)."""
+        if self.calibration is None or not call.prompt_tokens or any(m.get("images") for m in call.messages):
+            return
+        context = self.context_in_effect(call.options)
+        self.calibration.observe(self.model, messages_tokens(call.messages), call.prompt_tokens, context=context)
+
+    def token_ratio(self) -> float:
+        """Real prompt tokens per estimated one for this model, as learnt so far (1.0 until then)."""
+        return 1.0 if self.calibration is None else self.calibration.ratio(self.model)
 
     def _check_cut(self, call: ModelCall) -> None:
         """Raise `PromptCut` when the server reports it evaluated as many tokens as its context holds.

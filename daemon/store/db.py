@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +19,19 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
+from daemon import defaults
 from daemon.errors import DatabaseLost, StoreError
 from daemon.store.postgres import pg_engine, pg_problem
 
-BUSY_TIMEOUT_MS = 30_000
-"""How long a writer waits for SQLite's lock before giving up."""
+log = logging.getLogger("gristmill")
+
+BUSY_TIMEOUT_MS = int(defaults.DATABASE_TIMEOUT * 1000)
+"""How long a writer waits for SQLite's lock before giving up (GRISTMILL_DATABASE_TIMEOUT)."""
 
 # Execution option naming the BEGIN a SQLite transaction starts with.
 BEGIN_OPTION = "gristmill_begin"
 
 _PRAGMAS = (
-    # After busy_timeout: switching to WAL needs the lock another process may hold.
-    "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
@@ -192,19 +196,31 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _prepare_file(path: Path) -> None:
+    """Create a missing database file, already in WAL mode, under its final name only once complete.
+
+    A new file starts in rollback mode; while one process switches it to WAL, a second one that
+    opens it meanwhile is told "database is locked" at once (SQLite will not wait when waiting
+    could deadlock), however long its busy timeout. So nobody ever opens a file in that state.
+    """
+    if os.path.lexists(path):
+        return
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the database folder {path.parent}: {exc.strerror}") from exc
+    new = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
     try:
-        # An empty file is a valid SQLite database; creating it here fixes its mode, and SQLite
-        # gives the -wal and -shm files the same one.
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        # Created here to fix its mode (0600); SQLite gives the -wal and -shm files the same one.
+        os.close(os.open(new, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        with closing(sqlite3.connect(new, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        os.link(new, path)  # never replaces: a process that got there first keeps its file
     except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
-    os.close(fd)
+        pass
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot create the database file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    finally:
+        new.unlink(missing_ok=True)
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
@@ -224,6 +240,7 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # Take BEGIN away from pysqlite; our "begin" hook below emits it instead.
         dbapi_connection.isolation_level = None
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _switch_to_wal(dbapi_connection, busy_timeout_ms / 1000)
         for pragma in _PRAGMAS:
             dbapi_connection.execute(pragma)
 
@@ -232,6 +249,27 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # A deferred transaction that later writes gets SQLITE_BUSY at once in WAL mode,
         # ignoring busy_timeout; IMMEDIATE takes the write lock up front and waits for it.
         conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE"))
+
+
+def _switch_to_wal(dbapi_connection: Any, patience: float) -> None:
+    """WAL mode, waiting up to `patience` seconds for a database another process is switching now.
+
+    A database in rollback mode (one made by another program) answers "locked" at once, not after
+    the busy timeout, while a second connection converts it; so this waits for its turn itself.
+    """
+    deadline, pause, said = time.monotonic() + patience, 0.005, False
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        if not said:
+            log.info("another process is setting up the database; waiting up to %.0fs for it", patience)
+            said = True
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _translate_error(context: ExceptionContext) -> StoreError | None:

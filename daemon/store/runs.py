@@ -458,6 +458,12 @@ class RunStore:
         with reading(self._engine) as conn:
             return conn.execute(stmt).scalar()
 
+    def with_content(self, sha256: str) -> list[Run]:
+        """Every run of any workflow on this content (sha256), oldest first."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
     def known(self, workflow: str, dedupe_key: str) -> Run | None:
         """The run of `workflow` recorded under `dedupe_key`, if any."""
         with reading(self._engine) as conn:
