@@ -97,14 +97,24 @@ def _epoch(text: str) -> float:
 class Daemon:
     """`gristmill run` in a subprocess; knows when it is ready and how much it used."""
 
-    def __init__(self, home: BenchHome, ollama_url: str, *, concurrency: int = 2, http: str = "off") -> None:
+    def __init__(
+        self,
+        home: BenchHome,
+        ollama_url: str,
+        *,
+        concurrency: int = 2,
+        http: str = "off",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.launched = time.monotonic()
         self.ready_at: float | None = None
         self._ready = threading.Event()
         self.log: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run"], env=home.env(ollama_url, concurrency, http),
+            [sys.executable, "-m", "daemon", "run", *args],
+            env={**home.env(ollama_url, concurrency, http), **(env or {})},
             cwd=home.root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()

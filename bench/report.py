@@ -20,6 +20,12 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("utilisation", "model utilisation", "≥ 0.95", lambda v: v >= 0.95),
         ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 4 threads", "", None),
     ],
+    "two_hosts": [
+        ("runs_per_s", "runs/s (ideal 40)", "", None),
+        ("utilisation", "combined utilisation of both hosts", "≥ 0.95", lambda v: v >= 0.95),
+        ("share_on_a", "share of calls on host a", "", None),
+        ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 8 threads", "", None),
+    ],
     "backlog": [
         ("first_call_s", "launch to first model call s", "", None),
         ("all_done_s", "launch to all done s", "", None),
@@ -28,6 +34,25 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
     "idle": [
         ("cpu_s_per_min", "CPU s per minute", "≤ 0.1", lambda v: v <= 0.1),
         ("rss_mb", "RSS MB", "", None),
+    ],
+    "scale": [
+        ("runs_per_s_1_nodes", "runs/s, 1 worker node (ideal 20)", "", None),
+        ("runs_per_s_2_nodes", "runs/s, 2 worker nodes (ideal 40)", "", None),
+        ("runs_per_s_3_nodes", "runs/s, 3 worker nodes (ideal 60)", "", None),
+        ("speedup_3_over_1", "3 nodes ÷ 1 node", "> 2.5", lambda v: v > 2.5),
+        ("utilisation_3_nodes", "model utilisation, 3 nodes", "≥ 0.95", lambda v: v >= 0.95),
+        ("baseline_direct_calls_per_s_12", "baseline: direct client calls/s, 12 threads", "", None),
+        ("daemon_cpu_ms_per_run", "worker nodes' CPU ms per run (3 nodes)", "", None),
+        ("postgres_cpu_ms_per_run", "PostgreSQL's CPU ms per run (3 nodes)", "", None),
+        ("load_1m_at_start", "machine load (1-min average) at the start", "", None),
+        ("ratio_3_nodes_to_direct", "3 nodes runs/s ÷ direct calls/s", "", None),
+        ("instant_runs_per_s_4x4", "runs/s, instant model, 4 nodes × 4 workers", "", None),
+        ("double_claims", "runs executed twice (daemons)", "0", lambda v: v == 0),
+        ("claims_per_s_4x4", "bare claims/s, 4 processes × 4 threads", "", None),
+        ("claim_p50_ms", "claim latency p50 ms", "", None),
+        ("claim_p99_ms", "claim latency p99 ms", "", None),
+        ("claim_double_claims", "ids claimed twice (bare claims)", "0", lambda v: v == 0),
+        ("claim_missed", "queued runs never claimed", "0", lambda v: v == 0),
     ],
     "startup": [
         ("ready_s", "launch to ready s", "≤ 1.5", lambda v: v <= 1.5),

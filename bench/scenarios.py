@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import subprocess
@@ -55,11 +56,16 @@ class Sizes:
     startups: int = 5
     dashboard_runs: int = 100_000
     page_requests: int = 9
+    scale_files: int = 480  # per node count; 8 s of work at the ideal 60 runs/s of 3 nodes
+    claim_files: int = 1000  # instant model, 4 nodes × 4 workers
+    claim_runs: int = 4000  # bare claims, 4 processes × 4 threads
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
-                   dashboard_runs=500, page_requests=2)  # fmt: skip
+        return cls(
+            overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
+            dashboard_runs=500, page_requests=2, scale_files=24, claim_files=40, claim_runs=200,
+        )  # fmt: skip  # (the sizes read as one table)
 
 
 @contextmanager
@@ -79,14 +85,15 @@ def standin(*args: str) -> Iterator[str]:
         proc.wait(10)
 
 
-def _direct_calls(url: str, calls: int, threads: int) -> float:
-    """Baseline: the same classify calls straight from the ollama client; calls per second."""
+def _direct_calls(url: str | list[str], calls: int, threads: int) -> float:
+    """Baseline: the same classify calls straight from the ollama client (threads spread over the URLs); calls/s."""
     schema = {"type": "object", "properties": {"label": {"enum": ["invoice", "letter"]}}}
-    client = ollama.Client(host=url, timeout=60)
+    urls = [url] if isinstance(url, str) else url
+    clients = [ollama.Client(host=u, timeout=60) for u in urls]
     counter = iter(range(calls))
     lock = threading.Lock()
 
-    def work() -> None:
+    def work(client: ollama.Client) -> None:
         while True:
             with lock:
                 n = next(counter, None)
@@ -96,7 +103,7 @@ def _direct_calls(url: str, calls: int, threads: int) -> float:
             client.chat(model="llama3.2", messages=[{"role": "user", "content": content}], format=schema)
 
     start = time.perf_counter()
-    pool = [threading.Thread(target=work) for _ in range(threads)]
+    pool = [threading.Thread(target=work, args=(clients[i % len(clients)],)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -104,11 +111,11 @@ def _direct_calls(url: str, calls: int, threads: int) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def _pipeline(url: str, files: int, concurrency: int) -> dict[str, float]:
+def _pipeline(url: str, files: int, concurrency: int, env: dict[str, str] | None = None) -> dict[str, float]:
     home = BenchHome()
     try:
         home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        daemon = Daemon(home, url, concurrency=concurrency)
+        daemon = Daemon(home, url, concurrency=concurrency, env=env)
         daemon.wait_ready()
         cpu_ready = daemon.cpu()
         dropped = {f"doc-{n:05d}.txt": home.drop(f"doc-{n:05d}.txt", DOC.format(n=n)) for n in range(files)}
@@ -146,6 +153,24 @@ def model_bound(sizes: Sizes) -> dict[str, float]:
     result["ideal_runs_per_s"] = 4 / 0.2
     result["utilisation"] = result["runs_per_s"] / result["ideal_runs_per_s"]
     return result
+
+
+def two_hosts(sizes: Sizes) -> dict[str, float]:
+    """Two Ollama hosts (stand-ins in their own processes), 200 ms per answer, 4 slots each: both kept busy."""
+    with standin("--latency", "0.2", "--slots", "4") as first, standin("--latency", "0.2", "--slots", "4") as second:
+        servers = {"a": {"url": first, "slots": 4}, "b": {"url": second, "slots": 4}}
+        files = sizes.model_files * 2
+        result = _pipeline(first, files, concurrency=1, env={"GRISTMILL_SERVERS": json.dumps(servers)})
+        result["share_on_a"] = _calls(first) / (_calls(first) + _calls(second))
+        result["baseline_direct_calls_per_s"] = _direct_calls([first, second], files, threads=8)
+    result["ideal_runs_per_s"] = 8 / 0.2
+    result["utilisation"] = result["runs_per_s"] / result["ideal_runs_per_s"]
+    return result
+
+
+def _calls(url: str) -> int:
+    recorded = httpx.get(f"{url}/_standin/requests", timeout=30).json()
+    return sum(r["path"] == "/api/chat" for r in recorded)
 
 
 def backlog(sizes: Sizes) -> dict[str, float]:
@@ -225,13 +250,22 @@ def _pct(values: list[float], pct: float) -> float:
     return values[index]
 
 
+def scale(sizes: Sizes) -> dict[str, float]:
+    """Several nodes on one PostgreSQL database (bench/scale.py)."""
+    from bench.scale import scale as several_nodes
+
+    return several_nodes(sizes)
+
+
 SCENARIOS = {
     "overhead": overhead,
     "model_bound": model_bound,
+    "two_hosts": two_hosts,
     "backlog": backlog,
     "idle": idle,
     "startup": startup,
     "dashboard_idle": dashboard.dashboard_idle,
     "dashboard_startup": dashboard.dashboard_startup,
     "dashboard_pages": dashboard.dashboard_pages,
+    "scale": scale,
 }

@@ -1,3 +1,10 @@
-from daemon.cli import main
+"""`python -m daemon` and the `gristmill` command: stop signals are noted before anything else loads."""
 
-main()
+from daemon import early_signals
+
+early_signals.hold()
+
+from daemon.cli import main  # noqa: E402  (after hold(): importing the CLI takes a while)
+
+if __name__ == "__main__":
+    main()

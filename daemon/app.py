@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +18,8 @@ from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
+from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
 from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
 from daemon.engine.shadow import ShadowLane
@@ -25,9 +27,9 @@ from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
-from daemon.llm.base import ModelBackend
-from daemon.llm.limit import Limited
-from daemon.netguard import check_url
+from daemon.llm.configured import build_router
+from daemon.llm.router import Router
+from daemon.nodes import Presence
 from daemon.notify import Notifier
 from daemon.plugins import registry
 from daemon.retention import PRUNE_EVERY_SECONDS, prune_logged
@@ -37,11 +39,24 @@ from daemon.store import RunStore
 from daemon.store.db import make_engine
 from daemon.store.migrate import upgrade
 from daemon.triggers import TriggerServices, TriggerSource
+from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
 
 log = logging.getLogger("gristmill")
 
 POLL = 0.05  # seconds between looks while draining the backlog for `run --once`
+PROGRESS_EVERY = 0.25  # seconds between progress reports while draining it
+
+
+def workers_for(slots: int) -> int:
+    """Workers for `slots` model calls in flight: the slots, plus one per four of them (at least one).
+
+    The extra workers file and record their runs while the others hold the model. One is enough
+    for a few slots; with many, several runs finish at once and their filing must not leave a slot
+    idle: two 4-slot hosts at 200 ms, interleaved on a loaded machine, kept 0.66-0.74 busy with 9
+    workers and 0.80-0.91 with 10 (BENCHMARKS.md).
+    """
+    return slots + max(1, -(-slots // 4))
 
 
 @dataclass
@@ -56,42 +71,41 @@ class OnceReport:
 class App:
     """One gristmill instance: the store, the loaded workflows and the machinery around them."""
 
-    def __init__(self, settings: Settings, *, backend: ModelBackend | None = None) -> None:
+    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db_url)
+        self.engine = make_engine(settings.db_url, busy_timeout_ms=int(settings.database_timeout * 1000))
         upgrade(self.engine)
         self.store = RunStore(self.engine)
         self.workflows: dict[str, Workflow] = {}
         self.errors: list[WorkflowError] = []
+        # Every configured server behind one router: the runner's backend and the pool's outage gate.
+        self.router = self.backend = self.gate = router or build_router(settings)
         self.reload()
-        if backend is None:
-            check_url(
-                settings.ollama_url, allowed=settings.allow_remote_model,
-                what="the model server", how_to_allow="GRISTMILL_ALLOW_REMOTE_MODEL=true",
-                local_networks=settings.local_networks,
-            )  # fmt: skip  # (keyword arguments read as one sentence)
-            backend = registry().servers["ollama"].backend(settings.ollama_url, settings)
-        self.backend = Limited(backend, settings.concurrency)
-        self.gate = OutageGate(cap=settings.backoff_max_seconds)
         self.store_outage = StoreOutage(cap=settings.backoff_max_seconds)  # the database, for intake and workers
         self.intake = Intake(
             self.store, max_attempts=settings.max_attempts, wake=self._wake, store_outage=self.store_outage
         )
         collector = InputCollector(self.store, max_chars=settings.max_chars, max_file_bytes=settings.max_file_bytes)
         self.journal = _journal(settings)
+        # This process in `gristmill nodes`: the journal's owner (host, pid, random) owns its leases.
+        self.node = Presence(self.engine, settings.role, self.journal.owner)
         self.runner = Runner(
             workflows=lambda: self.workflows, store=self.store, backend=self.backend, intake=self.intake,
             settings=settings, post=self._post, scheduled=collector.scope, journal=self.journal,
         )  # fmt: skip  # (keyword arguments read as one sentence)
+        workers = workers_for(self.router.slots) if settings.role.works else 0  # an intake node: none
         self.pool = WorkerPool(
-            self.store, self.runner, size=settings.concurrency + 1, gate=self.gate, workflows=lambda: self.workflows,
-            lease_seconds=settings.lease_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+            self.store, self.runner, size=workers, gate=self.gate,
+            workflows=lambda: self.workflows, lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
             backoff_max=settings.backoff_max_seconds, journal=self.journal, on_fatal=self._on_fatal,
             store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
+            on_heartbeat=self.node.beat,  # nodes: the node's heartbeat (an intake node's pool has only that)
+            moved=self.runner.shared.moved,  # a file on_failure moves: other workflows taking it record so
         )  # fmt: skip  # (keyword arguments read as one sentence)
         # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
         self.shadow = ShadowLane(
-            self.store, self.backend, lambda: self.workflows, slots=settings.concurrency,
+            self.store, self.router, lambda: self.workflows, slots=self.router.slots,
             busy=lambda: self.pool.in_flight,
         )  # fmt: skip  # (keyword arguments read as one sentence)
         self._life: Lifecycle | None = None
@@ -99,13 +113,13 @@ class App:
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
-        }
+        } if settings.role.takes_in else {}  # a worker node takes nothing in: it only executes runs
         self.web: Any = None  # the dashboard, while serving
         self.health: Health | None = None
 
     def reload(self) -> None:
         """Load the workflows folder; a broken file is logged and left out, or keeps its last good version."""
-        loaded, self.errors = load_workflows(self.settings.workflows)
+        loaded, self.errors = load_workflows(self.settings.workflows, servers=self.router.by_name)
         for error in self.errors:
             log.error("%s", error)
         self.workflows = {**keep_last_good(self.workflows, loaded, self.errors), **loaded}
@@ -158,28 +172,35 @@ class App:
         if taken:
             log.info("returned %d interrupted runs to the queue: %s", len(taken), ", ".join(map(str, taken)))
 
-    def run_once(self) -> OnceReport:
-        """Queue what is in the watched folders, process everything due, and return."""
+    def run_once(self, progress: Callable[[Progress], None] = lambda p: None) -> OnceReport:
+        """Queue what is in the watched folders, process everything due, and return; `progress` hears how far."""
         self._take_back()
+        self.node.register()
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
-        before = self.store.counts()
+        meter = ProgressMeter(self.store)
         self._configure_sources()
         for source in self.sources.values():
             source.catch_up()  # what waits in folders; due ticks as one run each, missed ones per catch_up
         self.pool.start()
         try:
+            told = 0.0
             while not self._drained():
+                if time.monotonic() - told >= PROGRESS_EVERY:
+                    with contextlib.suppress(StoreError):  # the database away: the workers wait, so does this
+                        progress(meter.read())
+                    told = time.monotonic()
                 time.sleep(POLL)
         finally:
             self.pool.stop(self.settings.stop_timeout)
+            self.node.stopped()
         if self.pool.fatal is not None:
             raise self.pool.fatal
         unasked = self.shadow.drain()  # idle now: every slot is spare for the shadow candidates
         if unasked:
             log.info("shadow mode left %d runs unasked (the model server is busy or away)", unasked)
-        after = self.store.counts()
-        done = {s: after.get(s, 0) - before.get(s, 0) for s in RunStatus if s.finished}
-        return OnceReport(done, after.get(RunStatus.QUEUED, 0), self.gate.reason)
+        last = meter.read(final=True)
+        progress(last)
+        return OnceReport(dict(last.ended), last.queued, self.gate.reason)
 
     def _drained(self) -> bool:
         if self.pool.fatal is not None or (self.gate.is_down and self.pool.in_flight == 0):
@@ -187,7 +208,9 @@ class App:
         if not self.pool.is_idle():
             return False
         due = self.store.next_due()
-        return due is None or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
+        # Idle with a server away: what is left waits for it (runs for the servers that are up were taken).
+        waiting = due is not None and self.router.partly_down
+        return due is None or waiting or (due - datetime.now(UTC)).total_seconds() > self.settings.backoff_max_seconds
 
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
@@ -197,6 +220,8 @@ class App:
         self.web = start_dashboard(self)  # before the workers, so the metrics count every run
         self._life = life
         self._take_back()
+        self.node.register()
+        wakeups = self.store.wakeups(self.pool.wake)  # PostgreSQL: runs queued by other nodes wake ours
         self._configure_sources()
         for source in self.sources.values():
             source.start()  # observers, timers; a schedule records its missed ticks (catch_up) here
@@ -209,12 +234,10 @@ class App:
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
         queued = sum(source.scan() for source in self.sources.values())
-        log.info(
-            "gristmill ready: %d workflows, %d files found at start, model server %s",
-            len(self.workflows),
-            queued,
-            self.settings.ollama_url,
-        )
+        servers = ", ".join(f"{u.name} {u.config.url} ({count(u.slots, 'slot')})" for u in self.router.upstreams)
+        log.info("gristmill ready as node %s (role %s): %s, %s found at start, model servers: %s",
+                 self.node.id, self.settings.role.value, count(len(self.workflows), "workflow"),
+                 count(queued, "file"), servers)  # fmt: skip
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))
@@ -222,6 +245,8 @@ class App:
         folder.stop()
         doorbell.stop()
         self._stop_serving(life)
+        wakeups.close()
+        self.node.stopped()
         if self.pool.fatal is not None:
             raise self.pool.fatal  # one sentence from the command, exit code 1
 
@@ -229,10 +254,12 @@ class App:
         # Runs older than their workflow's retention are forgotten at start and every few hours.
         prune_logged(self.store, self.workflows.values(), datetime.now(UTC))
         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        backlog = BacklogLog(self.store, self.settings.progress_seconds)
         while not life.stopping:
             dog.tick()
             self.pool.supervise()
-            life.wait(min(dog.due_in(), max(0.0, next_prune - time.monotonic())))
+            backlog.tick()
+            life.wait(min(dog.due_in(), backlog.due_in(), max(0.0, next_prune - time.monotonic())))
             if life.take_reload() and not life.stopping:
                 self.reload_live()
             if time.monotonic() >= next_prune:
@@ -277,11 +304,14 @@ class App:
 
     def _status(self) -> str:
         counts = self.store.counts()
-        model = f"model server away ({self.gate.reason})" if self.gate.is_down else "model server up"
+        away = [u.name for u in self.router.upstreams if u.gate.is_down]
+        noun = "model server" if len(self.router.upstreams) == 1 else "model servers"
+        model = f"{noun} away: {', '.join(away)}" if away else f"{noun} up"
         return (f"{counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued, "
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        self.router.close()
         self.journal.close()
         self.engine.dispose()
 

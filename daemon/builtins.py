@@ -7,7 +7,7 @@ from daemon.actions.files import CopyTo, Keep, MoveTo
 from daemon.actions.mail import Flag, MoveToFolder
 from daemon.actions.webhook import Webhook
 from daemon.inbound.trigger import HttpKind
-from daemon.llm.servers import OllamaServer
+from daemon.llm.servers import OllamaServer, OpenAIServer
 from daemon.mail.trigger import MailboxKind
 from daemon.plugins import Registry
 from daemon.schedule.scheduler import ScheduleKind
@@ -28,4 +28,5 @@ def register(registry: Registry) -> None:
         registry.add_trigger(trigger)
     for action in (MoveTo(), CopyTo(), RunWorkflow(), Webhook(), MoveToFolder(), Flag(), Keep()):
         registry.add_action(action)
-    registry.add_server(OllamaServer())
+    for server in (OllamaServer(), OpenAIServer()):
+        registry.add_server(server)

@@ -12,11 +12,11 @@ from typing import Any
 import click
 from rich.console import Console
 
+from daemon import early_signals
 from daemon.domain import RunStatus
 from daemon.errors import GristmillError, UsageError
 from daemon.logs import setup_logging
 from daemon.settings import Settings, load_settings
-from daemon.words import count
 
 # soft_wrap: piped output keeps long lines whole instead of breaking them at 80 columns.
 console = Console(soft_wrap=True)
@@ -34,8 +34,8 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**overrides)
     setup_logging(settings.log_format, journal_stream=settings.journal_stream)
     return settings
 
@@ -64,32 +64,35 @@ def _print_json(value: Any) -> None:
 
 @click.group(cls=_Group)
 @click.version_option(package_name="gristmill")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """gristmill: watched folders and schedules, a local model, every call recorded."""
+    if ctx.invoked_subcommand != "run":
+        early_signals.release()  # only the daemon stops gracefully; the others stop at once as usual
 
 
 @main.command()
 @click.option("--once", is_flag=True, help="Process the backlog and due ticks, then exit.")
-def run(once: bool) -> None:
+@click.option(
+    "--role", type=click.Choice(["all", "intake", "worker"]), default=None,
+    help="all (default), intake (triggers only: folders, schedules, mailboxes, hooks) or worker (runs only).",
+)  # fmt: skip
+def run(once: bool, role: str | None) -> None:
     """Run the daemon in the foreground."""
     from daemon.lifecycle import Lifecycle
 
     life = Lifecycle()
-    if not once:
-        life.install()  # before start-up, so a SIGTERM during migrations still stops cleanly
-    app = _app()
     if once:
-        report = app.run_once()
-        counts = ", ".join(f"{n} {s.value}" for s, n in report.counts.items() if n) or "nothing to do"
-        click.echo(f"processed: {counts}")
-        if report.left_queued:
-            why = f" because {report.reason}" if report.reason else ""
-            are = "is" if report.left_queued == 1 else "are"
-            click.echo(
-                f"{count(report.left_queued, 'run')} {are} still queued{why}; they run on the next start", err=True
-            )
+        early_signals.release()
+    else:
+        life.install()  # before start-up (and taking signals noted earlier), so an early SIGTERM stops cleanly
+    app = _app(_settings(**({"role": role} if role else {})))
+    if once:
+        from daemon.commands.once import run_once
+
+        code = run_once(app, click.echo)
         app.close()
-        sys.exit(1 if report.left_queued or report.counts.get(RunStatus.FAILED) else 0)
+        sys.exit(code)
     app.serve(life)
     app.close()
     if life.aborted:
@@ -106,6 +109,30 @@ def check() -> None:
 
     settings = load_settings()
     sys.exit(run_check(settings, click.echo))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per server.")
+def models(as_json: bool) -> None:
+    """Each model server, up or down, its version and its models (size, quantisation, context, loaded)."""
+    from daemon.commands.models import models_json, print_models, server_statuses
+
+    statuses = server_statuses(load_settings())
+    if as_json:
+        _print_json(models_json(statuses))
+    else:
+        print_models(console, statuses, click.echo)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--server", "-s", help="The server to pull onto (default: the only one that can pull).")
+def pull(model: str, server: str | None) -> None:
+    """Download MODEL onto an Ollama server, with progress; hf.co/USER/REPO:QUANT names work too."""
+    from daemon.commands.pull import pull as pull_model
+
+    name = pull_model(load_settings(), model, server, Console(stderr=True))
+    click.echo(f"{model} is on server {name}")
 
 
 @main.command()
@@ -369,6 +396,21 @@ def costs(since: str | None, as_json: bool) -> None:
         print_costs(console, result)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--all", "everything", is_flag=True, help="Also the nodes that stopped more than a day ago.")
+def nodes(as_json: bool, everything: bool) -> None:
+    """The nodes working on this database: host, pid, role, state, heartbeat, runs in hand."""
+    from daemon.commands.nodes import NODE_COLUMNS, node_rows, node_table_rows
+    from daemon.views import print_table
+
+    rows = node_rows(load_settings(), everything=everything)
+    if as_json:
+        _print_json([row.json() for row in rows])
+    else:
+        print_table(console, NODE_COLUMNS, node_table_rows(rows))
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""
@@ -377,10 +419,22 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations up to the newest schema."""
-    from daemon.store.db import make_engine
+    from daemon.store.db import make_engine, shown_url
     from daemon.store.migrate import current, upgrade
 
     settings = load_settings()
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    click.echo(f"database at revision {current(engine)}: {settings.db_url}")
+    click.echo(f"database at revision {current(engine)}: {shown_url(settings.db_url)}")
+
+
+@db.command("copy")
+@click.option("--to", "to_url", required=True, metavar="URL", help="SQLAlchemy URL of the database to copy into.")
+def db_copy(to_url: str) -> None:
+    """Copy the whole history into another database (e.g. SQLite to PostgreSQL); again copies nothing twice."""
+    from daemon.commands.dbcopy import copy_database
+
+    settings = load_settings()
+    tables = copy_database(settings.db_url, to_url, Console(stderr=True))
+    for copy in tables:
+        click.echo(f"{copy.table}: {copy.rows} rows, {copy.copied} copied, {copy.already_there} already there")

@@ -27,11 +27,17 @@ STOP_TIMEOUT = 30.0
 RESCAN_SECONDS = 300.0
 """How often watched folders are listed again for files whose events were lost."""
 
+DATABASE_TIMEOUT = 30.0
+"""Seconds a database write waits for another process's lock (SQLite) before the database counts as away."""
+
 LEASE_SECONDS = 30.0
 """A running run whose worker has not renewed its lease this long returns to the queue."""
 
 HEARTBEAT_SECONDS = 10.0
 """How often a worker renews the leases of its running runs."""
+
+PROGRESS_SECONDS = 60.0
+"""How often the daemon logs its progress through a backlog (0: never)."""
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Larger files are skipped unread (50 MiB)."""
@@ -42,6 +48,9 @@ MAX_CHARS = 200_000
 SCHEDULE_GRACE_SECONDS = 60.0
 """A tick recorded later than this counts as missed (the catch-up policy applies)."""
 
+SCAN_PAGES = 20
+"""Pages of a PDF without a text layer that a vision model reads (0: none; such a PDF is skipped)."""
+
 EXTRACT_SECONDS = 30.0
 """Time limit for reading one PDF, DOCX, HTML page or e-mail."""
 
@@ -49,7 +58,16 @@ EXTRACT_MEMORY_MB = 1024
 """Memory limit (address space) of the process that reads one."""
 
 CONTEXT_TOKENS = 8192
-"""num_ctx sent for long prompts when a workflow's options set none."""
+"""num_ctx sent with every Ollama call of a model when the workflow's options set none (capped by its context)."""
+
+SERVER_SLOTS = 1
+"""Calls in flight at once on a named server (Ollama's OLLAMA_NUM_PARALLEL is often 1)."""
+
+KEEP_ALIVE = "30m"
+"""How long Ollama keeps a model loaded after a call, so sparse runs do not reload it."""
+
+MODEL_LIST_SECONDS = 60.0
+"""How often the router asks each server again which models it has."""
 
 COST_COMPARE = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4")
 """The paid APIs `gristmill costs` prices the same tokens at (names in the price table)."""

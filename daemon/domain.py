@@ -99,6 +99,8 @@ class ModelCall:
     prompt_eval_duration_ns: int | None = None
     eval_duration_ns: int | None = None
     wall_ms: float | None = None
+    server: str | None = None  # the configured server that answered (set by the router)
+    done_reason: str | None = None  # "stop", or "length" when the answer was cut at its limit
     # Set by the store when the call is recorded / read back.
     id: int | None = None
     attempt: int | None = None

@@ -65,6 +65,20 @@ class UnsafePathError(GristmillError):
         self.path, self.base = path, base
 
 
+class FolderBlocked(GristmillError):
+    """A file stands where a destination folder must be: trying again cannot help until someone moves it."""
+
+    retryable = False
+
+    def __init__(self, folder: Path, blocker: Path) -> None:
+        where = "it is" if blocker == folder else f"{blocker} is"
+        super().__init__(
+            f"cannot put files into {folder}: {where} a file, not a folder; move that file away or change "
+            "the destination in the workflow, then: gristmill retry --failed"
+        )
+        self.folder, self.blocker = folder, blocker
+
+
 class Unavailable(GristmillError):
     """A service a run needs besides the model (a mail server) is away: the run waits, no attempt used."""
 
@@ -74,19 +88,43 @@ class ModelError(GristmillError):
 
 
 class ModelUnavailable(ModelError):
-    """The model server could not be reached or is overloaded; retry later, no attempt used."""
+    """The model server could not be reached or is overloaded; retry later, no attempt used.
 
-    def __init__(self, message: str, url: str = "") -> None:
+    `retry_after`: seconds until a server that could take the call may be tried again, when the
+    router knows it (the pool then waits that long instead of its own backoff).
+    """
+
+    def __init__(self, message: str, url: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.url = url
+        self.url, self.retry_after = url, retry_after
+
+
+class ModelTimeout(ModelUnavailable):
+    """A call got no answer (or, streaming, no token) within GRISTMILL_MODEL_TIMEOUT.
+
+    An outage only while the server also fails a health probe; the router turns it into a
+    `ModelError` (an attempt) when the server still answers.
+    """
+
+
+class NotAModelServer(ModelUnavailable):
+    """The URL answers, but not as the configured kind of model server (an HTML page, 501, not JSON).
+
+    Runs stay queued like in an outage; the message is one sentence with the fix, never the page.
+    """
 
 
 class ModelMissing(ModelError):
     """The server is up but does not have the model; the user must pull it."""
 
-    def __init__(self, model: str, url: str = "") -> None:
-        super().__init__(f"model '{model}' is not on the server at {url}; run: ollama pull {model}")
+    def __init__(self, model: str, url: str = "", *, where: str | None = None, fix: str | None = None) -> None:
+        where = where or f"the server at {url}"
+        super().__init__(f"model '{model}' is not on {where}; {fix or f'run: gristmill pull {model}'}")
         self.model, self.url = model, url
+
+
+class AnswerCut(ModelError):
+    """The answer was cut at its token limit even after one re-ask with more room."""
 
 
 class BadAnswer(ModelError):

@@ -19,6 +19,7 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from daemon import early_signals
 from daemon.errors import WorkflowError
 from daemon.workflow import Workflow
 
@@ -44,6 +45,8 @@ class Lifecycle:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload(now=True))
+        for _ in early_signals.take():  # a stop asked for while the command was still loading
+            self.request_stop()
 
     def request_stop(self) -> None:
         """First call: finish running runs and stop; any later call: stop at once."""

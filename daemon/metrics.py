@@ -21,7 +21,7 @@ from daemon.domain import ModelCall, Run, RunStatus
 
 log = logging.getLogger("gristmill")
 
-SERVER = "local"  # the one model server until named servers exist (SPEC §7)
+SERVER = "local"  # the server of a call recorded without one (none was reached, or an old record)
 RUN_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 PENDING_MAX = 10_000  # events kept while the dashboard's thread starts
@@ -135,8 +135,9 @@ def run_finished(run: Run, status: RunStatus, seconds: float) -> None:
     _sink.emit("run_finished", run.workflow, status, seconds)
 
 
-def model_call(run: Run, call: ModelCall, server: str = SERVER) -> None:
-    """The engine's hook where a model call is recorded: counted, and logged at debug level."""
+def model_call(run: Run, call: ModelCall, server: str | None = None) -> None:
+    """The engine's hook where a model call is recorded: counted by the server that answered it, and logged."""
+    server = server or call.server or SERVER
     _sink.emit("model_call", call, server)
     if not log.isEnabledFor(logging.DEBUG):
         return

@@ -72,6 +72,7 @@ def call_json(call: ModelCall) -> dict[str, Any]:
         "step": call.step_id,
         "attempt": getattr(call, "attempt", None),
         "model": call.model,
+        "server": call.server,
         "options": call.options,
         "format": call.format,
         "messages": call.messages,
@@ -80,6 +81,7 @@ def call_json(call: ModelCall) -> dict[str, Any]:
         "error": call.error,
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
+        "done_reason": call.done_reason,
         "total_duration_ns": call.total_duration_ns,
         "load_duration_ns": call.load_duration_ns,
         "prompt_eval_duration_ns": call.prompt_eval_duration_ns,
@@ -142,7 +144,10 @@ def print_run(console: Console, run: Run, calls: list[ModelCall]) -> None:
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at) or '—'}")
     if run.error:
         console.print("[red]error:[/] " + escape(one_line(run.error)))
+    _print_input(console, run.outputs.get("_input") or {}, [c for c in calls if c.step_id == "_input"])
     for step_id, output in run.outputs.items():
+        if step_id == "_input":
+            continue
         title = f"step {step_id}" if not step_id.startswith("_") else step_id  # _split, ...: beside the steps
         console.print(f"\n[bold]{escape(title)}[/]")
         console.print(as_yaml(output, indent="  "), markup=False, highlight=False, end="")
@@ -156,11 +161,25 @@ def as_yaml(value: Any, indent: str = "") -> str:
     return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
+def _print_input(console: Console, read: dict[str, Any], calls: list[ModelCall]) -> None:
+    """How the input was read: scanned pages and the model that read them (with its calls), a cut."""
+    pages = read.get("scanned_pages") or []
+    if pages:
+        which = f"{'page' if len(pages) == 1 else 'pages'} {', '.join(map(str, pages))}"
+        console.print(f"input: {which} read by {read.get('read_by')}", markup=False, highlight=False)
+        for call in calls:
+            _print_call(console, call)
+    if read.get("truncated"):
+        console.print(
+            f"input cut: the model read {read.get('kept')} of {read.get('chars')} characters (GRISTMILL_MAX_CHARS)"
+        )
+
+
 def _print_call(console: Console, call: ModelCall) -> None:
     seconds = (call.total_duration_ns or 0) / NS
     options = json.dumps(call.options or {}, ensure_ascii=False)
     console.print(
-        f"  model {call.model}  tokens in {call.prompt_tokens} out {call.completion_tokens}  "
+        f"  model {call.model} on {call.server or '—'}  tokens in {call.prompt_tokens} out {call.completion_tokens}  "
         f"{seconds:.2f}s server, {(call.wall_ms or 0) / 1000:.2f}s wall  options {options}",
         markup=False,
         highlight=False,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from daemon.standin import StandinServer
+from daemon.standin import StandinConfig, StandinServer
 
 
 @pytest.fixture
@@ -23,32 +23,40 @@ def standin():
         server.stop()
 
 
-# --- a model server: the stand-in always, and a real Ollama when GRISTMILL_TEST_OLLAMA_URL is set ---
+# --- a model server: the stand-in (both APIs) always, and real servers when their URLs are set ---
 
 REAL_OLLAMA_URL = os.environ.get("GRISTMILL_TEST_OLLAMA_URL")
 REAL_OLLAMA_MODEL = os.environ.get("GRISTMILL_TEST_MODEL", "llama3.2")
+REAL_OPENAI_URL = os.environ.get("GRISTMILL_TEST_OPENAI_URL")  # ends in /v1
+REAL_OPENAI_MODEL = os.environ.get("GRISTMILL_TEST_OPENAI_MODEL", REAL_OLLAMA_MODEL)
 
 
 @dataclass(frozen=True)
 class ModelServer:
-    """Where model-facing tests send their calls, and which model they ask."""
+    """Where model-facing tests send their calls, which model they ask, and which kind of server it is."""
 
     url: str
     model: str
     real: bool
+    kind: str = "ollama"
 
 
-@pytest.fixture(params=["standin", "real-ollama"])
+@pytest.fixture(params=["standin", "standin-openai", "real-ollama", "real-openai"])
 def model_server(request):
-    """Each model-facing test runs against the stand-in and, when configured, a real Ollama."""
-    if request.param == "real-ollama":
-        if not REAL_OLLAMA_URL:
-            pytest.skip("set GRISTMILL_TEST_OLLAMA_URL to run this against a real Ollama too")
-        yield ModelServer(REAL_OLLAMA_URL, REAL_OLLAMA_MODEL, real=True)
+    """Each model-facing test runs against the stand-in's two APIs and, when configured, real servers."""
+    if request.param.startswith("real-"):
+        kind = request.param.removeprefix("real-")
+        url, model = (REAL_OLLAMA_URL, REAL_OLLAMA_MODEL) if kind == "ollama" else (REAL_OPENAI_URL, REAL_OPENAI_MODEL)
+        if not url:
+            variable = "GRISTMILL_TEST_OLLAMA_URL" if kind == "ollama" else "GRISTMILL_TEST_OPENAI_URL"
+            pytest.skip(f"set {variable} to run this against a real server too")
+        yield ModelServer(url.rstrip("/"), model, real=True, kind=kind)
         return
-    server = StandinServer().start()
+    openai_only = request.param == "standin-openai"
+    server = StandinServer(StandinConfig(api="openai" if openai_only else "both")).start()
     try:
-        yield ModelServer(server.url, "llama3.2", real=False)
+        url = f"{server.url}/v1" if openai_only else server.url
+        yield ModelServer(url, "llama3.2", real=False, kind="openai" if openai_only else "ollama")
     finally:
         server.stop()
 
@@ -66,3 +74,43 @@ def dovecot():
         yield server.start()
     finally:
         server.remove()
+
+
+# --- PostgreSQL: one real server for the session, an empty database per test ---
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL cluster on a free loopback port (tests/pgserver.py), removed at the end.
+
+    Missing binaries fail the tests that need it: a skipped PostgreSQL test would hide a broken CI.
+    """
+    from tests.pgserver import PgServer, PgUnavailable
+
+    try:
+        server = PgServer().start()
+    except PgUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
+    url = pg_server.database()
+    try:
+        yield url
+    finally:
+        pg_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same test against a SQLite file and a PostgreSQL database (both blank)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")

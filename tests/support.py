@@ -63,6 +63,11 @@ class Home:
         return self.root / "data"
 
     @property
+    def db_url(self) -> str:
+        """The database this home's daemons use: GRISTMILL_DATABASE_URL when set, else SQLite in the data dir."""
+        return self.extra_env.get("GRISTMILL_DATABASE_URL") or f"sqlite:///{self.data / 'gristmill.db'}"
+
+    @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "OLLAMA_"))}
         env.update(

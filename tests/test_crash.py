@@ -1,7 +1,8 @@
 """Crash safety with real processes: SIGKILL mid-call and at each failpoint, then restart.
 
 Every file must end with exactly one outcome and exactly one destination file, nothing lost.
-The helpers here (`Daemon`, `fast_home`, `read_store`) are shared by the other life-cycle tests.
+Each test runs on SQLite and on PostgreSQL. The helpers here (`Daemon`, `fast_home`, `read_store`,
+the `home` fixture) are shared by the other life-cycle tests, which stay on SQLite.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class Daemon:
         self.log_path = home.root / f"daemon-{Daemon.count}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Daemon:
+    def start(self, *args: str) -> Daemon:
+        """`gristmill run ARGS`."""
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run"], env=self.env, cwd=self.home.root,
+                [sys.executable, "-m", "daemon", "run", *args], env=self.env, cwd=self.home.root,
                 stdout=subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
         return self
@@ -83,7 +85,7 @@ def fast_home(tmp_path: Path, url: str) -> Home:
 def read_store(home: Home) -> RunStore:
     # Migrating (a no-op at head, safe beside the daemon's own) means a query made before a
     # slow daemon created its tables waits for them instead of failing.
-    engine = make_engine(f"sqlite:///{home.data / 'gristmill.db'}")
+    engine = make_engine(home.db_url)
     upgrade(engine)
     return RunStore(engine)
 
@@ -124,9 +126,15 @@ def assert_one_outcome_each(home: Home, files: dict[str, str]) -> None:
 FILES = {"invoice.txt": INVOICE, "letter.txt": LETTER}
 
 
+# Every test here runs against both stores; tests elsewhere that borrow `home` get SQLite.
+pytestmark = pytest.mark.parametrize("home", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def home(tmp_path, standin):
+def home(request, tmp_path, standin):
     home = fast_home(tmp_path, standin.url)
+    if getattr(request, "param", "sqlite") == "postgresql":
+        home.extra_env["GRISTMILL_DATABASE_URL"] = request.getfixturevalue("pg_url")
     daemons: list[Daemon] = []
     home.daemon = lambda **env: daemons.append(Daemon(home, **env)) or daemons[-1]  # type: ignore[attr-defined]
     yield home

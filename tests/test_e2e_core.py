@@ -140,7 +140,7 @@ def test_check_reports_unreachable_server_and_missing_models(tmp_path, standin):
     home.extra_env["GRISTMILL_MODEL"] = "qwen3:8b"
     missing = home.cli("check")
     assert missing.returncode == 1
-    assert "model qwen3:8b is missing (used by sort-inbox); run: ollama pull qwen3:8b" in missing.stdout
+    assert "model qwen3:8b is missing (used by sort-inbox); run: gristmill pull qwen3:8b" in missing.stdout
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,11 @@ import json
 
 import pytest
 
+from daemon.domain import ModelCall
 from daemon.engine.chunking import estimate_tokens, split_text
+from daemon.engine.longinput import summary_of
+from daemon.llm.ask import Asker
+from daemon.llm.base import ModelBackend, ModelInfo
 from daemon.standin.brain import count_tokens, prompt_text
 from tests.support import make_home
 
@@ -89,7 +93,7 @@ def test_long_document_summary_takes_several_calls_each_within_context(home, sta
     assert all(0 < c["prompt_tokens"] < NUM_CTX for c in calls)  # the tokens the stand-in read: none was cut
     assert {c["step"] for c in calls} == {"summary", "kind", "fields"}
     kind_bodies = [b for b in chats if b.get("format")]
-    assert kind_bodies and all(b.get("think") is False for b in kind_bodies)
+    assert kind_bodies and all("think" not in b for b in kind_bodies)  # llama3.2 here cannot think
 
 
 CUT_CTX = 1000
@@ -103,28 +107,51 @@ steps:
 """
 
 
-def test_a_prompt_the_server_cut_is_caught_and_planned_again_smaller(tmp_path, standin):
-    # The workflow sets no num_ctx and the prompt fits the 2048 tokens gristmill assumes of a
-    # server's default, but this server's context is 1000: it keeps the last 1000 tokens silently.
-    standin.config.update({"context_length": CUT_CTX})
-    home = make_home(tmp_path, standin.url)
-    home.write_workflow("cut.yaml", CUT_WORKFLOW)
+class TokenHungry(ModelBackend):
+    """A server whose tokenizer counts twice the stand-in's tokens: more than gristmill's estimate.
+
+    Like Ollama, it keeps the last num_ctx tokens of a longer prompt and reports num_ctx as evaluated.
+    The stand-in never does this (the estimate is never below its count), so this fake stands in for it.
+    """
+
+    url = "fake://hungry"
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def chat(self, call: ModelCall, *, think=None) -> ModelCall:
+        self.sent.append(dict(call.options))
+        call.prompt_tokens = min(2 * count_tokens(prompt_text(call.messages)), self.window(call.model, call.options))
+        call.answer, call.done_reason = "a summary", "stop"
+        return call
+
+    def list_models(self) -> list[str]:
+        return ["llama3.2"]
+
+    def info(self, model: str) -> ModelInfo:
+        return ModelInfo(model, 2048, frozenset({"completion"}))
+
+    def window(self, model: str, options: dict) -> int:
+        return int(options.get("num_ctx") or 2048)
+
+    def version(self) -> str | None:
+        return "fake"
+
+
+def test_a_prompt_the_server_cut_is_caught_and_planned_again_smaller():
+    backend, calls = TokenHungry(), []
+    asker = Asker(backend=backend, record=calls.append, model="llama3.2", step_id="summary")
     document = _short_words(1000)
-    assert CUT_CTX < count_tokens(document) and estimate_tokens(document) < 2048 - 300
-    home.drop("notes.txt", document)
+    assert estimate_tokens(document) < 2048 - 300 < 2048 < 2 * count_tokens(document)
 
-    home.cli("run", "--once", check=True)
+    summary, split = summary_of(asker, document, (), 40, None)
 
-    (run,) = home.runs()
-    assert run["status"] == "succeeded", run["error"]
-    calls = json.loads(home.cli("show", str(run["id"]), "--json", check=True).stdout)["calls"]
     first, *again = calls
-    assert "num_ctx" not in first["options"] and first["prompt_tokens"] == CUT_CTX  # the cut call
-    assert len(again) >= 3 and all(c["options"]["num_ctx"] == CUT_CTX for c in again)
-    assert all(c["prompt_tokens"] < CUT_CTX for c in again)  # nothing cut the second time
-    split = run["outputs"]["summary"]["split"]
-    assert split["strategy"] == "map-reduce" and split["num_ctx"] == CUT_CTX
-    assert run["outputs"]["_split"]["summary"] == split
+    assert first.prompt_tokens == 2048  # the cut call: it read its whole context, of more
+    assert len(again) >= 3 and all(c.options["num_ctx"] == 2048 for c in again)
+    assert all(c.prompt_tokens < 2048 for c in again)  # nothing cut the second time
+    assert summary == "a summary"
+    assert split["strategy"] == "map-reduce" and split["num_ctx"] == 2048
 
 
 def test_a_cut_that_planning_cannot_avoid_fails_the_step_with_the_reason(tmp_path, standin):

@@ -1,7 +1,11 @@
-"""The Alembic chain on real SQLite files: exact schema up, nothing left down, any cwd."""
+"""The Alembic chain on real SQLite files and a real PostgreSQL: exact schema up, nothing left down, any cwd.
+
+Tests taking `engine` run against both (the `store_url` fixture); `sqlite_engine` ones are SQLite's own.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -20,9 +24,10 @@ import daemon
 from daemon.errors import StoreError
 from daemon.store import migrate
 from daemon.store.db import make_engine
-from daemon.store.tables import include_name, metadata
+from daemon.store.tables import include_name, metadata, runs
 
 REPO = Path(daemon.__file__).resolve().parent.parent
+HEAD = "0005"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -67,6 +72,8 @@ CALLS_COLUMNS = [
     ("eval_duration_ns", "BIGINT", True),
     ("wall_ms", "FLOAT", True),
     ("started_at", "DATETIME", False),
+    ("server", "TEXT", True),
+    ("done_reason", "TEXT", True),
 ]
 META_COLUMNS = [("key", "TEXT", False), ("value", "TEXT", False)]
 CORRECTIONS_COLUMNS = [
@@ -112,6 +119,18 @@ SHADOW_COLUMNS = [
 ]
 # FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
 FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
+NODES_COLUMNS = [
+    ("id", "TEXT", False),
+    ("host", "TEXT", False),
+    ("pid", "INTEGER", False),
+    ("role", "TEXT", False),
+    ("version", "TEXT", False),
+    ("started_at", "DATETIME", False),
+    ("heartbeat_at", "DATETIME", False),
+    ("stopped_at", "DATETIME", True),
+]
+# PostgreSQL's names for the same types: timestamps without time zone (naive UTC), 8-byte floats.
+PG_TYPES = {"TIMESTAMP": "DATETIME", "DOUBLE PRECISION": "FLOAT"}
 
 EXPECTED = {
     "runs": {
@@ -123,6 +142,7 @@ EXPECTED = {
             "ix_runs_sha256": (["sha256"], False),
             "ix_runs_workflow_id": (["workflow", "id"], False),
             "ix_runs_created_at": (["created_at"], False),
+            "ix_runs_queued_id": (["id"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
         "fks": [],
@@ -168,6 +188,14 @@ EXPECTED = {
         "fks": [],
         "checks": set(),
     },
+    "nodes": {
+        "columns": NODES_COLUMNS,
+        "pk": ["id"],
+        "indexes": {},
+        "uniques": {},
+        "fks": [],
+        "checks": {"ck_nodes_role"},
+    },
 }
 
 
@@ -177,7 +205,14 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(db_path: Path):
+def engine(store_url: str):
+    engine = make_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(db_path: Path):
     engine = make_engine(f"sqlite:///{db_path}")
     yield engine
     engine.dispose()
@@ -187,9 +222,16 @@ def describe(engine: sa.Engine, table: str) -> dict:
     """The schema of one table as plain data, in the shape of EXPECTED."""
     insp = sa.inspect(engine)
     return {
-        "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+        "columns": [
+            (c["name"], PG_TYPES.get(str(c["type"]), str(c["type"])), c["nullable"]) for c in insp.get_columns(table)
+        ],  # fmt: skip
         "pk": insp.get_pk_constraint(table)["constrained_columns"],
-        "indexes": {i["name"]: (i["column_names"], bool(i["unique"])) for i in insp.get_indexes(table)},
+        # PostgreSQL lists the index behind each unique constraint as well; the constraint is what we check.
+        "indexes": {
+            i["name"]: (i["column_names"], bool(i["unique"]))
+            for i in insp.get_indexes(table)
+            if not i.get("duplicates_constraint")
+        },
         "uniques": {u["name"]: u["column_names"] for u in insp.get_unique_constraints(table)},
         "fks": [
             (
@@ -207,12 +249,18 @@ def describe(engine: sa.Engine, table: str) -> dict:
 
 def test_upgrade_creates_the_exact_schema(engine):
     migrate.upgrade(engine)
-    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED, *FTS_TABLES}
-    with engine.connect() as conn:
-        triggers = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all()
-    assert sorted(triggers) == ["runs_fts_delete", "runs_fts_insert", "runs_fts_update"]
-    for table, expected in EXPECTED.items():
-        assert describe(engine, table) == expected, table
+    expected = {table: dict(shape) for table, shape in EXPECTED.items()}
+    if engine.dialect.name == "sqlite":
+        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED, *FTS_TABLES}
+        with engine.connect() as conn:
+            triggers = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all()
+        assert sorted(triggers) == ["runs_fts_delete", "runs_fts_insert", "runs_fts_update"]
+    else:
+        # PostgreSQL searches through a GIN index over an expression, not a table of its own.
+        assert set(sa.inspect(engine).get_table_names()) == {"alembic_version", *EXPECTED}
+        expected["runs"]["indexes"] = {**EXPECTED["runs"]["indexes"], "ix_runs_search": ([None], False)}
+    for table, shape in expected.items():
+        assert describe(engine, table) == shape, table
 
 
 def test_status_check_and_defaults(engine):
@@ -222,8 +270,8 @@ def test_status_check_and_defaults(engine):
             "INSERT INTO runs (workflow, status, trigger, created_at)"
             " VALUES ('w', 'queued', 'manual', '2026-01-01 00:00:00')"
         )
-        row = conn.exec_driver_sql("SELECT context, outputs, attempts, max_attempts FROM runs").one()
-    assert tuple(row) == ("{}", "{}", 0, 3)
+        row = conn.execute(sa.select(runs.c.context, runs.c.outputs, runs.c.attempts, runs.c.max_attempts)).one()
+    assert tuple(row) == ({}, {}, 0, 3)
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO runs (workflow, status, trigger, created_at)"
@@ -240,7 +288,7 @@ def test_tables_py_matches_the_migrations(engine):
 
 def test_current_head_and_idempotent_upgrade(engine):
     assert migrate.current(engine) is None
-    assert migrate.head() == "0006"
+    assert migrate.head() == HEAD
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     before = {t: describe(engine, t) for t in EXPECTED}
@@ -302,25 +350,25 @@ def test_installed_wheel_layout_migrates(tmp_path: Path, db_path: Path):
     assert done.stdout.split() == [str(site / "daemon" / "_migrations"), migrate.head()]
 
 
-def test_two_processes_upgrading_at_once(tmp_path: Path, db_path: Path):
+def test_two_processes_upgrading_at_once(store_url: str):
     code = (
         "import sys; from daemon.store.db import make_engine; from daemon.store.migrate import upgrade;"
         " upgrade(make_engine(sys.argv[1]))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-c", code, f"sqlite:///{db_path}"]
+    argv = [sys.executable, "-c", code, store_url]
     procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    engine = make_engine(f"sqlite:///{db_path}")
+    engine = make_engine(store_url)
     assert migrate.current(engine) == migrate.head()
     engine.dispose()
 
 
-def test_sqlite_settings_and_file_modes(engine, db_path: Path):
-    migrate.upgrade(engine)
-    with engine.connect() as conn:
+def test_sqlite_settings_and_file_modes(sqlite_engine, db_path: Path):
+    migrate.upgrade(sqlite_engine)
+    with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -331,18 +379,18 @@ def test_sqlite_settings_and_file_modes(engine, db_path: Path):
     assert stat.S_IMODE(wal.stat().st_mode) == 0o600
 
 
-def test_foreign_keys_are_back_on_after_migrating(engine):
-    migrate.upgrade(engine)
-    migrate.upgrade(engine)
+def test_foreign_keys_are_back_on_after_migrating(sqlite_engine):
+    migrate.upgrade(sqlite_engine)
+    migrate.upgrade(sqlite_engine)
     for _ in range(3):  # whichever pooled connection we get
-        with engine.connect() as conn:
+        with sqlite_engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_table_rebuild_in_a_migration_keeps_child_rows(engine):
+def test_table_rebuild_in_a_migration_keeps_child_rows(sqlite_engine):
     """Batch mode drops and recreates `runs`; with foreign keys on that would cascade."""
-    migrate.upgrade(engine)
-    with engine.begin() as conn:
+    migrate.upgrade(sqlite_engine)
+    with sqlite_engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO runs (id, workflow, status, trigger, created_at)"
             " VALUES (1, 'w', 'queued', 'manual', '2026-01-01 00:00:00')"
@@ -351,11 +399,11 @@ def test_table_rebuild_in_a_migration_keeps_child_rows(engine):
             "INSERT INTO model_calls (run_id, attempt, model, messages, options, started_at)"
             " VALUES (1, 1, 'm', '[]', '{}', '2026-01-01 00:00:00')"
         )
-    with migrate.migration_connection(engine) as conn:
+    with migrate.migration_connection(sqlite_engine) as conn:
         ops = Operations(MigrationContext.configure(conn, opts={"render_as_batch": True}))
         with ops.batch_alter_table("runs", recreate="always") as batch:
             batch.add_column(sa.Column("note", sa.Text()))
-    with engine.connect() as conn:
+    with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_calls").scalar() == 1
 
 
@@ -377,3 +425,57 @@ def test_a_locked_database_is_a_store_error(tmp_path: Path):
 def test_a_blank_database_is_a_store_error(engine):
     with pytest.raises(StoreError, match="db upgrade"), engine.connect() as conn:
         conn.exec_driver_sql("SELECT * FROM runs")
+
+
+def test_downgrading_the_nodes_revision_keeps_the_runs(engine):
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(workflow="w", status="queued", trigger="manual", created_at=_noon()))
+    migrate.downgrade(engine, "0001")
+    assert "nodes" not in sa.inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar() == 1
+    migrate.upgrade(engine)
+    assert describe(engine, "nodes") == EXPECTED["nodes"]
+
+
+def test_postgres_types_sequences_and_naive_utc(pg_url: str):
+    """What the exact-schema test cannot see: defaults, sequences, time zones, JSON round trips."""
+    engine = make_engine(pg_url)
+    try:
+        migrate.upgrade(engine)
+        columns = {c["name"]: c for c in sa.inspect(engine).get_columns("runs")}
+        assert columns["id"]["autoincrement"] and "nextval" in columns["id"]["default"]
+        assert columns["created_at"]["type"].timezone is False
+        assert isinstance(columns["context"]["type"], sa.JSON)
+        (queued,) = [i for i in sa.inspect(engine).get_indexes("runs") if i["name"] == "ix_runs_queued_id"]
+        assert "'queued'" in queued["dialect_options"]["postgresql_where"]  # only queued runs: claims stay cheap
+        with engine.begin() as conn:
+            ids = [
+                conn.execute(
+                    runs.insert()
+                    .values(
+                        workflow="w", status="queued", trigger="manual", created_at=_noon(), context={"é": [1, None]}
+                    )
+                    .returning(runs.c.id)  # fmt: skip
+                ).scalar_one()
+                for _ in range(2)
+            ]
+            stored = conn.exec_driver_sql("SELECT created_at::text, context::text FROM runs ORDER BY id").first()
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+                conn.execute(runs.insert().values(workflow="w", status="queued", trigger="manual",
+                                                  created_at=_noon(), dedupe_key="k"))  # fmt: skip
+                conn.execute(runs.insert().values(workflow="w", status="queued", trigger="manual",
+                                                  created_at=_noon(), dedupe_key="k"))  # fmt: skip
+        assert ids[1] == ids[0] + 1
+        assert stored[0] == "2026-03-01 11:00:00"  # 12:00 in Berlin, stored as naive UTC
+        assert json.loads(stored[1]) == {"é": [1, None]}
+    finally:
+        engine.dispose()
+
+
+def _noon():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime(2026, 3, 1, 12, 0, tzinfo=ZoneInfo("Europe/Berlin"))

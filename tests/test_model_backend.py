@@ -1,7 +1,8 @@
-"""The Ollama backend and the asker against a model server: the stand-in, and a real Ollama if set.
+"""Each backend and the asker against a model server: the stand-in's Ollama and OpenAI APIs, and real servers if set.
 
-These assertions hold for any competent model, so `GRISTMILL_TEST_OLLAMA_URL` can point them at a
-real server (with `GRISTMILL_TEST_MODEL`, default llama3.2, pulled).
+These assertions hold for any competent model, so `GRISTMILL_TEST_OLLAMA_URL` (with
+`GRISTMILL_TEST_MODEL`, default llama3.2, pulled) and `GRISTMILL_TEST_OPENAI_URL` (ending in /v1, with
+`GRISTMILL_TEST_OPENAI_MODEL`) can point them at real servers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from daemon.engine.longinput import summary_request
 from daemon.errors import ModelMissing
 from daemon.llm.answers import check_fields, match_label
 from daemon.llm.ask import Asker
-from daemon.llm.ollama_backend import OllamaBackend
+from daemon.plugins import registry
+from daemon.settings import ServerConfig, Settings
 from daemon.steps import classify, extract
 from daemon.steps.extract import ExtractSpec
 from tests.support import INVOICE, LETTER
@@ -23,7 +25,10 @@ LABELS = {"invoice": "A bill that asks for payment", "letter": "Personal or busi
 
 @pytest.fixture
 def backend(model_server):
-    return OllamaBackend(model_server.url, timeout=300, connect_timeout=5)
+    server = ServerConfig(name="test", kind=model_server.kind, url=model_server.url)
+    made = registry().servers[model_server.kind].backend(server, Settings(model_timeout=300, connect_timeout=5))
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -39,8 +44,10 @@ def asker(model_server, backend, calls):
 def test_the_server_lists_the_model_and_tells_its_context(backend, model_server):
     assert backend.has_model(model_server.model)
     info = backend.info(model_server.model)
-    assert info.context_length and info.context_length >= 2048
-    assert "completion" in info.capabilities
+    assert backend.window(model_server.model, {}) >= 2048
+    if model_server.kind == "ollama":  # OpenAI-compatible servers do not say
+        assert info.context_length and info.context_length >= 2048
+        assert "completion" in info.capabilities
 
 
 def test_a_summary_is_plain_text_and_every_call_is_recorded(asker, calls):
@@ -74,9 +81,10 @@ def test_extraction_gives_typed_fields(asker):
     assert fields["due_date"] == "2026-12-15"
 
 
-def test_a_missing_model_is_named_with_the_pull_command(backend):
+def test_a_missing_model_is_named_with_how_to_get_it(backend, model_server):
     call = ModelCall(model="no-such-model-gristmill:latest", messages=[{"role": "user", "content": "hi"}])
 
-    with pytest.raises(ModelMissing, match="ollama pull no-such-model-gristmill"):
+    how = "gristmill pull no-such-model-gristmill" if model_server.kind == "ollama" else "load or download it"
+    with pytest.raises(ModelMissing, match=how):
         backend.chat(call)
     assert call.error and "no-such-model-gristmill" in call.error

@@ -79,15 +79,32 @@ def test_a_fresh_gate_lets_calls_through_and_backs_off_from_one_second_to_a_minu
 
 
 def test_the_log_says_once_that_the_server_is_away_and_once_that_it_is_back(caplog):
-    gate = OutageGate(clock=Clock(), jitter=lambda: 1.0)
+    gate = OutageGate(clock=Clock(), jitter=lambda: 1.0, name="gpu-box", url="http://127.0.0.1:9")
     with caplog.at_level(logging.INFO, logger="gristmill"):
         gate.down("connection refused")
         assert [r.getMessage() for r in caplog.records] == [
-            "the model server is unavailable: connection refused; runs stay queued and are retried with backoff"
+            "model server 'gpu-box' unavailable: connection refused; its calls go to another server that has the"
+            " model or wait, and it is tried again with backoff"
         ]
         gate.down("connection refused")
         gate.down("timed out")
         gate.up()
         gate.up()
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[1:] == ["the model server is back after 3 failed tries; resuming"]
+    assert lines[1:] == ["the model server is back: 'gpu-box' at http://127.0.0.1:9 answered after 3 failed tries; resuming"]
+
+
+def test_peek_says_how_long_until_a_call_may_go_to_the_server():
+    clock = Clock()
+    gate = OutageGate(base=2.0, cap=60.0, clock=clock, jitter=lambda: 1.0)
+    assert gate.peek() == 0.0  # up
+    gate.down("refused")
+    assert gate.peek() == 2.0
+    clock.now += 0.5
+    assert gate.peek() == 1.5
+    clock.now += 1.5
+    assert gate.peek() == 0.0  # due, and nobody probes
+    assert gate.may_call() == (True, 0.0)
+    assert gate.peek() == 2.0  # someone probes: wait at least the base
+    clock.now -= 5.0
+    assert gate.peek() == 5.0  # ... or until the retry time when that is later

@@ -155,7 +155,8 @@ def test_a_remote_model_server_is_refused_at_start(home, tmp_path):
     result = home.cli("run", "--once")
 
     assert result.returncode == 2
-    assert "the model server http://203.0.113.5:11434 is not on this machine or a private network" in result.stderr
+    refused = "the model server 'local' at http://203.0.113.5:11434 is not on this machine or a private network"
+    assert refused in result.stderr
     assert "GRISTMILL_ALLOW_REMOTE_MODEL=true" in result.stderr and "Traceback" not in result.stderr
 
 

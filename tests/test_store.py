@@ -1,11 +1,13 @@
-"""RunStore and the run state machine on a real SQLite file, with an injected clock."""
+"""RunStore and the run state machine on a real SQLite file and a real PostgreSQL database, with an injected clock.
+
+Every test runs against both stores (the `store_url` fixture), huey-style: one contract, two backends.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import StatementError
@@ -39,8 +41,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock):
-    engine = make_engine(f"sqlite:///{tmp_path / 'runs.db'}")
+def store(store_url: str, clock: Clock):
+    engine = make_engine(store_url)
     upgrade(engine)
     yield RunStore(engine, clock=clock)
     engine.dispose()

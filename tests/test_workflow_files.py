@@ -342,6 +342,15 @@ ERRORS = {
                   2, "retention", "'forever' is not a duration"),
     "trigger not a mapping": ("name: t\ntrigger: watch\nsteps: [summarise: ]\n",
                               2, "trigger", "expected a mapping"),
+    "file action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n" + CLASSIFY_KIND + ROUTE_TAIL,
+                                  10, "steps[1].route.routes.invoice.move_to",
+                                  "move_to works on the run's input file, and a schedule trigger gives none"),
+    "run action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - summarise:\n"
+                                 "  - route: {default: {run: other}}\n",
+                                 5, "steps[1].route.default.run", "run works on the run's input file"),
+    "prompt schema type": (WATCH_HEAD + "  - prompt:\n      instruction: Say it.\n      schema:\n"
+                           "        type: object\n        properties:\n          n: {type: numbr}\n",
+                           11, "steps[0].prompt.schema.properties.n.type", "'numbr' is not a JSON-schema type"),
     "min_confidence range": (WATCH_HEAD + "  - classify:\n      labels: [a]\n      min_confidence: 2\n",
                              8, "steps[0].classify.min_confidence", "at most 1"),
 }

@@ -52,6 +52,7 @@ class RouteAction(ABC):
     value: ClassVar[Any] = str  # the type (with validators) of the value in a workflow file
     needs_file: ClassVar[bool] = True  # makes no sense for a run without an input file
     into_folder: ClassVar[bool] = False  # the value is a folder template: rendered, confined, not watched
+    moves_file: ClassVar[bool] = False  # takes the file away from where its trigger found it
     names_workflow: ClassVar[bool] = False  # the value is another workflow's name (checked at load)
 
     @abstractmethod

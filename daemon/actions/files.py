@@ -32,6 +32,7 @@ class MoveTo(RouteAction):
     name = "move_to"
     value = TemplateStr
     into_folder = True
+    moves_file = True
 
     def perform(self, target: Any, ctx: StepContext) -> Done:
         source = input_file(ctx, self.name)

@@ -1,16 +1,19 @@
-"""`gristmill check`: settings, workflows, where model traffic goes, the server and its models."""
+"""`gristmill check`: settings, workflows, where model traffic goes, each server and the models workflows need."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
 from daemon.actions.webhook import check_webhook
-from daemon.errors import ModelError, StoreError
-from daemon.llm.ollama_backend import OllamaBackend
+from daemon.commands.check_folders import folder_findings
+from daemon.commands.survey import ServerStatus, loaded_line, survey
+from daemon.errors import StoreError
+from daemon.llm.base import listed
+from daemon.llm.modelref import parse_model
 from daemon.netguard import Network, RemoteRefused, is_local
 from daemon.plugins import PluginError, registry
 from daemon.settings import Settings
-from daemon.store.db import make_engine, probe, sqlite_file
+from daemon.store.db import make_engine, probe, shown_url, sqlite_file
 from daemon.store.migrate import current, head
 from daemon.triggers import Level
 from daemon.words import count
@@ -22,7 +25,7 @@ OK, FAILED, INVALID = 0, 1, 2
 def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     """Print what is right and wrong, one line each; return the exit code."""
     code = OK
-    echo(f"settings: database {settings.db_url}; workflows in {settings.workflows}")
+    echo(f"settings: database {shown_url(settings.db_url)}; workflows in {settings.workflows}")
     try:
         plugins = registry().plugins
     except PluginError as exc:
@@ -33,47 +36,83 @@ def run_check(settings: Settings, echo: Callable[[str], None]) -> int:
     if not settings.workflows.is_dir():
         echo(f"error: the workflows folder {settings.workflows} does not exist; create it or set GRISTMILL_WORKFLOWS")
         code = INVALID
-    workflows, errors = load_workflows(settings.workflows)
+    servers = settings.model_servers
+    workflows, errors = load_workflows(settings.workflows, servers=servers)
     for name in sorted(workflows):
         echo(f"workflow {name}: ok")
     for error in errors:
         echo(f"error: {error}")
         code = INVALID
     nets = settings.local_networks
-    code = max(code, _webhooks(workflows.values(), echo, nets), _triggers(workflows.values(), echo))
+    code = max(code, _folders(workflows.values(), echo), _webhooks(workflows.values(), echo, nets))
+    code = max(code, _triggers(workflows.values(), echo))
     code = max(code, _data_at_rest(settings, echo), _database(settings, echo))
-    url = settings.ollama_url
     if nets:
         echo(f"declared local (GRISTMILL_LOCAL_NETWORKS): {', '.join(map(str, nets))}")
-    if is_local(url, nets):
-        echo(f"model traffic goes to {url}, on this machine or the local network")
-    elif settings.allow_remote_model:
-        echo(f"warning: model traffic goes to {url}, a remote server (GRISTMILL_ALLOW_REMOTE_MODEL=true)")
-    else:
-        echo(
-            f"error: the model server {url} is not on this machine or a private network; documents "
-            "would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, "
-            "or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
-        )
+    statuses = [survey(config, settings, detailed=False) for config in servers.values()]
+    for status in statuses:
+        code = max(code, _server(status, settings, echo))
+    if any(s.refused for s in statuses):
+        return code
+    return max(code, _models(workflows.values(), settings, statuses, echo))
+
+
+def _server(status: ServerStatus, settings: Settings, echo: Callable[[str], None]) -> int:
+    """One server: where its traffic goes, whether it answers as its kind, what it has loaded."""
+    config, name = status.config, status.config.name
+    if status.refused or status.invalid or status.kind is None:
+        echo(f"error: {status.error}")
         return INVALID
-    backend = OllamaBackend(url, timeout=settings.connect_timeout * 2, connect_timeout=settings.connect_timeout)
-    try:
-        available = backend.list_models()
-    except ModelError as exc:
-        echo(f"error: {exc}; start it with 'ollama serve' or point GRISTMILL_OLLAMA_URL at it")
-        return max(code, FAILED)
-    echo(f"model server {url}: reachable, {count(len(available), 'model')}")
+    if is_local(config.url, settings.local_networks):
+        echo(f"server {name}: model traffic goes to {config.url}, on this machine or the local network")
+    else:
+        echo(f"warning: server {name}: model traffic goes to {config.url}, a remote server "
+             "(GRISTMILL_ALLOW_REMOTE_MODEL=true)")  # fmt: skip
+    if not status.up:
+        hint = "" if status.impostor else f"; {status.kind.start_hint} or point {config.url_setting} at it"
+        echo(f"error: {status.error}{hint}")
+        return FAILED
+    version = f", version {status.version}" if status.version else ""
+    slots, models = count(config.slots, "slot"), count(len(status.models), "model")
+    echo(f"server {name} ({config.kind}, {slots}): up{version}, {models}")
+    for model in status.loaded:
+        echo(f"server {name}: loaded now: {loaded_line(model)}")
+    return OK
+
+
+def _models(
+    workflows: Iterable[Workflow], settings: Settings, statuses: list[ServerStatus], echo: Callable[[str], None]
+) -> int:
+    """Each model a workflow uses: on which servers it is, or missing with the way to get it."""
+    code = OK
     users: dict[str, list[str]] = {}
-    for workflow in workflows.values():
-        users.setdefault(workflow.model or settings.model, []).append(workflow.name)
-        for shadow in workflow.shadow:  # a candidate the server lacks is left out of shadow mode
+    for workflow in workflows:
+        for model in dict.fromkeys(m for m in (workflow.model or settings.model, workflow.vision_model) if m):
+            users.setdefault(model, []).append(workflow.name)
+        for shadow in workflow.shadow:  # a candidate the servers lack is left out of shadow mode
             users.setdefault(shadow.model, []).append(f"{workflow.name} (shadow)")
-    for model, names in sorted(users.items()):
-        if backend.has_model(model):
-            echo(f"model {model}: present")
+    for text, names in sorted(users.items()):
+        ref = parse_model(text)
+        pool = [s for s in statuses if ref.server in (None, s.config.name)]
+        having = [s.config.name for s in pool if s.up and listed(ref.name, s.names)]
+        if having:
+            echo(f"model {ref.name}: present on {', '.join(having)}")
+        elif any(not s.up for s in pool):
+            echo(f"warning: model {text}: not on any server that answers (used by {', '.join(sorted(names))})")
         else:
-            echo(f"error: model {model} is missing (used by {', '.join(sorted(names))}); run: ollama pull {model}")
-            code = max(code, FAILED)
+            pin = f" --server {ref.server}" if ref.server else ""
+            echo(f"error: model {ref.name} is missing (used by {', '.join(sorted(names))}); "
+                 f"run: gristmill pull {ref.name}{pin}")  # fmt: skip
+            code = FAILED
+    return code
+
+
+def _folders(workflows: Iterable[Workflow], echo: Callable[[str], None]) -> int:
+    """Destinations blocked by a file (invalid), folders two workflows take files from (a warning)."""
+    code = OK
+    for finding in folder_findings(workflows):
+        echo(_PREFIX[finding.level] + finding.message)
+        code = max(code, _CODES[finding.level])
     return code
 
 

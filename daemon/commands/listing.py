@@ -23,7 +23,7 @@ def next_fire(workflow: Workflow, now: datetime) -> str | None:
 
 def workflow_rows(settings: Settings) -> tuple[list[dict[str, Any]], list[WorkflowError]]:
     """One row per loaded workflow, and the errors of those that did not load."""
-    workflows, errors = load_workflows(settings.workflows)
+    workflows, errors = load_workflows(settings.workflows, servers=settings.model_servers)
     now = datetime.now(UTC)
     rows = [
         {

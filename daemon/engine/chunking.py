@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from daemon.llm.ask import Asker
 
-# Servers give at least this much context when no num_ctx is sent (Ollama: 2048 or more).
-SERVER_MINIMUM_CTX = 2048
 _PER_MESSAGE = 8
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # Scripts written without spaces between words (and Hangul, whose syllables tokenise alike): real
@@ -43,29 +41,21 @@ class Window:
     num_ctx: int
     reserve: int
     share: float = 1.0  # below 1 after the server cut a prompt planned with the full budget
-    sends: bool = True  # False: the server's default context is assumed, no num_ctx is sent
+    ratio: float = 1.0  # the model's real tokens per estimated token, learnt from prompt_eval_count
 
     @property
     def prompt_budget(self) -> int:
-        return int((self.num_ctx - self.reserve) * self.share)
+        """The prompt's room in estimated tokens: the real room, scaled by what was learnt of the tokenizer."""
+        return int((self.num_ctx - self.reserve) * self.share / self.ratio)
 
 
-def window_for(asker: Asker, needed: int, answer_tokens: int) -> Window:
-    """The window for a prompt of `needed` tokens; sends num_ctx when the server's minimum is not enough."""
-    reserve = max(answer_tokens, 128)
-    if "num_ctx" in asker.options:
-        return Window(int(asker.options["num_ctx"]), reserve, asker.prompt_share)
-    assumed = Window(SERVER_MINIMUM_CTX, reserve, asker.prompt_share, sends=False)
-    if needed <= assumed.prompt_budget:
-        return assumed
-    # Never rely on the server's default for a long prompt.
-    model_max = asker.backend.info(asker.model).context_length or asker.context_tokens
-    return Window(min(model_max, asker.context_tokens), reserve, asker.prompt_share)
+def window_for(asker: Asker, answer_tokens: int) -> Window:
+    """The window every call of the asker has: the context its backend really gives (the num_ctx it sends).
 
-
-def planned(asker: Asker, window: Window) -> Asker:
-    """The asker that sends the window's num_ctx with every call of the plan."""
-    return asker.with_(options={"num_ctx": window.num_ctx}) if window.sends else asker
+    Its prompt budget is in estimated tokens, scaled by what was learnt of the model's tokenizer.
+    """
+    ratio = asker.token_ratio()
+    return Window(asker.context_in_effect(asker.options), max(answer_tokens, 128), asker.prompt_share, ratio)
 
 
 def split_text(text: str, budget_tokens: int) -> list[str]:

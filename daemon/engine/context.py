@@ -11,6 +11,7 @@ from daemon.steps import StepResult
 from daemon.workflow import Step, Workflow
 
 SPLIT_KEY = "_split"  # outputs key: {step id: how its input was split}; step ids never start with "_"
+INPUT_KEY = "_input"  # outputs key: how much of a long input was read ({truncated, chars, kept})
 
 
 @dataclass
@@ -27,6 +28,16 @@ class RunContext:
     outputs: dict[str, Any] = field(default_factory=dict)  # step id → output, earlier attempts included
     finished_intents: dict[str, dict[str, Any]] = field(default_factory=dict)  # of an earlier attempt
     unsaved: bool = False  # outputs changed since they were last stored
+
+    def note_input(self, read: dict[str, Any]) -> None:
+        """How the input was read (scanned pages and the model that read them), for the record."""
+        if read:
+            self.outputs[INPUT_KEY] = {**self.outputs.get(INPUT_KEY, {}), **read}
+            self.unsaved = True
+
+    def note_cut(self, chars: int) -> None:
+        """The input had `chars` characters (at least) and the model reads only `self.text` of them."""
+        self.note_input({"truncated": True, "chars": chars, "kept": len(self.text or "")})
 
     def done(self, step: Step) -> bool:
         """Whether the step already has an output (from this attempt or an earlier one)."""

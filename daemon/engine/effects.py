@@ -46,9 +46,10 @@ class Effects:
         intent = {"intent": kind, "source": str(source), "folder": str(folder), "sha256": sha256 or sha256_file(source)}
         if kind == "copy_to":
             return self._claim(folder, source.name, intent, lambda dest: ops.copy_exact(source, dest))
-        dest = self._claim(folder, source.name, intent, lambda dest: ops.place_exact(source, dest))
-        failpoints.hit("after_link_before_unlink")
-        ops.remove_moved(source)
+        with ops.held(source):  # another workflow taking the same file waits, then finds it gone
+            dest = self._claim(folder, source.name, intent, lambda dest: ops.place_exact(source, dest))
+            failpoints.hit("after_link_before_unlink")
+            ops.remove_moved(source)
         failpoints.hit("after_move_before_commit")
         return dest
 

@@ -1,8 +1,9 @@
 """Inputs longer than the model's context: map-reduce summaries, beginning plus summary, re-planning.
 
 Works on any document text (a file, or a scheduled digest); every call goes through the step's
-asker, so each one is recorded on the run, and each prompt is planned to fit the window. Askers
-are immutable: a plan that sends a num_ctx, or a smaller plan after a cut, is a changed copy.
+asker, so each one is recorded on the run, and each prompt is planned to fit the window: the
+context the backend really gives the model (for Ollama, the one num_ctx it sends with every call).
+Askers are immutable: a smaller plan after a cut is a changed copy.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from daemon.engine.chunking import Window, estimate_tokens, messages_tokens, planned, split_text, window_for
+from daemon.engine.chunking import Window, estimate_tokens, messages_tokens, split_text, window_for
 from daemon.errors import ModelError
 from daemon.llm import images as vision
 from daemon.llm.ask import Asker, PromptCut
 from daemon.llm.messages import Messages, chat
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("gristmill")
 T = TypeVar("T")
 PART_WORDS = 150  # words per partial summary: enough to keep facts, small enough to combine many
 Split = dict[str, Any] | None  # how a long input was split, for the run's record
@@ -46,8 +48,7 @@ def combine_request(parts: list[str], max_words: int) -> Messages:
 def condense(asker: Asker, text: str, max_words: int, instructions: str | None) -> tuple[str, Split]:
     """A summary of `text`; map-reduce over chunks when it does not fit. Returns (summary, split)."""
     whole = summary_request(text, max_words, instructions)
-    window = window_for(asker, messages_tokens(whole), answer_tokens(max_words))
-    asker = planned(asker, window)
+    window = window_for(asker, answer_tokens(max_words))
     if messages_tokens(whole) <= window.prompt_budget:
         return asker.text(whole), None
     return _map_reduce(asker, text, max_words, instructions, window)
@@ -58,7 +59,12 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
     window = dataclasses.replace(window, reserve=max(window.reserve, answer_tokens(part_words)))
     empty = messages_tokens(summary_request("", part_words, instructions))
     chunks = split_text(text, window.prompt_budget - empty)
-    parts = [asker.text(summary_request(chunk, part_words, instructions)) for chunk in chunks]
+    parts = []
+    for n, chunk in enumerate(chunks, 1):
+        parts.append(asker.text(summary_request(chunk, part_words, instructions)))
+        # A long run's progress: the user waiting on it sees it move, part by part.
+        progress.info("%s step %s: summarised part %d of %d of a long input", asker.about, asker.step_id, n,
+                      len(chunks))  # fmt: skip
     calls, levels = len(chunks), 1
     while True:
         final = combine_request(parts, max_words)
@@ -69,7 +75,7 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
     summary = asker.text(final)
     split = {
         "strategy": "map-reduce", "chunks": len(chunks), "levels": levels + 1, "calls": calls + 1,
-        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text),
+        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return summary, split
 
@@ -91,8 +97,7 @@ def _groups(parts: list[str], window: Window) -> list[list[str]]:
 
 def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens: int) -> tuple[Asker, str, Split]:
     """The asker and document to send in `build`'s prompt: all of it, or its beginning plus a summary."""
-    window = window_for(asker, messages_tokens(build(text)), reply_tokens)
-    asker = planned(asker, window)
+    window = window_for(asker, reply_tokens)
     if messages_tokens(build(text)) <= window.prompt_budget:
         return asker, text, None
     room = window.prompt_budget - messages_tokens(build(""))
@@ -103,9 +108,14 @@ def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens:
     document = f"{beginning}\n\n[... the document continues; a summary of the whole document:]\n\n{summary}"
     split = {
         "strategy": "beginning+summary", "beginning_chars": len(beginning), "num_ctx": window.num_ctx,
-        "estimated_tokens": estimate_tokens(text),
+        "estimated_tokens": estimate_tokens(text), **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return asker, document, split
+
+
+def _learnt(window: Window) -> dict[str, float]:
+    """The learnt tokens-per-estimate ratio the plan used, when there was one (see TokenCalibration)."""
+    return {} if window.ratio == 1.0 else {"token_ratio": round(window.ratio, 3)}
 
 
 def answer_tokens(words: int) -> int:

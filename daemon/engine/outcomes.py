@@ -41,9 +41,11 @@ class Outcomes:
         workflows: Callable[[], Mapping[str, Workflow]],
         retry_base: float,
         clock: Callable[[], datetime],
+        moved: Callable[[Run, Path], None] = lambda run, destination: None,
     ) -> None:
         self.store, self.owner, self.store_outage, self.stopping = store, owner, store_outage, stopping
         self.workflows, self.retry_base, self.clock = workflows, retry_base, clock
+        self.moved = moved  # other workflows taking the file record who moved it (engine/shared.py)
         self._lock = threading.Lock()
         self._waits: dict[int, int] = {}  # run id → outages of a service other than the model in a row
 
@@ -102,6 +104,7 @@ class Outcomes:
         moved = after_failure(self.workflows().get(run.workflow), run, error, where)
         if moved is not None:
             error = f"{error}; the file was moved to {moved} (on_failure)"
+            self.moved(run, moved)
         elif where is not None and str(where) != run.input_path:
             error = f"{error}; the file is at {where}, where an earlier step of this run moved it"
         self.finish(run, RunStatus.FAILED, started, error=error)

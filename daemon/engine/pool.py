@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
 from daemon.engine.journal import Journal
-from daemon.engine.outage import OutageGate
+from daemon.engine.outage import Gate
 from daemon.engine.outcomes import Outcomes
 from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
@@ -51,7 +52,7 @@ class WorkerPool:
         runner: Runner,
         *,
         size: int,
-        gate: OutageGate,
+        gate: Gate,
         workflows: Callable[[], Mapping[str, Workflow]],
         lease_seconds: float = defaults.LEASE_SECONDS,
         heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS,
@@ -62,9 +63,12 @@ class WorkerPool:
         on_fatal: Callable[[StoreError], None] = lambda exc: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         succeeded: Callable[[Run], None] = lambda run: None,
+        on_heartbeat: Callable[[], None] = lambda: None,
+        moved: Callable[[Run, Path], None] = lambda run, destination: None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
         self.lease_seconds, self.clock, self.on_fatal = lease_seconds, clock, on_fatal
+        self.on_heartbeat = on_heartbeat  # the node's heartbeat (daemon.nodes), with the leases'
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.workflows = workflows
         self.succeeded = succeeded  # told of each run that succeeded for real (shadow mode)
@@ -77,10 +81,10 @@ class WorkerPool:
         self.folders = FolderOutages(cap=backoff_max)
         self.outcomes = Outcomes(
             store, self.owner, store_outage=self.store_outage, stopping=self._stop, workflows=workflows,
-            retry_base=retry_base, clock=clock,
+            retry_base=retry_base, clock=clock, moved=moved,
         )  # fmt: skip
         self.takeover = Takeover(store, self.journal.folder, me=self.owner, in_hand=lambda: set(self._in_flight))
-        self._lock = threading.Lock()  # guards _idle, _wakes and _in_flight
+        self._lock = threading.Lock()  # guards _idle, _wakes, _in_flight and _ending
         self._idle: set[int] = set()
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
@@ -88,6 +92,7 @@ class WorkerPool:
         self._in_flight: dict[int, Run] = {}
         self._workers: list[threading.Thread] = []
         self._heart: threading.Thread | None = None
+        self._ending: set[int] = set()  # runs whose outcome is being recorded: their lease ends with it
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -201,6 +206,7 @@ class WorkerPool:
             self.journal.leave(run.id)
             with self._lock:
                 self._in_flight.pop(run.id, None)
+                self._ending.discard(run.id)
 
     def _store_failed(self, exc: StoreError, n: int) -> None:
         if exc.fatal:
@@ -239,7 +245,11 @@ class WorkerPool:
     def _execute(self, run: Run) -> None:
         started, done = time.monotonic(), self.outcomes
         try:
-            outputs = self.runner.execute(run, self.owner)
+            try:
+                outputs = self.runner.execute(run, self.owner)
+            finally:
+                with self._lock:  # from here on the heartbeat leaves it alone (see _renew)
+                    self._ending.add(run.id)
         except SkipRun as exc:
             self.gate.end_probe()
             done.finish(run, RunStatus.SKIPPED, started, error=exc.message)
@@ -247,7 +257,8 @@ class WorkerPool:
             self.gate.end_probe()
             log.warning("%s; this worker leaves it", exc.message)
         except ModelUnavailable as exc:
-            done.release(run, error=exc.message, delay=self.gate.down(exc.message), refund=True)
+            delay = self.gate.down(exc.message, exc.retry_after)
+            done.release(run, error=exc.message, delay=delay, refund=True)
         except FolderUnavailable as exc:
             self.gate.end_probe()
             done.release(run, error=exc.message, delay=self.folders.down(exc.folder, exc.message, run.id), refund=True)
@@ -287,6 +298,7 @@ class WorkerPool:
                 if self._renew():
                     self.store_outage.ok()
                 taken = self.takeover.sweep()
+                self.on_heartbeat()
             except StoreError as exc:  # an outage is logged once by the gate; a lost database ends the pool
                 if exc.fatal:
                     self._die(exc)
@@ -303,11 +315,16 @@ class WorkerPool:
     def _renew(self) -> int:
         """Renew the leases of the runs in hand; how many were renewed."""
         with self._lock:
-            running = list(self._in_flight.values())
+            running = [run for run in self._in_flight.values() if run.id not in self._ending]
         renewed = 0
         for run in running:
             if self.store.renew(run.id, self.owner, self.lease_seconds):
                 renewed += 1
-            else:
+            elif not self._ended(run.id):
                 log.warning("run %d (%s) lost its lease; another worker may take it", run.id, run.workflow)
         return renewed
+
+    def _ended(self, run_id: int) -> bool:
+        """The run's outcome was being recorded meanwhile: a renewal that came too late is no lost lease."""
+        with self._lock:
+            return run_id in self._ending or run_id not in self._in_flight

@@ -7,6 +7,7 @@ the workflow's steps, each a registered `StepKind` given a `StepContext` and ret
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -18,21 +19,25 @@ from typing import Any
 
 from daemon import failpoints, metrics
 from daemon.actions import ActionServices
-from daemon.documents import read_document
+from daemon.documents import Document, ReadLimits, read_document
 from daemon.domain import ModelCall, Origin, Run
-from daemon.engine.context import RunContext
+from daemon.engine.context import INPUT_KEY, RunContext
 from daemon.engine.effects import Effects, recover
 from daemon.engine.intake import Intake
 from daemon.engine.journal import Journal
+from daemon.engine.scanned import transcribe
+from daemon.engine.shared import SharedFiles
 from daemon.errors import GristmillError, InputError, LeaseLost, ModelUnavailable, SkipRun
 from daemon.files.hashing import sha256_bytes
 from daemon.llm import images
 from daemon.llm.ask import Asker
 from daemon.llm.base import ModelBackend, ModelInfo
+from daemon.llm.calibration import TokenCalibration
 from daemon.settings import Settings
 from daemon.steps import StepContext
 from daemon.store import RunStore
 from daemon.store.redact import redact_call, redact_outputs
+from daemon.words import count
 from daemon.workflow import Step, Workflow
 from daemon.workflow.templates import file_scope
 
@@ -58,6 +63,8 @@ class Runner:
     ) -> None:
         self.workflows, self.store, self.backend, self.intake = workflows, store, backend, intake
         self.settings, self.post, self.scheduled, self.clock = settings, post, scheduled, clock
+        self.shared = SharedFiles(store, workflows, max_attempts=settings.max_attempts)
+        self.calibration = TokenCalibration()  # what this process learns of each model's tokenizer
         # Marks the waits outside this process (model calls, the extraction child): see engine/takeover.py.
         self.journal = journal or Journal(None, "")
 
@@ -77,7 +84,7 @@ class Runner:
                         # Stored before a model call, which may be slow to redo after a crash; a route or
                         # write stores them with its intent, and the finish stores the rest.
                         self._save(ctx, owner, ctx.outputs)
-                    ctx.record(step, step.kind.run(step.spec, self._step_context(ctx, step, owner)))
+                    self._run_step(ctx, step, owner)
                 ctx.expose(step)
         except ModelUnavailable:
             raise  # queued again with its attempt refunded: the full outputs are needed to resume
@@ -104,11 +111,21 @@ class Runner:
         # What the trigger adds (a mail's subject, a hook's JSON body), under the names its kind reserves.
         scope.update(workflow.trigger.kind.template_scope(run.context, ctx.file_path))
         if ctx.file_path is not None:
-            scope["file"], ctx.text, ctx.images = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+            scope["file"], ctx.text, ctx.images, read = self._read(run, workflow, ctx.file_path, fresh=not outputs)
+            ctx.note_input(read)  # scanned pages and who read them
+            if scope["file"]["truncated"]:  # cut at GRISTMILL_MAX_CHARS: the record says so, and how much
+                ctx.note_cut(scope["file"]["meta"].get("chars", len(ctx.text or "")))
         elif not workflow.takes_file and self.scheduled is not None:
             # The items are read when the run starts, so a late or retried run sees what is new then.
             scope["now"], scope["items"], ctx.text = self.scheduled(workflow, now)
         return ctx
+
+    def _run_step(self, ctx: RunContext, step: Step, owner: str) -> None:
+        result = step.kind.run(step.spec, self._step_context(ctx, step, owner))
+        ctx.record(step, result)
+        if result.moved_to is not None:
+            # Other workflows that take this file lose it now: each records which run took it, and where.
+            self.shared.moved(ctx.run, result.moved_to)
 
     def _step_context(self, ctx: RunContext, step: Step, owner: str) -> StepContext:
         step_id = step.step_id
@@ -119,7 +136,8 @@ class Runner:
         effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
         return StepContext(
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
-            images=ctx.images, file_path=ctx.file_path, ask=self._asker(ctx.workflow, ctx.run, step_id),
+            images=ctx.images, file_path=ctx.file_path,
+            ask=self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None),
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
             trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  # (one field a line would hide the shape)
@@ -130,12 +148,12 @@ class Runner:
             raise LeaseLost(ctx.run.id)
         ctx.unsaved = False
 
-    def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple]:
-        """What templates see of the file, the text the model reads, and its images."""
+    def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple, dict]:
+        """What templates see of the file, the text the model reads, its images, and how it was read."""
         try:
             info = os.lstat(path)
         except FileNotFoundError as exc:
-            raise SkipRun(f"{path} was removed before its run started") from exc
+            raise SkipRun(self.shared.why_gone(run, path) or f"{path} was removed before its run started") from exc
         if stat.S_ISLNK(info.st_mode):
             raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
         if info.st_size > self.settings.max_file_bytes:
@@ -147,34 +165,82 @@ class Runner:
         digest = sha256_bytes(data)
         if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
             self._requeue_changed(workflow, path)
-        document = read_document(path, data, self.settings.read_limits, waiting=lambda: self.journal.waiting(run.id))
+        document = read_document(path, data, self._limits(workflow), waiting=lambda: self.journal.waiting(run.id))
         failpoints.hit("document_read", document.text)
-        if document.images:
-            self._need_vision(workflow, path)
+        read: dict[str, Any] = {}
+        if document.image_pages:
+            document, read = self._read_scans(run, workflow, path, document)
+        elif document.images:
+            self._need_vision(workflow, f"{path.name} is an image")
         file = file_scope(
             path, size=info.st_size, sha256=digest, text=document.text, kind=document.kind, meta=document.meta,
             truncated=document.truncated, subfolder=run.context.get("subfolder", ""),
         )  # fmt: skip  # (the fields read as one record)
-        return file, document.text, document.images
+        return file, document.text, document.images, read
 
-    def _need_vision(self, workflow: Workflow, path: Path) -> None:
-        """An image goes to the model as an image: skip the run when the model cannot see."""
-        if not any(step.kind.calls_model for step in workflow.steps):
-            return
-        model = workflow.model or self.settings.model
-        if "vision" not in self.backend.info(model).capabilities:
+    def _limits(self, workflow: Workflow) -> ReadLimits:
+        """How to read the file: a scan's pages rendered too, when a model will read the document."""
+        limits = self.settings.read_limits
+        if self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps):
+            return dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
+        return limits
+
+    def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
+        """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
+        model = self._seeing(workflow)
+        if not workflow.vision_model and not self._can_see(model, unknown=False):  # unsure: the text pages only
+            return self._unread_scans(workflow, path, document)
+        self._need_vision(workflow, f"{path.name} has pages without a text layer")
+        scanned = transcribe(self._asker(workflow, run, INPUT_KEY, model=model), document.images, document.image_pages)
+        text = "\n\n".join(part for part in (document.text, scanned) if part)
+        limit = self.settings.max_chars
+        chars = document.meta.get("chars", len(document.text)) + len(text) - len(document.text)
+        meta = document.meta | ({"chars": chars} if len(text) > limit or document.truncated else {})
+        read = {"scanned_pages": list(document.image_pages), "read_by": model}
+        if document.meta.get("scanned_pages_left_out"):
+            read["scanned_pages_left_out"] = document.meta["scanned_pages_left_out"]
+        cut = len(text) > limit or document.truncated
+        read_all = dataclasses.replace(document, text=text[:limit], meta=meta, truncated=cut, images=(), image_pages=())
+        return read_all, read
+
+    def _unread_scans(self, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
+        """No model of the workflow can see: the text pages alone, or the run skipped as a scan, saying why."""
+        if not document.text.strip():
+            pages = document.meta.get("pages")
             raise SkipRun(
-                f"{path.name} is an image and model '{model}' cannot read images (it lacks the vision "
-                f"capability); set `model:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision "
-                "or gemma3"
+                f"{path.name} has no text layer ({count(pages, 'page') if isinstance(pages, int) else 'no text'}, "
+                f"a scan?); nothing to send to the model (set `vision_model:` in workflow '{workflow.name}' to a "
+                "vision model, e.g. llama3.2-vision, to have its pages read)"
             )
+        unread = {"scanned_pages_unread": list(document.image_pages)}
+        return dataclasses.replace(document, images=(), image_pages=()), unread
+
+    def _seeing(self, workflow: Workflow) -> str:
+        """The model that reads images for the workflow: `vision_model`, else its model."""
+        return workflow.vision_model or workflow.model or self.settings.model
+
+    def _can_see(self, model: str, *, unknown: bool = True) -> bool:
+        """Whether `model` reads images; `unknown` when its server does not say (OpenAI-compatible ones)."""
+        capabilities = self.backend.info(model).capabilities
+        return unknown if capabilities is None else "vision" in capabilities
+
+    def _need_vision(self, workflow: Workflow, what: str) -> str:
+        """The workflow's image-reading model; the run is skipped, saying why, when it cannot see."""
+        model = self._seeing(workflow)
+        if not any(step.kind.calls_model for step in workflow.steps) or self._can_see(model):
+            return model
+        key = "vision_model" if workflow.vision_model else "model"
+        raise SkipRun(
+            f"{what} and model '{model}' cannot read images (it lacks the vision capability); set "
+            f"`{key}:` in workflow '{workflow.name}' to a vision model, e.g. llama3.2-vision or gemma3"
+        )
 
     def _requeue_changed(self, workflow: Workflow, path: Path) -> None:
         again, created = self.intake.file(workflow, path)
         where = f"queued again as run {again.id}" if created else f"run {again.id} has that content"
         raise SkipRun(f"{path.name} changed after it was queued; {where}")
 
-    def _asker(self, workflow: Workflow, run: Run, step_id: str) -> Asker:
+    def _asker(self, workflow: Workflow, run: Run, step_id: str, *, model: str | None = None) -> Asker:
         def record(call: ModelCall) -> None:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
@@ -183,8 +249,9 @@ class Runner:
 
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside
         return Asker(
-            backend=waiting, record=record, model=workflow.model or self.settings.model,
-            options=dict(workflow.options), step_id=step_id, context_tokens=self.settings.context_tokens,
+            backend=waiting, record=record, model=model or workflow.model or self.settings.model,
+            options=dict(workflow.options), step_id=step_id, about=f"run {run.id} ({workflow.name})",
+            calibration=self.calibration,
         )  # fmt: skip  # (the fields read as one record)
 
     def _chain(self, name: str, path: Path) -> int | None:
@@ -212,6 +279,14 @@ class _Waiting(ModelBackend):
     def info(self, model: str) -> ModelInfo:
         with self.waiting():
             return self.inner.info(model)
+
+    def window(self, model: str, options: dict[str, Any]) -> int:
+        with self.waiting():
+            return self.inner.window(model, options)
+
+    def version(self) -> str | None:
+        with self.waiting():
+            return self.inner.version()
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from daemon.evals.candidate import ask_case
 from daemon.evals.questions import case_of
 from daemon.evals.values import Case
 from daemon.llm.base import ModelBackend
-from daemon.llm.limit import Limited
+from daemon.llm.router import Router
 from daemon.store import RunStore
 from daemon.store.evals import ShadowStore, has_due_runs
 from daemon.workflow import Step, Workflow
@@ -40,7 +40,7 @@ class ShadowLane:
     """One thread asking shadow candidates, only when the daemon's own runs leave a slot free."""
 
     def __init__(
-        self, store: RunStore, backend: Limited, workflows: Callable[[], Mapping[str, Workflow]], *,
+        self, store: RunStore, backend: Router, workflows: Callable[[], Mapping[str, Workflow]], *,
         slots: int, busy: Callable[[], int], clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:  # fmt: skip
         self.store, self.backend, self.workflows = store, backend, workflows

@@ -9,6 +9,7 @@ their final name, so a crash leaves the source or a complete destination, never 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.errors import FolderUnavailable, InputError, UnsafePathError
+from daemon.errors import FolderBlocked, FolderUnavailable, InputError, UnsafePathError
 from daemon.files.paths import MAX_NAME_BYTES
 
 MAX_SUFFIX = 10_000
@@ -80,10 +81,21 @@ def _first_free(folder: Path, name: str, put: Callable[[Path], None]) -> Path:
 
 
 def ensure_folder(folder: Path) -> None:
-    """Create `folder` (and parents) when missing; refuse a symlinked folder."""
+    """Create `folder` (and parents) when missing; refuse a symlinked folder and a file in the way."""
     if folder.is_symlink():
         raise UnsafePathError(f"{folder} is a symbolic link; gristmill does not follow links", str(folder))
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise FolderBlocked(folder, blocking_file(folder) or folder) from exc
+
+
+def blocking_file(folder: Path) -> Path | None:
+    """The nearest existing part of `folder`'s path that is not a folder (a file in the way), if any."""
+    for part in (folder, *folder.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else part
+    return None
 
 
 def fsync_dir(folder: Path) -> None:
@@ -207,6 +219,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         pass
     return True
+
+
+@contextmanager
+def held(src: Path) -> Iterator[None]:
+    """An exclusive lock on the file at `src` while moving it: a second move of the same file, by another
+    workflow's run in this or another gristmill process, waits and then finds it gone (rather than
+    linking it too and leaving two copies). Without a file, or on a file system without locks: no lock.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        fd = None  # gone, a link or unreadable: the move itself says so
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # some network file systems have no locks; the move still never overwrites
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def remove_moved(src: Path) -> None:

@@ -30,6 +30,12 @@ def static_base(template: str) -> Path:
     return Path(os.path.expanduser(fixed or "."))
 
 
+def folder_template(template: str) -> str:
+    """The folder part of a file path template (a tag that holds a slash is cut by `static_base` anyway)."""
+    head, slash, _ = template.rpartition("/")
+    return (head or "/") if slash else "."
+
+
 def confine(rendered: str, template: str) -> Path:
     """The absolute path `rendered` names, refused when it leaves the template's static folder."""
     base = _base(template)

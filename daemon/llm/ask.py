@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from daemon import defaults
 from daemon.domain import ModelCall
-from daemon.engine.chunking import SERVER_MINIMUM_CTX, messages_tokens
-from daemon.errors import BadAnswer, GristmillError
+from daemon.engine.chunking import messages_tokens
+from daemon.errors import AnswerCut, BadAnswer, GristmillError
 from daemon.llm.answers import clean_text, parse_json_answer
 from daemon.llm.base import ModelBackend
+from daemon.llm.calibration import TokenCalibration
 
 T = TypeVar("T")
 
@@ -21,6 +21,7 @@ REASK = (
     "Your answer could not be used: {problem}. Answer again with only a JSON object that matches "
     "this schema, and nothing else:\n{schema}"
 )
+MORE_ROOM = 1024  # the least answer limit (num_predict, max_tokens) of a re-ask after a cut answer
 
 
 class PromptCut(GristmillError):
@@ -47,8 +48,10 @@ class Asker:
     options: dict[str, Any] = field(default_factory=dict)
     step_id: str | None = None
     think: bool | None = None
-    context_tokens: int = defaults.CONTEXT_TOKENS  # num_ctx to send for long prompts when the workflow sets none
     prompt_share: float = 1.0  # share of a window's prompt budget plans may use (halved after a cut)
+    about: str = ""  # who asks, for progress lines in the log: "run 12 (sort-inbox)"
+    # What this process learnt of the model's tokenizer from the servers' prompt_eval_count (planners read it).
+    calibration: TokenCalibration | None = None
 
     def with_(self, **changes: Any) -> Asker:
         """A copy with some fields changed; `options` given here are merged into the current ones."""
@@ -91,21 +94,50 @@ class Asker:
     def context_in_effect(self, options: dict[str, Any]) -> int:
         """The most prompt tokens the server can have evaluated for a call sent with `options`.
 
-        Ollama caps num_ctx at the model's own context; with no num_ctx it uses its default, which
-        gristmill assumes is at least SERVER_MINIMUM_CTX.
+        The backend says: for Ollama the num_ctx it sends (the workflow's, else its one per model),
+        capped by the model's own context; for other servers the model's context as they list it.
         """
-        sent = int(options.get("num_ctx") or SERVER_MINIMUM_CTX)
-        return min(sent, self.backend.info(self.model).context_length or sent)
+        return self.backend.window(self.model, options)
 
     def _call(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> ModelCall:
-        call = ModelCall(model=self.model, messages=messages, options=dict(self.options), format=schema,
-                         step_id=self.step_id)
+        """One call; an answer cut at its token limit is asked once more with more room."""
+        call = self._send(messages, schema, self.options)
+        if call.done_reason != "length":
+            return call
+        limit = int(self.options.get("num_predict") or 0)
+        room = max(2 * limit, 2 * (call.completion_tokens or 0), MORE_ROOM)
+        again = self._send(messages, schema, {**self.options, "num_predict": room})
+        if again.done_reason == "length":
+            raise AnswerCut(
+                f"the model's answer to step '{self.step_id}' was cut at its length limit twice, the second time "
+                f"with room for {room} tokens; set options.num_predict higher, or options.num_ctx when the "
+                "context is full"
+            )
+        return again
+
+    def _send(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, options: dict[str, Any]
+    ) -> ModelCall:
+        call = ModelCall(model=self.model, messages=messages, options=dict(options), format=schema,
+                         step_id=self.step_id)  # fmt: skip
         try:
             self.backend.chat(call, think=self.think)
         finally:
             self.record(call)
         self._check_cut(call)
+        self._learn(call)
         return call
+
+    def _learn(self, call: ModelCall) -> None:
+        """Compare the tokens the server evaluated with the estimate (images count there, not here)."""
+        if self.calibration is None or not call.prompt_tokens or any(m.get("images") for m in call.messages):
+            return
+        context = self.context_in_effect(call.options)
+        self.calibration.observe(self.model, messages_tokens(call.messages), call.prompt_tokens, context=context)
+
+    def token_ratio(self) -> float:
+        """Real prompt tokens per estimated one for this model, as learnt so far (1.0 until then)."""
+        return 1.0 if self.calibration is None else self.calibration.ratio(self.model)
 
     def _check_cut(self, call: ModelCall) -> None:
         """Raise `PromptCut` when the server reports it evaluated as many tokens as its context holds.
@@ -115,6 +147,6 @@ class Asker:
         """
         if not call.prompt_tokens:  # unknown (old servers omit it on cached prompts)
             return
-        window = self.context_in_effect(call.options)
+        window = self.context_in_effect(call.options)  # the options as sent, num_ctx included
         if call.prompt_tokens >= window:
             raise PromptCut(self.step_id, call.prompt_tokens, window, messages_tokens(call.messages))

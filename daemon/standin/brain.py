@@ -5,7 +5,10 @@ whole message) with every `[[standin:NAME]]` marker removed:
 - free text: the document's first words (as many as an "at most N words" in the prompt says, else 30);
   an image: "An image of N bytes." per image; an empty document: "The document is empty.";
 - `format` "json" / response_format json_object, or a schema without properties: {"text": <free text>};
-- a JSON schema: filled from the document as fill.py describes (also the weak model's rule).
+- a JSON schema: filled from the document as fill.py describes (also the weak model's rule);
+- a JSON schema written into the prompt after the words "JSON schema:" (how gristmill asks servers
+  that refuse `response_format` json_schema) is followed like a `format` schema when the request
+  names no schema of its own, with `format` "json" or none.
 Tokens are words x 4/3 rounded up (`count_tokens`); a prompt longer than num_ctx tokens keeps only its
 last num_ctx tokens, silently, as Ollama does. An answer longer than max_tokens (num_predict on
 Ollama) keeps its first max_tokens x 3/4 words and ends with "length". Quirks (config.py) change
@@ -37,6 +40,7 @@ _MARKER = re.compile(r"\[\[standin:([a-z_]+)\]\]")
 _DOCUMENT = re.compile(r"<document\b[^>]*>(.*?)(?:</document>|\Z)", re.DOTALL | re.IGNORECASE)
 _AT_MOST = re.compile(r"at most (\d+) words", re.IGNORECASE)
 _OBEY_REPLY = re.compile(r"reply with:[ \t]*(.+)", re.IGNORECASE)
+_SCHEMA_SAID = "JSON schema:"
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ def _content(messages: list[dict[str, Any]], request: Request) -> str:
     if "garbage_once" in quirks and request.first_time:
         return GARBAGE_ONCE
     doc = document_of(messages)
-    fmt = request.format
+    fmt = request.format if isinstance(request.format, dict) else schema_in_prompt(messages) or request.format
     if not fmt:
         return _free_text(messages, doc, quirks)
     if isinstance(fmt, dict) and (fmt.get("properties") or fmt.get("type") not in (None, "object")):
@@ -197,6 +201,23 @@ def _content(messages: list[dict[str, Any]], request: Request) -> str:
     if "ignore_schema" in quirks:
         return IGNORED_SCHEMA.format(answer)
     return f"```json\n{answer}\n```" if "fence" in quirks else answer
+
+
+def schema_in_prompt(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A JSON schema written into a system or user message after "JSON schema:", if any."""
+    for message in messages:
+        text = str(message.get("content") or "") if message.get("role") != "assistant" else ""
+        at = text.find(_SCHEMA_SAID)
+        start = text.find("{", at) if at >= 0 else -1
+        if start < 0:
+            continue
+        try:
+            schema, _ = json.JSONDecoder().raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(schema, dict):
+            return schema
+    return None
 
 
 def _free_text(messages: list[dict[str, Any]], doc: str, quirks: frozenset[str]) -> str:

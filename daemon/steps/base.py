@@ -98,7 +98,7 @@ class StepKind(ABC):
         return []
 
     def writes_into(self, spec: Any) -> list[str]:
-        """Path templates of the files the step writes (the watch leaves their folders out)."""
+        """Templates of the folders the step puts files into (`check` looks at them; the watch leaves them out)."""
         return []
 
     def decided_by(self, spec: Any) -> str | None:

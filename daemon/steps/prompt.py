@@ -10,11 +10,11 @@ from pydantic import Field, model_validator
 
 from daemon.engine import longinput
 from daemon.llm import images as vision
-from daemon.llm.answers import check_fields
+from daemon.llm.answers import check_schema
 from daemon.llm.messages import Messages, chat
 from daemon.steps.agreement import public
 from daemon.steps.base import StepContext, StepKind, StepResult
-from daemon.workflow.fields import StrictModel, TemplateStr
+from daemon.workflow.fields import JsonSchema, StrictModel, TemplateStr
 from daemon.workflow.templates import render
 
 
@@ -22,7 +22,7 @@ class PromptSpec(StrictModel):
     """A free instruction to the model, answered as text or as JSON matching `schema`."""
 
     instruction: TemplateStr
-    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    schema_: JsonSchema | None = Field(None, alias="schema")  # checked against its metaschema at load
 
     @model_validator(mode="before")
     @classmethod
@@ -52,9 +52,10 @@ class Prompt(StepKind):
         schema = spec.schema_
         if schema is None:
             return StepResult({"text": longinput.guarded(ctx.ask, lambda a: a.text(messages), replan=False)})
-        # The whole document goes in: a cut prompt fails the step rather than being re-planned.
+        # The whole document goes in: a cut prompt fails the step rather than being re-planned. The answer
+        # must match the schema in full (nested objects, required keys, enums); else one re-ask names where.
         answer = longinput.guarded(
-            ctx.ask, lambda a: a.json(messages, schema, lambda obj: check_fields(obj, schema)), replan=False
+            ctx.ask, lambda a: a.json(messages, schema, lambda obj: check_schema(obj, schema)), replan=False
         )
         return StepResult(answer)
 

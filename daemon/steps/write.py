@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.files.paths import confine
+from daemon.files.paths import confine, folder_template
 from daemon.steps.base import StepContext, StepKind, StepResult
 from daemon.workflow.fields import StrictModel, TemplateSource, TemplateStr
 from daemon.workflow.templates import render
@@ -27,4 +27,4 @@ class Write(StepKind):
         return StepResult({"path": str(ctx.act.effects.write(path, content))})
 
     def writes_into(self, spec: Any) -> list[str]:
-        return [spec.path]
+        return [folder_template(spec.path)]

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
+from daemon import defaults
 from daemon.errors import DatabaseLost, StoreError
+from daemon.store.postgres import pg_engine, pg_problem
 
-BUSY_TIMEOUT_MS = 30_000
-"""How long a writer waits for SQLite's lock before giving up."""
+log = logging.getLogger("gristmill")
+
+BUSY_TIMEOUT_MS = int(defaults.DATABASE_TIMEOUT * 1000)
+"""How long a writer waits for SQLite's lock before giving up (GRISTMILL_DATABASE_TIMEOUT)."""
 
 # Execution option naming the BEGIN a SQLite transaction starts with.
 BEGIN_OPTION = "gristmill_begin"
 
 _PRAGMAS = (
-    # After busy_timeout: switching to WAL needs the lock another process may hold.
-    "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
@@ -60,8 +65,10 @@ _FILES: weakref.WeakKeyDictionary[Engine, tuple[Path, tuple[int, int]]] = weakre
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """Create the process's engine; SQLite gets WAL, a busy timeout, BEGIN IMMEDIATE and one writer."""
-    if make_url(url).get_backend_name() != "sqlite":
-        engine = _translating(create_engine(url, **kwargs))
+    backend = make_url(url).get_backend_name()
+    if backend != "sqlite":
+        made = pg_engine(url, **kwargs) if backend == "postgresql" else create_engine(url, **kwargs)
+        engine = _translating(made)
         _WRITERS[engine] = (nullcontext(), engine)
         return engine
     path = _sqlite_file(url)
@@ -79,16 +86,27 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
+def writing(engine: Engine, *, one_statement: bool = False) -> Iterator[Connection]:
     """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time.
 
     DatabaseLost, before anything is written, when the SQLite file was deleted or replaced.
+    `one_statement`: the caller executes a single statement, which PostgreSQL then runs as its own
+    transaction (autocommit): one round trip to the server instead of three (BEGIN, it, COMMIT).
     """
     turn, writer = _WRITERS[engine]
+    if one_statement and not is_sqlite(writer):
+        with writer.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        return
     with turn:
         check_database_file(engine)
         with writer.begin() as conn:
             yield conn
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be printed or logged: any password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -98,8 +116,15 @@ def is_sqlite(engine: Engine | Connection) -> bool:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads only: on SQLite a deferred BEGIN, so it never waits for writers."""
+    """A connection for reads only: on SQLite a deferred BEGIN, so it never waits for writers.
+
+    On PostgreSQL each statement runs on its own (autocommit): one round trip instead of three. Under
+    READ COMMITTED every statement sees a fresh snapshot anyway, so nothing is lost by it.
+    """
     with engine.connect() as conn:
+        if not is_sqlite(conn):
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            return
         conn.execution_options(**{BEGIN_OPTION: "BEGIN"})
         yield conn
         conn.rollback()
@@ -108,6 +133,10 @@ def reading(engine: Engine) -> Iterator[Connection]:
 def store_error(exc: DBAPIError, url: URL | None = None) -> StoreError:
     """One sentence for a database failure the user can act on."""
     detail = (str(exc.orig if exc.orig is not None else exc).strip().splitlines() or [""])[0]
+    if url is not None and url.get_backend_name() == "postgresql":
+        sentence = pg_problem(detail, url)
+        if sentence is not None:
+            return StoreError(sentence)
     db = (url.database if url is not None else None) or "file"
     for needle, sentence, fatal in _SQLITE_PROBLEMS:
         if needle in detail.lower():
@@ -167,19 +196,31 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _prepare_file(path: Path) -> None:
+    """Create a missing database file, already in WAL mode, under its final name only once complete.
+
+    A new file starts in rollback mode; while one process switches it to WAL, a second one that
+    opens it meanwhile is told "database is locked" at once (SQLite will not wait when waiting
+    could deadlock), however long its busy timeout. So nobody ever opens a file in that state.
+    """
+    if os.path.lexists(path):
+        return
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the database folder {path.parent}: {exc.strerror}") from exc
+    new = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
     try:
-        # An empty file is a valid SQLite database; creating it here fixes its mode, and SQLite
-        # gives the -wal and -shm files the same one.
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        # Created here to fix its mode (0600); SQLite gives the -wal and -shm files the same one.
+        os.close(os.open(new, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        with closing(sqlite3.connect(new, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        os.link(new, path)  # never replaces: a process that got there first keeps its file
     except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
-    os.close(fd)
+        pass
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot create the database file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    finally:
+        new.unlink(missing_ok=True)
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
@@ -199,6 +240,7 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # Take BEGIN away from pysqlite; our "begin" hook below emits it instead.
         dbapi_connection.isolation_level = None
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _switch_to_wal(dbapi_connection, busy_timeout_ms / 1000)
         for pragma in _PRAGMAS:
             dbapi_connection.execute(pragma)
 
@@ -209,10 +251,37 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE"))
 
 
+def _switch_to_wal(dbapi_connection: Any, patience: float) -> None:
+    """WAL mode, waiting up to `patience` seconds for a database another process is switching now.
+
+    A database in rollback mode (one made by another program) answers "locked" at once, not after
+    the busy timeout, while a second connection converts it; so this waits for its turn itself.
+    """
+    deadline, pause, said = time.monotonic() + patience, 0.005, False
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        if not said:
+            log.info("another process is setting up the database; waiting up to %.0fs for it", patience)
+            said = True
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 def _translate_error(context: ExceptionContext) -> StoreError | None:
+    if context.is_pre_ping:
+        return None  # the pool saw a dead connection before use: it reconnects, unless it cannot
     exc = context.sqlalchemy_exception
     url = context.engine.url if context.engine is not None else None
-    # A bare DatabaseError (not IntegrityError and kin) is SQLite's "not a database" or "malformed".
-    if isinstance(exc, OperationalError) or type(exc) is DatabaseError:
+    # A bare DatabaseError (not IntegrityError and kin) is SQLite's "not a database" or "malformed";
+    # InterfaceError is psycopg's "the connection is closed".
+    if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError:
+        return store_error(exc, url)
+    # 42P01: PostgreSQL's "relation does not exist" (SQLite's "no such table" is an OperationalError).
+    if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) == "42P01":
         return store_error(exc, url)
     return None

@@ -31,6 +31,7 @@ from daemon.runstate import check_transition, sources
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.searchtext import name_words, output_words
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
+from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
 SUCCEEDED = RunStatus.SUCCEEDED
@@ -143,12 +144,14 @@ class RunStore:
         with writing(self._engine) as conn:
             run, created = self._insert_once(conn, values)
             if created:
+                announce(conn)  # PostgreSQL: at commit, an idle worker on every node looks
                 return run, created
             if run.input_path == new.input_path:
                 if not _dropped_again(run, new):
                     return run, False
                 why = "the same file dropped again"
             elif self._unstarted(run) and run.input_path and gone(run.input_path):
+                announce(conn)
                 return self._follow(conn, run, new), True
             else:
                 why = "same content"
@@ -181,7 +184,7 @@ class RunStore:
             stmt, params["b_names"] = _claim_statement("among"), list(workflows)
         else:
             stmt = _claim_statement("any")
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
@@ -228,7 +231,7 @@ class RunStore:
             values["error"] = error
         if refund_attempt:
             values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
-        return self._fenced(run_id, owner, QUEUED, values)
+        return self._fenced(run_id, owner, QUEUED, values, wakes=True)
 
     def skip(self, run_id: int, reason: str) -> bool:
         """Mark a queued run skipped with `reason`; False when it is not queued."""
@@ -237,7 +240,7 @@ class RunStore:
             .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             return conn.execute(stmt).rowcount == 1
 
     def requeue_expired(self) -> list[int]:
@@ -258,8 +261,10 @@ class RunStore:
             .returning(runs.c.id)
         )
         with writing(self._engine) as conn:
-            ids = list(conn.scalars(fail)) + list(conn.scalars(requeue))
-        return sorted(ids)
+            failed = list(conn.scalars(fail))
+            requeued = list(conn.scalars(requeue))
+            announce(conn, len(requeued))
+        return sorted(failed + requeued)
 
     def running(self) -> list[Run]:
         """Every running run, oldest first (a handful: one per worker of each process)."""
@@ -284,7 +289,9 @@ class RunStore:
             runs.c.lease_expires_at == run.lease_expires_at,
         )  # fmt: skip
         with writing(self._engine) as conn:
-            return conn.execute(stmt.values(values)).rowcount == 1
+            taken = conn.execute(stmt.values(values)).rowcount == 1
+            announce(conn, int(taken and not give_up))
+            return taken
 
     def retry(self, run_ids: Iterable[int]) -> list[int]:
         """Queue failed or skipped runs again from scratch (their ids); queued and running ones stay.
@@ -304,7 +311,9 @@ class RunStore:
             if done:
                 raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
             stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
-            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            announce(conn, len(queued))
+            return queued
 
     def retry_failed(self, *, workflow: str | None = None) -> list[int]:
         """Queue every failed run (of `workflow`) again; their ids."""
@@ -312,7 +321,17 @@ class RunStore:
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         with writing(self._engine) as conn:
-            return sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            announce(conn, len(queued))
+            return queued
+
+    def wakeups(self, callback: Callable[[], None]) -> Wakeups:
+        """Call `callback` once per run that becomes claimable anywhere (PostgreSQL: LISTEN/NOTIFY).
+
+        On SQLite nothing is delivered: one process works the database and its intake wakes the
+        workers itself. `close()` the subscription when done.
+        """
+        return subscribe(self._engine, callback)
 
     # -- retention ------------------------------------------------------------------------
 
@@ -387,7 +406,7 @@ class RunStore:
         values.update(run_id=run_id, attempt=attempt, options=call.options or {})
         values["started_at"] = call.started_at or self._clock()
         try:
-            with writing(self._engine) as conn:
+            with writing(self._engine, one_statement=True) as conn:
                 return conn.execute(_RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
@@ -439,6 +458,12 @@ class RunStore:
         with reading(self._engine) as conn:
             return conn.execute(stmt).scalar()
 
+    def with_content(self, sha256: str) -> list[Run]:
+        """Every run of any workflow on this content (sha256), oldest first."""
+        stmt = select(*_RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
+        with reading(self._engine) as conn:
+            return [_to_run(row) for row in conn.execute(stmt)]
+
     def known(self, workflow: str, dedupe_key: str) -> Run | None:
         """The run of `workflow` recorded under `dedupe_key`, if any."""
         with reading(self._engine) as conn:
@@ -464,7 +489,7 @@ class RunStore:
         """Set a value of the small key/value table."""
         stmt = self._insert(meta).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
-        with writing(self._engine) as conn:
+        with writing(self._engine, one_statement=True) as conn:
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
@@ -503,15 +528,19 @@ class RunStore:
             raise StoreError(f"the run of {values['workflow']} with key {key} vanished; try again")
         return found, False
 
-    def _fenced(self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]) -> bool:
-        """Update a run only while it is running under `owner`'s lease."""
+    def _fenced(
+        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any], *, wakes: bool = False
+    ) -> bool:
+        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable."""
         stmt = _fenced_statement(target)
         if any(isinstance(v, ColumnElement) for v in values.values()):
             stmt, params = stmt.values(values), {}
         else:
             params = dict(values)
-        with writing(self._engine) as conn:
-            return conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+        with writing(self._engine, one_statement=not wakes) as conn:
+            done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+            announce(conn, int(done and wakes))
+            return done
 
 
 # The hot statements are built once: building and hashing a statement per call cost more than

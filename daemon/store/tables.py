@@ -27,6 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from daemon.domain import RunStatus
 from daemon.files import lossless
+from daemon.roles import Role
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,6 +104,8 @@ def _walk(value: Any, change: Any) -> Any:
 
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
+_QUEUED = text("status = 'queued'")
+
 runs = Table(
     "runs",
     metadata,
@@ -135,6 +138,8 @@ runs = Table(
     CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     UniqueConstraint("workflow", "dedupe_key"),
     Index(None, "status", "not_before", "id"),
+    # Claims walk the queued runs oldest first; without this they pass every finished run on the way.
+    Index("ix_runs_queued_id", "id", postgresql_where=_QUEUED, sqlite_where=_QUEUED),
     Index(None, "workflow", "created_at"),
     Index(None, "sha256"),
     # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
@@ -166,6 +171,8 @@ model_calls = Table(
     Column("eval_duration_ns", BigInteger),
     Column("wall_ms", Float),
     Column("started_at", UtcDateTime, nullable=False),
+    Column("server", Text),  # the configured server that answered (null: none was reached)
+    Column("done_reason", Text),  # why the answer ended: "stop", or "length" when it was cut
 )
 
 meta = Table(
@@ -242,6 +249,31 @@ FTS_TABLE = "runs_fts"
 FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
 
 
+# PostgreSQL's full-text index: a GIN index over an expression, also managed by migration 0003.
+PG_SEARCH_INDEX = "ix_runs_search"
+
+
 def include_name(name: str | None, type_: str, _parent_names: object = None) -> bool:
-    """Alembic's include_name hook: leaves out the full-text tables, which migration 0003 manages."""
+    """Alembic's include_name hook: leaves out the full-text tables and index, which migration 0003 manages."""
+    if type_ == "index":
+        return name != PG_SEARCH_INDEX
     return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS))
+
+
+_ROLES = ", ".join(f"'{role.value}'" for role in Role)
+
+# One row per `gristmill run` process that ever worked on this database; its id is the lease owner
+# of the runs it holds, so "runs in hand" is a query.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    CheckConstraint(f"role IN ({_ROLES})", name="role"),
+)

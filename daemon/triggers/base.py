@@ -34,6 +34,22 @@ class TriggerServices:
     workflows: Callable[[], dict[str, Workflow]]  # the loaded workflows now (reloads replace them)
 
 
+@dataclass(frozen=True)
+class Reach:
+    """The folder a trigger takes files from, and whether it takes them from its subfolders too."""
+
+    folder: Path
+    recursive: bool = False
+
+    def overlaps(self, other: Reach) -> bool:
+        """Whether a file could be taken by both triggers."""
+        if self.folder == other.folder:
+            return True
+        return (self.recursive and self.folder in other.folder.parents) or (
+            other.recursive and other.folder in self.folder.parents
+        )
+
+
 class Level(StrEnum):
     """How `gristmill check` reports a finding: fine, worth a look, the work would fail, or invalid."""
 
@@ -116,6 +132,14 @@ class TriggerKind(ABC):
     def next_fire(self, spec: Any, now: datetime) -> datetime | None:
         """When the trigger fires next on its own (schedules); None when events decide."""
         return None
+
+    def reach(self, spec: Any) -> Reach | None:
+        """The folder this trigger takes files from (`check` warns when two workflows share one); None if none."""
+        return None
+
+    def wants(self, workflow: Workflow, path: Path) -> bool:
+        """Whether this workflow's trigger would take the file at `path` (another workflow may move it away)."""
+        return False
 
     def template_scope(self, context: Mapping[str, Any], file: Path | None) -> Mapping[str, Any]:
         """What templates of a run see besides file, run and now, from what the trigger recorded (`scope_names`)."""

@@ -36,6 +36,10 @@ class SettleTracker:
         wait = settle if wait is None else min(wait, settle)
         self._pending[path] = _Pending(_signature(path), now - (settle - wait), settle)
 
+    def again_in(self, path: Path, seconds: float, settle: float) -> None:
+        """Offer `path` again in `seconds` (a change meanwhile restarts the full `settle` wait)."""
+        self._pending[path] = _Pending(_signature(path), self.clock() + seconds - settle, settle)
+
     def ready(self) -> list[Path]:
         """Paths unchanged for their settle time, removed from the tracker; vanished ones dropped."""
         now, done = self.clock(), []

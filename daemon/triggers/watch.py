@@ -8,7 +8,6 @@ stat per file, not a hash; the store's dedupe on sha256 is the final word on "on
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import queue
@@ -29,20 +28,19 @@ from daemon import words
 from daemon.engine.intake import Intake
 from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
-from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.match import Matcher
+from daemon.triggers.roots import ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
 from daemon.triggers.submitted import LINK, Submitted
 from daemon.workflow import WatchTrigger, Workflow
+from daemon.workflow.fields import problem
 
 log = logging.getLogger("gristmill")
 
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
-_LIMIT_SYSCTL = {
-    errno.ENOSPC: "fs.inotify.max_user_watches",
-    errno.EMFILE: "fs.inotify.max_user_instances",
-}
+STORE_RETRY = 5.0  # seconds before a file the database could not take (locked, full) is offered again
 
 
 class Arrival(StrEnum):
@@ -51,6 +49,7 @@ class Arrival(StrEnum):
     CHANGED = "changed"  # created, modified, attributes: the full settle time
     CLOSED = "closed"  # closed after writing: CLOSE_GRACE
     MOVED_IN = "moved"  # renamed into the folder: complete already
+    RETRY = "retry"  # the database could not take it: offered again after STORE_RETRY
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class Watch:
     @classmethod
     def of(cls, workflow: Workflow) -> Watch:
         spec: WatchTrigger = workflow.trigger.spec
-        root = Path(os.path.abspath(spec.path.expanduser()))
+        root = _root(spec)
         # Its own output is not input: the folders it files into are left out of a recursive watch.
         own = [Path(os.path.abspath(static_base(t))) for t in workflow.destinations()]
         inside = tuple(p for p in own if root in p.parents)
@@ -151,6 +150,8 @@ class Watcher(TriggerSource):
 
     def catch_up(self) -> None:
         """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
+        for watch in self._watches:
+            ensure_root(watch.matcher.root, watch.workflow.name)
         self.scan()
         self.settle_pending()
 
@@ -185,11 +186,7 @@ class Watcher(TriggerSource):
     def _observe(self, watch: Watch) -> None:
         spec: WatchTrigger = watch.workflow.trigger.spec
         root = watch.matcher.root
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("cannot watch %s for %s: the folder is missing and cannot be created (%s); "
-                      "create it and restart", root, watch.workflow.name, exc.strerror)  # fmt: skip
+        if not ensure_root(root, watch.workflow.name):
             return
         if spec.poll:
             self._observers.append(self._started(PollingObserver(timeout=spec.poll_interval), watch))
@@ -197,7 +194,7 @@ class Watcher(TriggerSource):
         try:
             observer = self._started(self.observer_factory(), watch)
         except OSError as exc:
-            log.warning("%s", _polling_reason(exc, root, spec.poll_interval))
+            log.warning("%s", polling_reason(exc, root, spec.poll_interval))
             observer = self._started(PollingObserver(timeout=spec.poll_interval), watch)
         self._observers.append(observer)
 
@@ -260,6 +257,9 @@ class Watcher(TriggerSource):
                 self._refuse_link(watch, path)
             return
         settle = max(w.settle for w in wanting)
+        if how is Arrival.RETRY:
+            self.tracker.again_in(path, STORE_RETRY, settle)
+            return
         self.tracker.touch(path, settle, wait=max(w.wait_for(how) for w in wanting))
 
     def _submit_ready(self) -> None:
@@ -293,8 +293,9 @@ class Watcher(TriggerSource):
             return False
         try:
             self.intake.file(watch.workflow, path)
-        except StoreError:  # an outage of the store, said once by intake; offered again by the next look
-            return False
+        except StoreError:  # the database is away (said once by intake): offered again soon, not at the rescan
+            self._events.put((str(path), Arrival.RETRY))
+            return True
         except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
             log.warning("not queued for %s: %s", watch.workflow.name, exc)
             return True
@@ -317,13 +318,6 @@ class Watcher(TriggerSource):
         return True
 
 
-def _polling_reason(exc: OSError, root: Path, interval: float) -> str:
-    """One log line: why inotify failed on `root`, that we poll instead, and what to raise."""
-    sysctl = _LIMIT_SYSCTL.get(exc.errno or 0)
-    fix = f"; to use inotify again raise {sysctl} (sudo sysctl -w {sysctl}=<higher>)" if sysctl else ""
-    return f"cannot use inotify on {root} ({exc.strerror or exc}); polling it every {interval:g}s instead{fix}"
-
-
 class WatchKind(TriggerKind):
     """`trigger: {watch: {path: ~/Inbox, ...}}`: a run for each file that settles in a folder."""
 
@@ -337,3 +331,25 @@ class WatchKind(TriggerKind):
     def describe(self, spec: WatchTrigger) -> str:
         patterns = ",".join(spec.patterns) or "*"
         return f"watch {spec.path} ({patterns}{', recursive' if spec.recursive else ''})"
+
+    def reach(self, spec: WatchTrigger) -> Reach:
+        return Reach(_root(spec), spec.recursive)
+
+    def wants(self, workflow: Workflow, path: Path) -> bool:
+        return Watch.of(workflow).matcher.wants(path)
+
+    def diagnose(self, workflows: list[Workflow]) -> list[Finding]:
+        roots = [(w.name, _root(w.trigger.spec)) for w in sorted(workflows, key=lambda w: w.name)]
+        says = "workflow {}: the watched folder {} does not exist yet; gristmill run creates it"
+        return [Finding(Level.OK, says.format(name, root)) for name, root in roots if not os.path.lexists(root)]
+
+    def check(self, workflow: Workflow) -> None:
+        super().check(workflow)
+        root = _root(workflow.trigger.spec)
+        if os.path.lexists(root) and not root.is_dir():
+            raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
+                          ("trigger", "watch", "path"), root=str(root))
+
+
+def _root(spec: WatchTrigger) -> Path:
+    return Path(os.path.abspath(spec.path.expanduser()))

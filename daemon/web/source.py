@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from daemon.errors import WorkflowError
+from daemon.errors import GristmillError, WorkflowError
 from daemon.health import Health
-from daemon.metrics import SERVER
-from daemon.settings import Settings
+from daemon.settings import ServerConfig, Settings
 from daemon.store import RunStore
 from daemon.store.corrections import CorrectionStore
 from daemon.triggers import WebMount
@@ -100,8 +97,9 @@ class DaemonSource(DashboardSource):
         return list(self.app.errors)
 
     def servers(self) -> list[ServerState]:
-        gate = self.app.gate
-        return [ServerState(SERVER, self.settings.ollama_url, not gate.is_down, gate.reason)]
+        return [
+            ServerState(u.name, u.config.url, not u.gate.is_down, u.gate.reason) for u in self.app.router.upstreams
+        ]
 
     def health(self) -> Health:
         # The watchdog's checks once serving has built them; until then, the database.
@@ -121,13 +119,13 @@ class DatabaseSource(DashboardSource):
     mode = "web"  # type: ignore[assignment]
 
     def __init__(
-        self, settings: Settings, store: RunStore, *, probe: Callable[[str], str | None] | None = None
+        self, settings: Settings, store: RunStore, *, probe: Callable[[ServerConfig], str | None] | None = None
     ) -> None:
         super().__init__(settings, store)
-        self._probe = probe or _probe_ollama
+        self._probe = probe or (lambda server: _probe_server(server, settings))
         self._lock = threading.Lock()
         self._loaded: tuple[Any, dict[str, Workflow], list[WorkflowError]] = (None, {}, [])
-        self._probed: tuple[float, ServerState] | None = None
+        self._probed: tuple[float, list[ServerState]] | None = None
 
     def workflows(self) -> Mapping[str, Workflow]:
         return self._load()[0]
@@ -138,12 +136,12 @@ class DatabaseSource(DashboardSource):
     def servers(self) -> list[ServerState]:
         with self._lock:
             if self._probed is None or time.monotonic() - self._probed[0] > PROBE_EVERY:
-                problem = self._probe(self.settings.ollama_url)
-                self._probed = (
-                    time.monotonic(),
-                    ServerState(SERVER, self.settings.ollama_url, problem is None, problem),
-                )
-            return [self._probed[1]]
+                states = []
+                for server in self.settings.model_servers.values():
+                    problem = self._probe(server)
+                    states.append(ServerState(server.name, server.url, problem is None, problem))
+                self._probed = (time.monotonic(), states)
+            return list(self._probed[1])
 
     def health(self) -> Health:
         return Health({"database": self._database_answers})
@@ -152,7 +150,7 @@ class DatabaseSource(DashboardSource):
         with self._lock:
             stamp = _folder_stamp(self.settings.workflows)
             if stamp != self._loaded[0]:
-                loaded, errors = load_workflows(self.settings.workflows)
+                loaded, errors = load_workflows(self.settings.workflows, servers=self.settings.model_servers)
                 self._loaded = (stamp, loaded, errors)
             return self._loaded[1], self._loaded[2]
 
@@ -165,10 +163,19 @@ def _folder_stamp(folder: Path) -> Any:
         return None
 
 
-def _probe_ollama(url: str) -> str | None:
-    """None when the server answers /api/version, else why not (one short sentence)."""
+def _probe_server(server: ServerConfig, settings: Settings) -> str | None:
+    """None when the server answers its kind's health probe, else why not (one sentence, never a web page)."""
+    from daemon.llm.configured import guard, kind_of
+
     try:
-        httpx.get(f"{url.rstrip('/')}/api/version", timeout=2.0).raise_for_status()
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:200]
+        guard(server, settings)  # nothing goes to a server the privacy guard refuses
+        backend = kind_of(server).backend(server, settings)
+    except GristmillError as exc:
+        return exc.message
+    try:
+        backend.version()
+    except GristmillError as exc:
+        return exc.message
+    finally:
+        backend.close()
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from daemon.errors import WorkflowError
+from daemon.llm.modelref import unknown_server
 from daemon.workflow.schema import Workflow
 
 Key = tuple[str | int, ...]
@@ -235,8 +237,13 @@ def _line_of(loc: Key, lines: dict[Key, int]) -> int | None:
     return None
 
 
-def load_workflows(folder: Path) -> tuple[dict[str, Workflow], list[WorkflowError]]:
-    """Every workflow file in `folder` by name, and an error for each file that could not be used."""
+def load_workflows(
+    folder: Path, servers: Collection[str] | None = None
+) -> tuple[dict[str, Workflow], list[WorkflowError]]:
+    """Every workflow file in `folder` by name, and an error for each file that could not be used.
+
+    With `servers` (the configured model servers' names), a `model: NAME@SERVER` must name one of them.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return {}, [WorkflowError(folder, "the workflows folder does not exist or is not a folder")]
@@ -248,6 +255,9 @@ def load_workflows(folder: Path) -> tuple[dict[str, Workflow], list[WorkflowErro
         except WorkflowError as exc:
             errors.append(exc)
             continue
+        if servers is not None and (error := _unknown_server(workflow, lines, servers)):
+            errors.append(error)
+            continue
         if workflow.name in loaded:
             other = loaded[workflow.name][0].source
             problem = f"the name '{workflow.name}' is already used by {other}; give each workflow its own"
@@ -256,6 +266,16 @@ def load_workflows(folder: Path) -> tuple[dict[str, Workflow], list[WorkflowErro
         loaded[workflow.name] = (workflow, lines)
     errors.extend(_drop_broken_references(loaded))
     return {name: workflow for name, (workflow, _) in loaded.items()}, errors
+
+
+def _unknown_server(workflow: Workflow, lines: dict[Key, int], servers: Collection[str]) -> WorkflowError | None:
+    """The error for a `model` (or shadow candidate) pinned to a server that is not configured, if any."""
+    named: list[tuple[Key, str | None]] = [(("model",), workflow.model)]
+    named += [(("shadow", i, "model"), shadow.model) for i, shadow in enumerate(workflow.shadow)]
+    for key, model in named:
+        if model and (problem := unknown_server(model, servers)):
+            return WorkflowError(workflow.source or Path(workflow.name), problem, _line_of(key, lines), dotted(key))
+    return None
 
 
 def _workflow_files(folder: Path) -> list[Path]:

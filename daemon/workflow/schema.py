@@ -127,6 +127,7 @@ class Workflow(StrictModel):
     name: str
     description: str = ""
     model: Text | None = None
+    vision_model: Text | None = None  # reads images and scanned pages; default: `model`, when it can see
     options: dict[str, Any] = {}
     trigger: DeclaredTrigger
     input: Input | None = None
@@ -200,11 +201,16 @@ class Workflow(StrictModel):
                 yield ("steps", i, step.kind.name, *key), action
 
     def destinations(self) -> list[str]:
-        """Path templates of everything the workflow puts files into: routes, writes, on_failure."""
+        """Templates of the folders the workflow puts files into: routes, writes, on_failure."""
         found = [template for step in self.steps for template in step.kind.writes_into(step.spec)]
         if self.on_failure is not None:
             found.append(self.on_failure.move_to)
         return found
+
+    @property
+    def moves_files(self) -> bool:
+        """Whether a run may take its file away from where the trigger found it (a move, on_failure)."""
+        return self.on_failure is not None or any(action.kind.moves_file for _, action in self.actions())
 
 
 def _check_step_ids(steps: list[Step]) -> None:

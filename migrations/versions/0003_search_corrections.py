@@ -6,7 +6,7 @@ the same transaction as the row; on PostgreSQL a GIN index over the same text. E
 backfilled. A new table `corrections` records what a person said a step's output should have been.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from daemon.store.searchtext import name_words, output_words
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,49 @@
+"""What a server sent, said safely: error texts without web pages, and the "not a model server" sentence.
+
+A URL can answer with a proxy's or router's web page; such a page must never reach a log line, a
+run's error or a recorded call. Everything a backend quotes from a server goes through `clean`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from daemon.errors import NotAModelServer
+from daemon.settings import ServerConfig
+
+_HTML = re.compile(r"<\s*(!doctype|html|head|body|title|h1|center|p|div)\b", re.IGNORECASE)
+_LIMIT = 200
+
+
+def looks_like_html(text: str) -> bool:
+    """True when `text` is (part of) a web page rather than a server's error message."""
+    return bool(_HTML.search(text or ""))
+
+
+def clean(text: Any) -> str:
+    """One short line of what a server said; a web page becomes the words "an HTML page"."""
+    text = str(text or "").strip()
+    if looks_like_html(text):
+        return "an HTML page"
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) <= _LIMIT else first[: _LIMIT - 1] + "…"
+
+
+def body_kind(status: int | None, text: str) -> str:
+    """How an answer that is no model server's looks, in a few words."""
+    page = "an HTML page" if looks_like_html(text) else "a body that is not JSON"
+    if status is None or status == 200:
+        return page
+    return f"status {status} with {page}" if text.strip() else f"status {status}"
+
+
+def not_a_server(server: ServerConfig, title: str, what: str) -> NotAModelServer:
+    """The one sentence for a URL that answers, but not as the configured kind of server."""
+    setting = server.url_setting or f"servers.{server.name}.url"
+    return NotAModelServer(
+        f"the model server '{server.name}' at {server.url} answers but is not {title} ({what}); "
+        f"point {setting} at the server and restart gristmill (settings are read at start); "
+        "its runs stay queued until then",
+        server.url,
+    )

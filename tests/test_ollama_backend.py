@@ -1,0 +1,160 @@
+"""The Ollama backend done right, against the stand-in: one num_ctx per model, keep_alive, think, streaming timeouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.domain import ModelCall
+from daemon.errors import AnswerCut, ModelError, ModelTimeout, NotAModelServer
+from daemon.llm.ask import Asker
+from daemon.llm.ollama_backend import OllamaBackend
+from daemon.settings import ServerConfig
+from daemon.standin import StandinConfig, StandinServer
+
+SHORT = "<document>A short note about the garden.</document>"
+LONG = "<document>" + " ".join(f"word{i}" for i in range(3000)) + "</document>"
+
+
+def backend_for(server: StandinServer, **kwargs) -> OllamaBackend:
+    config = ServerConfig(name="box", kind="ollama", url=server.url)
+    return OllamaBackend(config, **{"timeout": 10, "connect_timeout": 2, "keep_alive": "30m", **kwargs})
+
+
+def ask(backend: OllamaBackend, content: str, model: str = "llama3.2", **options) -> ModelCall:
+    call = ModelCall(model=model, messages=[{"role": "user", "content": content}], options=options)
+    return backend.chat(call)
+
+
+def test_one_num_ctx_per_model_for_the_life_of_the_backend(standin):
+    standin.config.update({"context_by_model": {"tiny": 4096}, "models": ["llama3.2", "tiny"]})
+    backend = backend_for(standin, context_tokens=8192)
+
+    for content in (SHORT, LONG, SHORT, LONG):
+        ask(backend, content)
+        ask(backend, content, model="tiny")
+
+    assert standin.loaded.num_ctx_sent("llama3.2") == [8192] * 4
+    assert standin.loaded.num_ctx_sent("tiny") == [4096] * 4  # capped by the model's own context
+    assert standin.loaded.reloads("llama3.2") == 0 and standin.loaded.reloads("tiny") == 0
+    assert standin.loaded.loads("llama3.2") == 1
+    assert backend.window("llama3.2", {}) == 8192 and backend.window("tiny", {}) == 4096
+
+
+def test_the_workflows_num_ctx_wins_and_is_what_the_planner_sees(standin):
+    backend = backend_for(standin, context_tokens=8192)
+
+    call = ask(backend, SHORT, num_ctx=2048)
+
+    assert call.options["num_ctx"] == 2048  # recorded as sent
+    assert standin.loaded.num_ctx_sent("llama3.2") == [2048]
+    assert backend.window("llama3.2", {"num_ctx": 2048}) == 2048
+    assert backend.window("llama3.2", {"num_ctx": 99999}) == 8192  # Ollama caps it at the model's context
+
+
+def test_keep_alive_is_sent_with_every_call(standin):
+    ask(backend_for(standin, keep_alive="45m"), SHORT)
+
+    body = standin.recorded()[-1]["body"]
+    assert body["keep_alive"] == "45m" and body["stream"] is True
+    (loaded,) = backend_for(standin).loaded()
+    assert loaded.name == "llama3.2:latest" and loaded.context_length == 8192 and loaded.size_vram
+
+
+def test_think_goes_only_to_models_that_can_think(standin):
+    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"]})
+    backend = backend_for(standin)
+
+    for model in ("llama3.2", "qwen3"):
+        backend.chat(ModelCall(model=model, messages=[{"role": "user", "content": SHORT}]), think=False)
+
+    plain, thinker = (r["body"] for r in standin.recorded())
+    assert "think" not in plain and thinker["think"] is False
+
+
+def test_a_slow_but_steady_stream_is_never_cut_by_the_timeout(standin):
+    # 2.5 s in all, but a piece at least every ~0.6 s: a timeout of silence (1.5 s) lets it finish.
+    standin.config.latency = 2.5
+    call = ask(backend_for(standin, timeout=1.5), "<document>one two three four five six seven</document>")
+
+    assert call.answer == "one two three four five six seven" and call.done_reason == "stop"
+    assert call.wall_ms and call.wall_ms > 1500
+
+
+def test_a_server_that_stops_sending_is_caught_after_the_timeout(standin):
+    standin.config.update({"quirks": ["stall"], "stall_seconds": 30})
+    call = ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}])
+
+    with pytest.raises(ModelTimeout, match="sent nothing for too long"):
+        backend_for(standin, timeout=1).chat(call)
+    assert call.error
+
+
+def test_a_model_that_cannot_load_is_a_model_error_naming_the_problem(standin):
+    standin.config.unloadable = ["huge:70b"]
+    call = ModelCall(model="huge:70b", messages=[{"role": "user", "content": SHORT}])
+
+    with pytest.raises(ModelError) as caught:
+        backend_for(standin).chat(call)
+
+    assert type(caught.value) is ModelError  # an attempt, not an outage
+    assert "could not run model 'huge:70b'" in caught.value.message and "smaller model" in caught.value.message
+    assert "llama runner process has terminated" in call.error
+
+
+@pytest.mark.parametrize("mode", ["html", "501", "garbage"])
+def test_a_url_that_is_no_ollama_server_is_one_sentence_without_html(standin, mode):
+    standin.config.impostor = mode
+    backend = backend_for(standin)
+    call = ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}])
+
+    for attempt in (lambda: backend.chat(call), backend.list_models, backend.version):
+        with pytest.raises(NotAModelServer) as caught:
+            attempt()
+        message = caught.value.message
+        assert "answers but is not an Ollama server" in message and "<" not in message, message
+    assert "<" not in call.error and "answers but is not an Ollama server" in call.error
+
+
+def test_an_openai_only_server_at_an_ollama_url_is_named_as_such(standin):
+    standin.config.api = "openai"
+    with pytest.raises(NotAModelServer, match="answers but is not an Ollama server"):
+        ask(backend_for(standin), SHORT)
+
+
+def test_an_answer_cut_at_its_limit_is_asked_again_with_more_room(standin):
+    standin.config.default_max_tokens = 4
+    calls: list[ModelCall] = []
+    asker = Asker(backend=backend_for(standin), record=calls.append, model="llama3.2", step_id="s")
+
+    text = asker.text([{"role": "user", "content": "<document>one two three four five six seven</document>"}])
+
+    assert text == "one two three four five six seven"
+    assert [c.done_reason for c in calls] == ["length", "stop"]
+    assert calls[1].options["num_predict"] >= 1024
+
+
+def test_an_answer_cut_twice_fails_with_the_reason(standin):
+    calls: list[ModelCall] = []
+    asker = Asker(backend=backend_for(standin), record=calls.append, model="llama3.2", step_id="summary")
+
+    with pytest.raises(AnswerCut, match="step 'summary' was cut at its length limit twice.*options.num_predict"):
+        asker.text([{"role": "user", "content": "<document>[[standin:cut]] one two three four</document>"}])
+    assert len(calls) == 2
+
+
+def test_pull_streams_progress_and_the_model_is_listed_after(standin):
+    standin.config.pull_steps = 3
+    backend = backend_for(standin)
+
+    lines = list(backend.pull("hf.co/bob/Tiny-GGUF:Q4_K_M"))
+
+    layers = [line for line in lines if line.digest]
+    assert layers and all(line.total for line in layers)
+    assert layers[-1].completed == layers[-1].total and lines[-1].status == "success"
+    assert "hf.co/bob/Tiny-GGUF:Q4_K_M" in backend.list_models()
+
+
+def test_a_fresh_server_answers_the_version_probe(standin):
+    assert backend_for(standin).version() == "0.12.6"
+    with StandinServer(StandinConfig(models=["a"])) as other:
+        assert backend_for(other).list_models() == ["a:latest"]
