@@ -91,7 +91,9 @@ def test_the_log_says_once_that_the_server_is_away_and_once_that_it_is_back(capl
         gate.up()
         gate.up()
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[1:] == ["the model server is back: 'gpu-box' at http://127.0.0.1:9 answered after 3 failed tries; resuming"]
+    assert lines[1:] == [
+        "the model server is back: 'gpu-box' at http://127.0.0.1:9 answered after 3 failed tries; resuming"
+    ]
 
 
 def test_peek_says_how_long_until_a_call_may_go_to_the_server():

@@ -146,8 +146,8 @@ def test_check_with_a_remote_model_url_fails_with_the_sentence(tmp_path):
     (line,) = [line for line in result.stdout.splitlines() if "203.0.113.5" in line]
     assert line == (
         "error: the model server 'local' at http://203.0.113.5:11434 is not on this machine or a private network, "
-        "so documents would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, or set "
-        "GRISTMILL_ALLOW_REMOTE_MODEL=true"
+        "so documents would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, "
+        "or set GRISTMILL_ALLOW_REMOTE_MODEL=true"
     )
     assert "Traceback" not in result.stderr
 

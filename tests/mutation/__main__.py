@@ -1,9 +1,11 @@
-"""`python -m tests.mutation [MODULE…] [--jobs N] [--fresh] [--limit N] [--report FILE] [--no-generate]`.
+"""`python -m tests.mutation [MODULE…] [--jobs N] [--fresh] [--limit N] [--sample N --seed S] [--report FILE] …`.
 
 Writes the mutants (mutmut), then per module: a clean run of its tests (must pass), mutmut's forced
 failure (must fail: the trampolines are reached, in subprocesses too), then every mutant not yet
 killed. Prints the kill rate per module; `--report FILE` also writes it as Markdown with each
-surviving mutant's diff. Runs at the lowest CPU priority (nice 19). Not part of CI: see TESTING.md.
+surviving mutant's diff. `--sample N` measures a module that is not run in full on N of its mutants drawn
+at random (`--seed`, so the same N again), and reports the kill rate of the sample with its 95 % interval.
+Runs at the lowest CPU priority (nice 19). Not part of CI: see TESTING.md.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def main() -> int:
         for module in chosen:
             if not _run_module(module, args):
                 return 1
-    table = report.summary(chosen)
-    console.print(report.as_text(table))
+    table = report.summary(chosen, _sample(args))
+    print(report.as_text(table))
     if args.report:
         args.report.write_text(report.as_markdown(table, chosen))
     return 0
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--fresh", action="store_true", help="test every mutant again, killed ones too")
     parser.add_argument("--limit", type=int, help="at most this many mutants per module (a trial)")
+    parser.add_argument("--sample", type=int, help="per module not run in full: this many mutants drawn at random")
+    parser.add_argument("--seed", type=int, default=19, help="the seed of --sample's draw (default 19)")
     parser.add_argument("--report", type=_path, help="write the kill rates and survivors as Markdown here")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report the stored results")
     parser.add_argument(
@@ -60,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sample(args: argparse.Namespace) -> plan.Sample | None:
+    return plan.Sample(args.sample, args.seed) if args.sample else None
+
+
 def _path(text: str):
     from pathlib import Path
 
@@ -68,7 +76,7 @@ def _path(text: str):
 
 def _run_module(module: plan.Module, args: argparse.Namespace) -> bool:
     results = plan.Results(module)
-    names = results.to_run(fresh=args.fresh)[: args.limit]
+    names = results.to_run(fresh=args.fresh, sample=_sample(args))[: args.limit]
     if not names:
         console.print(f"{module.path}: every mutant already killed")
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,34 @@ class Results:
         self.data.durations_by_key[name] = seconds
         self.data.save()
 
-    def to_run(self, *, fresh: bool) -> list[str]:
+    @property
+    def complete(self) -> bool:
+        """Every mutant has a result: the module is measured in full."""
+        return all(code is not None for code in self.codes.values())
+
+    def selection(self, sample: Sample | None) -> list[str]:
+        """The mutants the figures are about: all of them, or the sample when one is asked and some are not run."""
+        names = list(self.codes)
+        if sample is None or self.complete:
+            return names
+        return sample.of(names)
+
+    def to_run(self, *, fresh: bool, sample: Sample | None = None) -> list[str]:
         """Mutants not run yet, and survivors not shown equivalent (a new test may kill them); all when `fresh`."""
         done, known = (KILLED, TIMEOUT), equivalent()
-        return [name for name, code in self.codes.items() if fresh or (code not in done and name not in known)]
+        codes = self.codes
+        return [name for name in self.selection(sample) if fresh or (codes[name] not in done and name not in known)]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """`size` mutants per module drawn at random with `seed`: the same ones again for the same mutants."""
+
+    size: int
+    seed: int
+
+    def of(self, names: list[str]) -> list[str]:
+        ordered = sorted(names)  # mutmut's order may change between runs; the draw must not
+        if len(ordered) <= self.size:
+            return ordered
+        return sorted(random.Random(self.seed).sample(ordered, self.size))
