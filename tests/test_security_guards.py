@@ -16,7 +16,7 @@ import pytest
 from daemon.actions import ActionServices
 from daemon.actions.webhook import Webhook, check_webhook
 from daemon.engine.effects import Effects
-from daemon.errors import UnsafePathError
+from daemon.errors import UnsafePathError, WorkflowError
 from daemon.files.paths import confine, static_base
 from daemon.netguard import RemoteRefused, addresses_of, check_url, is_local
 from daemon.steps import StepContext
@@ -173,7 +173,9 @@ def _workflow(webhook: str, **extra) -> Workflow:
     })  # fmt: skip
 
 
-def _perform(workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple = ()) -> list[tuple[str, dict]]:
+def _perform(
+    workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple = (), scope: dict | None = None
+) -> list[tuple[str, dict]]:
     sent: list[tuple[str, dict]] = []
     act = ActionServices(
         Effects(dry_run, record=lambda intent: None),
@@ -185,14 +187,15 @@ def _perform(workflow: Workflow, url: str, *, dry_run: bool = False, nets: tuple
     ctx = StepContext(
         workflow=workflow,
         step_id="route",
-        scope={"run": {"id": 1}, "summarise": {"text": "t"}},
+        scope=scope or {"run": {"id": 1}, "summarise": {"text": "t"}},
         text="d",
         images=(),
         file_path=None,
         ask=None,
         act=act,
     )  # type: ignore[arg-type]
-    Webhook().perform(url, ctx)
+    done = Webhook().perform(url, ctx)
+    assert (done.destination, done.moved_to) == (url, None)  # the run records where the outputs went
     return sent
 
 
@@ -201,7 +204,11 @@ def test_a_remote_webhook_is_refused_before_anything_is_sent():
     for dry_run in (False, True):
         with pytest.raises(RemoteRefused) as caught:
             _perform(_workflow(url), url, dry_run=dry_run)
-        assert "allow_remote_webhooks: true" in str(caught.value)
+        assert str(caught.value) == (
+            "the webhook of workflow 'hook' http://203.0.113.5/hook is not on this machine or a private network, so "
+            "documents would leave home; use a local server, declare its network local in GRISTMILL_LOCAL_NETWORKS, "
+            "or set allow_remote_webhooks: true"
+        )  # a workflow built in code has no file to name
 
 
 def test_a_local_webhook_is_sent_and_a_remote_one_when_the_workflow_allows_it():
@@ -210,7 +217,15 @@ def test_a_local_webhook_is_sent_and_a_remote_one_when_the_workflow_allows_it():
     ]
     remote = "http://203.0.113.5/hook"
     sent = _perform(_workflow(remote, allow_remote_webhooks=True), remote)
-    assert sent[0][0] == remote and sent[0][1]["outputs"] == {"summarise": {"text": "t"}}
+    assert sent == [(remote, {"workflow": "hook", "run": {"id": 1}, "outputs": {"summarise": {"text": "t"}}})]
+
+
+def test_a_webhook_posts_the_outputs_of_steps_only_and_of_those_only_what_json_can_carry():
+    url = "http://127.0.0.1:9/h"
+    scope = {"run": {"id": 7}, "file": {"name": "a.pdf"}, "summarise": {"text": "t"}, "route": {"odd": {1, 2}}}
+    (sent,) = _perform(_workflow(url), url, scope=scope)
+    assert sent[1] == {"workflow": "hook", "run": {"id": 7}, "outputs": {"summarise": {"text": "t"}}}
+    assert _perform(_workflow(url), url, dry_run=True) == []  # a dry run posts nothing
 
 
 def test_check_webhook_names_the_workflow_file():
@@ -227,9 +242,37 @@ def test_a_webhook_address_cannot_be_a_template(tmp_path):
         "name: hook\ntrigger: {watch: {path: /tmp/in}}\nsteps:\n  - extract: {fields: {url: string}}\n"
         "  - route:\n      default: {webhook: 'http://127.0.0.1/{{extract.url}}'}\n"
     )
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(WorkflowError) as caught:
         load_workflow(path)
-    assert "uses a template" in str(caught.value) and "line 6" in str(caught.value)
+    assert (caught.value.line, caught.value.problem) == (
+        6,
+        "'http://127.0.0.1/{{extract.url}}' uses a template; a webhook address is fixed text, so no document or "
+        "model answer can change where data is sent",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://127.0.0.1/x", "'ftp://127.0.0.1/x' is not an http:// or https:// address"),
+        (
+            "http://127.0.0.1/{%raw%}x",
+            "'http://127.0.0.1/{%raw%}x' uses a template; a webhook address is fixed text, so no document or model "
+            "answer can change where data is sent",
+        ),
+    ],
+)
+def test_a_webhook_address_is_plain_http_text(tmp_path, url, problem):
+    from daemon.workflow import load_workflow
+
+    path = tmp_path / "hook.yaml"
+    path.write_text(
+        f"name: hook\ntrigger: {{watch: {{path: /tmp/in}}}}\nsteps:\n  - route: {{default: {{webhook: '{url}'}}}}\n"
+    )
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(path)
+    assert caught.value.key == "steps[0].route.default.webhook"
+    assert caught.value.problem == problem
 
 
 def test_declared_local_networks_reach_the_daemon_and_the_webhooks(tmp_path, monkeypatch):

@@ -114,7 +114,10 @@ def test_spec_example_loads_with_its_values(tmp_path: Path) -> None:
 
 
 def test_schedule_workflow_with_files_input(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            """\
         name: notes-digest
         trigger: {schedule: {cron: "0 7 * * *", timezone: Europe/Berlin, catch_up: false}}
         input: {files: {path: ~/Notes, patterns: ["*.md"], since: 7d}}
@@ -124,7 +127,9 @@ def test_schedule_workflow_with_files_input(tmp_path: Path) -> None:
         steps:
           - summarise:
               instructions: "Notes of {{ run.started_at }}"
-        """))
+        """,
+        )
+    )
     schedule = wf.trigger.spec
     assert not wf.takes_file and schedule.cron == "0 7 * * *" and schedule.timezone == "Europe/Berlin"
     assert schedule.interval is None and schedule.catch_up is False and schedule.overlap == "skip"
@@ -136,7 +141,10 @@ def test_schedule_workflow_with_files_input(tmp_path: Path) -> None:
 
 
 def test_schedule_every_with_runs_input(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            """\
         name: digest
         trigger:
           schedule: {every: 30m, overlap: queue}
@@ -144,7 +152,9 @@ def test_schedule_every_with_runs_input(tmp_path: Path) -> None:
           runs: {workflow: sort-inbox}
         steps:
           - prompt: "List what was filed: {{ items | length }} items"
-        """))
+        """,
+        )
+    )
     assert wf.trigger.spec.interval == timedelta(minutes=30)
     assert wf.trigger.spec.overlap == "queue"
     assert wf.input.runs.workflow == "sort-inbox" and wf.input.runs.since_delta is None
@@ -153,16 +163,26 @@ def test_schedule_every_with_runs_input(tmp_path: Path) -> None:
 
 
 def test_six_field_cron_and_day_names(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            """\
         name: t
         trigger: {schedule: {cron: "30  0 7 * * MON-FRI"}}
         steps: [{summarise: }]
-        """))
+        """,
+        )
+    )
     assert wf.trigger.spec.cron == "30 0 7 * * MON-FRI"
 
 
 def test_action_shorthand_keep_and_default(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, WATCH_HEAD + CLASSIFY_KIND + """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            WATCH_HEAD
+            + CLASSIFY_KIND
+            + """\
   - route:
       by: kind
       routes:
@@ -173,7 +193,9 @@ def test_action_shorthand_keep_and_default(tmp_path: Path) -> None:
       by: kind
       default: {webhook: "https://example.org/hook"}
       review: keep
-"""))
+""",
+        )
+    )
     routes = wf.steps[1].spec.routes
     assert routes["invoice"] == make_action("keep", True) and routes["invoice"].name == "keep"
     assert routes["invoice"].target is None
@@ -184,15 +206,25 @@ def test_action_shorthand_keep_and_default(tmp_path: Path) -> None:
 
 
 def test_route_without_by_always_takes_default(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, WATCH_HEAD + """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            WATCH_HEAD
+            + """\
   - route:
       default: {move_to: "~/Filed/{{ file.name | slug }}"}
-"""))
+""",
+        )
+    )
     assert wf.steps[0].spec.by is None and wf.steps[0].spec.default.name == "move_to"
 
 
 def test_labels_as_list_yaml_words_and_merge_keys(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, WATCH_HEAD + """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            WATCH_HEAD
+            + """\
   - id: answer
     classify:
       labels: [yes, no, " maybe "]
@@ -203,14 +235,20 @@ def test_labels_as_list_yaml_words_and_merge_keys(tmp_path: Path) -> None:
         no:
           <<: *filed
           move_to: ~/No
-"""))
+""",
+        )
+    )
     assert wf.steps[0].spec.labels == {"yes": "", "no": "", "maybe": ""}
     routes = wf.steps[1].spec.routes
     assert (routes["yes"].target, routes["no"].target) == ("~/Yes", "~/No")
 
 
 def test_extract_json_schema(tmp_path: Path) -> None:
-    wf = load_workflow(write(tmp_path, WATCH_HEAD + """\
+    wf = load_workflow(
+        write(
+            tmp_path,
+            WATCH_HEAD
+            + """\
   - extract:
       fields:
         vendor: string
@@ -220,7 +258,9 @@ def test_extract_json_schema(tmp_path: Path) -> None:
         due: date
         tags: list
         iban: the payee's IBAN, without spaces
-"""))
+""",
+        )
+    )
     spec = wf.steps[0].spec
     assert isinstance(spec, ExtractSpec)
     assert spec.json_schema() == {
@@ -264,95 +304,235 @@ ROUTE_TAIL = """\
 """  # lines 9-12 after WATCH_HEAD + CLASSIFY_KIND
 
 ERRORS = {
-    "unknown top key": ("name: t\nfoo: 1\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                        2, "foo", "unknown key 'foo'; allowed keys are name, description"),
-    "unknown nested key": (WATCH_HEAD + "  - summarise: {max_word: 3}\n",
-                           6, "steps[0].summarise.max_word", "allowed keys are max_words, instructions"),
-    "source is not a key": ("name: t\nsource: x\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                            2, "source", "unknown key 'source'"),
-    "wrong type": (WATCH_HEAD + "  - summarise:\n      max_words: lots\n",
-                   7, "steps[0].summarise.max_words", "expected a whole number, got 'lots'"),
-    "not a bool": ("name: t\ntrigger:\n  watch:\n    path: x\n    recursive: maybe\nsteps: [summarise: ]\n",
-                   5, "trigger.watch.recursive", "expected true or false"),
-    "missing key": ("name: t\ntrigger:\n  watch:\n    recursive: true\nsteps: [summarise: ]\n",
-                    3, "trigger.watch.path", "required key is missing"),
+    "unknown top key": (
+        "name: t\nfoo: 1\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        2,
+        "foo",
+        "unknown key 'foo'; allowed keys are name, description",
+    ),
+    "unknown nested key": (
+        WATCH_HEAD + "  - summarise: {max_word: 3}\n",
+        6,
+        "steps[0].summarise.max_word",
+        "allowed keys are max_words, instructions",
+    ),
+    "source is not a key": (
+        "name: t\nsource: x\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        2,
+        "source",
+        "unknown key 'source'",
+    ),
+    "wrong type": (
+        WATCH_HEAD + "  - summarise:\n      max_words: lots\n",
+        7,
+        "steps[0].summarise.max_words",
+        "expected a whole number, got 'lots'",
+    ),
+    "not a bool": (
+        "name: t\ntrigger:\n  watch:\n    path: x\n    recursive: maybe\nsteps: [summarise: ]\n",
+        5,
+        "trigger.watch.recursive",
+        "expected true or false",
+    ),
+    "missing key": (
+        "name: t\ntrigger:\n  watch:\n    recursive: true\nsteps: [summarise: ]\n",
+        3,
+        "trigger.watch.path",
+        "required key is missing",
+    ),
     "no steps": ("name: t\ntrigger: {watch: {path: x}}\nsteps: []\n", 3, "steps", "empty"),
-    "bad name": ("name: Sort Inbox\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                 1, "name", "'Sort Inbox' is not a workflow name"),
-    "step without kind": (WATCH_HEAD + "  - summarise:\n  - id: later\n",
-                          7, "steps[1]", "step 'later' has no kind"),
-    "step with two kinds": (WATCH_HEAD + "  - id: x\n    summarise:\n    classify: {labels: [a]}\n",
-                            6, "steps[0]", "step 'x' has several kinds (summarise, classify)"),
+    "bad name": (
+        "name: Sort Inbox\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        1,
+        "name",
+        "'Sort Inbox' is not a workflow name",
+    ),
+    "step without kind": (WATCH_HEAD + "  - summarise:\n  - id: later\n", 7, "steps[1]", "step 'later' has no kind"),
+    "step with two kinds": (
+        WATCH_HEAD + "  - id: x\n    summarise:\n    classify: {labels: [a]}\n",
+        6,
+        "steps[0]",
+        "step 'x' has several kinds (summarise, classify)",
+    ),
     "bad step id": (WATCH_HEAD + "  - id: My-Step\n    summarise:\n", 6, "steps[0].id", "'My-Step'"),
-    "duplicate step id": (WATCH_HEAD + "  - summarise:\n  - summarise: {max_words: 9}\n",
-                          7, "steps[1]", "'summarise' is already used by steps[0]"),
+    "duplicate step id": (
+        WATCH_HEAD + "  - summarise:\n  - summarise: {max_words: 9}\n",
+        7,
+        "steps[1]",
+        "'summarise' is already used by steps[0]",
+    ),
     "reserved step id": (WATCH_HEAD + "  - id: file\n    summarise:\n", 6, "steps[0].id", "'file'"),
-    "route by unknown step": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("by: kind", "by: sort"),
-                              10, "steps[1].route.by", "step 'sort' does not exist"),
+    "route by unknown step": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("by: kind", "by: sort"),
+        10,
+        "steps[1].route.by",
+        "step 'sort' does not exist",
+    ),
     "route by later step": (WATCH_HEAD + ROUTE_TAIL + CLASSIFY_KIND, 7, "steps[0].route.by", "comes after"),
-    "route by extract": (WATCH_HEAD + "  - id: kind\n    extract: {fields: [a]}\n" + ROUTE_TAIL,
-                         9, "steps[1].route.by", "step 'kind' is of kind extract"),
-    "routes without by": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("      by: kind\n", ""),
-                          9, "steps[1].route.by", "routes and review need by"),
-    "route label unknown": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("invoice:", "Invoice:"),
-                            12, "steps[1].route.routes.Invoice", "did you mean 'invoice'?"),
-    "labels differ in case": (WATCH_HEAD + "  - classify:\n      labels:\n        a: x\n        A: y\n",
-                              9, "steps[0].classify.labels.A", "differ only in case"),
-    "extract field name": (WATCH_HEAD + "  - extract:\n      fields:\n        Total: number\n",
-                           8, "steps[0].extract.fields.Total", "'Total' is not a field name"),
-    "template syntax": (WATCH_HEAD + "  - write:\n      path: x\n      content: |\n"
-                        "        hi\n        {{ a }\n",
-                        8, "steps[0].write.content", "does not compile: unexpected '}' (template line 2)"),
-    "template in action": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("~/I", "'~/{{ x'"),
-                           12, "steps[1].route.routes.invoice.move_to", "does not compile"),
-    "unknown option": ("name: t\noptions:\n  temperature: 0.2\n  colour: red\ntrigger: {watch: {path: x}}\n"
-                       "steps: [summarise: ]\n", 4, "options.colour", "'colour' is not a model option"),
-    "option type": ("name: t\noptions:\n  num_ctx: big\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                    3, "options.num_ctx", "must be a whole number"),
-    "input with watch": (WATCH_HEAD + "  - summarise:\ninput: {files: {path: x}}\n",
-                         7, "input", "input only applies to a schedule trigger"),
-    "on_failure with schedule": ("name: t\ntrigger: {schedule: {every: 5m}}\nsteps: [summarise: ]\n"
-                                 "on_failure: {move_to: ~/x}\n", 4, "on_failure", "only applies to a watch"),
-    "cron fields": ("name: t\ntrigger:\n  schedule:\n    cron: '0 7 * *'\nsteps: [summarise: ]\n",
-                    4, "trigger.schedule.cron", "has 4 fields"),
-    "cron characters": ("name: t\ntrigger:\n  schedule:\n    cron: '0 7 * * $'\nsteps: [summarise: ]\n",
-                        4, "trigger.schedule.cron", "'$'"),
-    "time zone": ("name: t\ntrigger:\n  schedule:\n    every: 1h\n    timezone: Mars/Base\n"
-                  "steps: [summarise: ]\n",
-                  5, "trigger.schedule.timezone", "unknown time zone 'Mars/Base'"),
-    "every": ("name: t\ntrigger:\n  schedule:\n    every: 5 fortnights\nsteps: [summarise: ]\n",
-              4, "trigger.schedule.every", "unknown unit 'fortnights'"),
-    "cron and every": ("name: t\ntrigger:\n  schedule:\n    every: 5m\n    cron: '* * * * *'\n"
-                       "steps: [summarise: ]\n", 3, "trigger.schedule", "exactly one of cron or every"),
-    "watch and schedule": ("name: t\ntrigger:\n  watch: {path: x}\n  schedule: {every: 5m}\n"
-                           "steps: [summarise: ]\n",
-                           2, "trigger", "exactly one of watch, schedule, mailbox or http"),
-    "depth without recursive": ("name: t\ntrigger:\n  watch:\n    path: x\n    depth: 2\n"
-                                "steps: [summarise: ]\n",
-                                5, "trigger.watch.depth", "recursive: true"),
-    "action with two keys": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("~/I}", "~/I, run: x}"),
-                             12, "steps[1].route.routes.invoice", "exactly one of move_to"),
-    "action word": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL + "      default: discard\n",
-                    13, "steps[1].route.default", "'discard' is not an action"),
-    "webhook scheme": (WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL + "      default: {webhook: 'ftp://x'}\n",
-                       13, "steps[1].route.default.webhook", "http://"),
-    "record value": ("name: t\nrecord: all\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                     2, "record", "expected 'full' or 'metadata', got 'all'"),
-    "retention": ("name: t\nretention: forever\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
-                  2, "retention", "'forever' is not a duration"),
-    "trigger not a mapping": ("name: t\ntrigger: watch\nsteps: [summarise: ]\n",
-                              2, "trigger", "expected a mapping"),
-    "file action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n" + CLASSIFY_KIND + ROUTE_TAIL,
-                                  10, "steps[1].route.routes.invoice.move_to",
-                                  "move_to works on the run's input file, and a schedule trigger gives none"),
-    "run action on a schedule": ("name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - summarise:\n"
-                                 "  - route: {default: {run: other}}\n",
-                                 5, "steps[1].route.default.run", "run works on the run's input file"),
-    "prompt schema type": (WATCH_HEAD + "  - prompt:\n      instruction: Say it.\n      schema:\n"
-                           "        type: object\n        properties:\n          n: {type: numbr}\n",
-                           11, "steps[0].prompt.schema.properties.n.type", "'numbr' is not a JSON-schema type"),
-    "min_confidence range": (WATCH_HEAD + "  - classify:\n      labels: [a]\n      min_confidence: 2\n",
-                             8, "steps[0].classify.min_confidence", "at most 1"),
+    "route by extract": (
+        WATCH_HEAD + "  - id: kind\n    extract: {fields: [a]}\n" + ROUTE_TAIL,
+        9,
+        "steps[1].route.by",
+        "step 'kind' is of kind extract",
+    ),
+    "routes without by": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("      by: kind\n", ""),
+        9,
+        "steps[1].route.by",
+        "routes and review need by",
+    ),
+    "route label unknown": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("invoice:", "Invoice:"),
+        12,
+        "steps[1].route.routes.Invoice",
+        "did you mean 'invoice'?",
+    ),
+    "labels differ in case": (
+        WATCH_HEAD + "  - classify:\n      labels:\n        a: x\n        A: y\n",
+        9,
+        "steps[0].classify.labels.A",
+        "differ only in case",
+    ),
+    "extract field name": (
+        WATCH_HEAD + "  - extract:\n      fields:\n        Total: number\n",
+        8,
+        "steps[0].extract.fields.Total",
+        "'Total' is not a field name",
+    ),
+    "template syntax": (
+        WATCH_HEAD + "  - write:\n      path: x\n      content: |\n        hi\n        {{ a }\n",
+        8,
+        "steps[0].write.content",
+        "does not compile: unexpected '}' (template line 2)",
+    ),
+    "template in action": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("~/I", "'~/{{ x'"),
+        12,
+        "steps[1].route.routes.invoice.move_to",
+        "does not compile",
+    ),
+    "unknown option": (
+        "name: t\noptions:\n  temperature: 0.2\n  colour: red\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        4,
+        "options.colour",
+        "'colour' is not a model option",
+    ),
+    "option type": (
+        "name: t\noptions:\n  num_ctx: big\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        3,
+        "options.num_ctx",
+        "must be a whole number",
+    ),
+    "input with watch": (
+        WATCH_HEAD + "  - summarise:\ninput: {files: {path: x}}\n",
+        7,
+        "input",
+        "input only applies to a schedule trigger",
+    ),
+    "on_failure with schedule": (
+        "name: t\ntrigger: {schedule: {every: 5m}}\nsteps: [summarise: ]\non_failure: {move_to: ~/x}\n",
+        4,
+        "on_failure",
+        "only applies to a watch",
+    ),
+    "cron fields": (
+        "name: t\ntrigger:\n  schedule:\n    cron: '0 7 * *'\nsteps: [summarise: ]\n",
+        4,
+        "trigger.schedule.cron",
+        "has 4 fields",
+    ),
+    "cron characters": (
+        "name: t\ntrigger:\n  schedule:\n    cron: '0 7 * * $'\nsteps: [summarise: ]\n",
+        4,
+        "trigger.schedule.cron",
+        "'$'",
+    ),
+    "time zone": (
+        "name: t\ntrigger:\n  schedule:\n    every: 1h\n    timezone: Mars/Base\nsteps: [summarise: ]\n",
+        5,
+        "trigger.schedule.timezone",
+        "unknown time zone 'Mars/Base'",
+    ),
+    "every": (
+        "name: t\ntrigger:\n  schedule:\n    every: 5 fortnights\nsteps: [summarise: ]\n",
+        4,
+        "trigger.schedule.every",
+        "unknown unit 'fortnights'",
+    ),
+    "cron and every": (
+        "name: t\ntrigger:\n  schedule:\n    every: 5m\n    cron: '* * * * *'\nsteps: [summarise: ]\n",
+        3,
+        "trigger.schedule",
+        "exactly one of cron or every",
+    ),
+    "watch and schedule": (
+        "name: t\ntrigger:\n  watch: {path: x}\n  schedule: {every: 5m}\nsteps: [summarise: ]\n",
+        2,
+        "trigger",
+        "exactly one of watch, schedule, mailbox or http",
+    ),
+    "depth without recursive": (
+        "name: t\ntrigger:\n  watch:\n    path: x\n    depth: 2\nsteps: [summarise: ]\n",
+        5,
+        "trigger.watch.depth",
+        "recursive: true",
+    ),
+    "action with two keys": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL.replace("~/I}", "~/I, run: x}"),
+        12,
+        "steps[1].route.routes.invoice",
+        "exactly one of move_to",
+    ),
+    "action word": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL + "      default: discard\n",
+        13,
+        "steps[1].route.default",
+        "'discard' is not an action",
+    ),
+    "webhook scheme": (
+        WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL + "      default: {webhook: 'ftp://x'}\n",
+        13,
+        "steps[1].route.default.webhook",
+        "http://",
+    ),
+    "record value": (
+        "name: t\nrecord: all\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        2,
+        "record",
+        "expected 'full' or 'metadata', got 'all'",
+    ),
+    "retention": (
+        "name: t\nretention: forever\ntrigger: {watch: {path: x}}\nsteps: [summarise: ]\n",
+        2,
+        "retention",
+        "'forever' is not a duration",
+    ),
+    "trigger not a mapping": ("name: t\ntrigger: watch\nsteps: [summarise: ]\n", 2, "trigger", "expected a mapping"),
+    "file action on a schedule": (
+        "name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n" + CLASSIFY_KIND + ROUTE_TAIL,
+        10,
+        "steps[1].route.routes.invoice.move_to",
+        "move_to works on the run's input file, and a schedule trigger gives none",
+    ),
+    "run action on a schedule": (
+        "name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - summarise:\n  - route: {default: {run: other}}\n",
+        5,
+        "steps[1].route.default.run",
+        "run works on the run's input file",
+    ),
+    "prompt schema type": (
+        WATCH_HEAD + "  - prompt:\n      instruction: Say it.\n      schema:\n"
+        "        type: object\n        properties:\n          n: {type: numbr}\n",
+        11,
+        "steps[0].prompt.schema.properties.n.type",
+        "'numbr' is not a JSON-schema type",
+    ),
+    "min_confidence range": (
+        WATCH_HEAD + "  - classify:\n      labels: [a]\n      min_confidence: 2\n",
+        8,
+        "steps[0].classify.min_confidence",
+        "at most 1",
+    ),
 }
 
 
@@ -364,6 +544,12 @@ def test_error_names_line_and_key(tmp_path: Path, case: str) -> None:
     assert fragment in error.problem
     assert str(error).startswith(f"{tmp_path / 'flow.yaml'}, line {line}, key '{key}': ")
     assert "\n" not in str(error)
+
+
+def test_a_run_target_that_is_no_workflow_name_is_refused_with_the_rule(tmp_path: Path) -> None:
+    error = error_of(tmp_path, WATCH_HEAD + CLASSIFY_KIND + ROUTE_TAIL + "      default: {run: Other Flow}\n")
+    assert (error.line, error.key) == (13, "steps[1].route.default.run")
+    assert error.problem == "'Other Flow' is not a workflow name ([a-z0-9-]+)"
 
 
 def test_yaml_syntax_error_gives_the_mark_line(tmp_path: Path) -> None:
@@ -392,7 +578,9 @@ def test_files_that_are_not_a_mapping(tmp_path: Path, text: str, fragment: str) 
 
 
 def test_several_errors_first_by_line_others_kept(tmp_path: Path) -> None:
-    error = error_of(tmp_path, """\
+    error = error_of(
+        tmp_path,
+        """\
         name: t
         trigger:
           watch:
@@ -401,7 +589,8 @@ def test_several_errors_first_by_line_others_kept(tmp_path: Path) -> None:
         steps:
           - summarise: {max_words: 0}
         record: all
-        """)
+        """,
+    )
     assert (error.line, error.key) == (5, "trigger.watch.recursive")
     assert [(e.line, e.key) for e in error.others] == [(7, "steps[0].summarise.max_words"), (8, "record")]
 
@@ -441,12 +630,16 @@ def test_duplicate_names_fail_the_later_file(tmp_path: Path) -> None:
     assert (errors[0].line, errors[0].key) == (2, "name") and "already used by" in errors[0].problem
 
 
-RUNNER = WATCH_HEAD.replace("name: t", "name: runner") + CLASSIFY_KIND + """\
+RUNNER = (
+    WATCH_HEAD.replace("name: t", "name: runner")
+    + CLASSIFY_KIND
+    + """\
   - route:
       by: kind
       routes:
         invoice: {run: TARGET}
-"""  # the run key is on line 12
+"""
+)  # the run key is on line 12
 
 
 def test_run_target_must_be_a_loaded_workflow(tmp_path: Path) -> None:

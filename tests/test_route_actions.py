@@ -1,0 +1,77 @@
+"""Route actions in-process, with real Effects on real folders and recording `chain`/`post` callables.
+
+The end-to-end tests (test_watch_app, test_crash) show the actions through the daemon; these pin what
+an action returns and the sentences of the guards that a loaded workflow never lets a run reach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.actions import ActionServices
+from daemon.actions.chain import RunWorkflow
+from daemon.actions.files import CopyTo, Keep, MoveTo
+from daemon.engine.effects import Effects
+from daemon.errors import GristmillError
+from daemon.steps import StepContext
+from daemon.workflow import Workflow
+
+
+def _workflow() -> Workflow:
+    return Workflow.model_validate({
+        "name": "sort", "trigger": {"watch": {"path": "/tmp/in"}},
+        "steps": [{"route": {"default": {"run": "other"}}}],
+    })  # fmt: skip
+
+
+def _ctx(file_path: Path | None, *, dry_run: bool = False, chained: list | None = None) -> StepContext:
+    act = ActionServices(
+        Effects(dry_run, record=lambda intent: None),
+        chain=lambda name, path: (chained if chained is not None else []).append((name, path)) or 41,
+        post=lambda url, body: None,
+        dry_run=dry_run,
+    )
+    scope = {"file": {"path": str(file_path)}} if file_path else {}
+    return StepContext(
+        workflow=_workflow(), step_id="route", scope=scope, text=None, images=(), file_path=file_path,
+        ask=None, act=act,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("action", "target"), [(RunWorkflow(), "other"), (MoveTo(), "/tmp/x"), (CopyTo(), "/tmp/x")])
+def test_a_file_action_on_a_run_without_a_file_fails_naming_the_action(action, target):
+    # The loader refuses these actions where the trigger gives no file; this is the guard behind it.
+    with pytest.raises(GristmillError) as caught:
+        action.perform(target, _ctx(None))
+    assert str(caught.value) == f"'{action.name}' needs an input file, but this run has none"
+
+
+def test_a_run_action_queues_the_other_workflow_on_the_file_and_a_dry_run_queues_nothing(tmp_path):
+    file, chained = tmp_path / "a.txt", []
+    file.write_text("a")
+    assert RunWorkflow().perform("other", _ctx(file, chained=chained)).destination == "other"
+    assert chained == [("other", file)]
+    assert RunWorkflow().perform("other", _ctx(file, dry_run=True, chained=chained)).destination == "other"
+    assert chained == [("other", file)]
+
+
+def test_move_and_copy_return_where_the_file_went_and_keep_where_it_is(tmp_path):
+    inbox, done = tmp_path / "Inbox", tmp_path / "Done"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text("a")
+    (done / "a.txt").parent.mkdir()
+    (done / "a.txt").write_text("taken")
+
+    copied = CopyTo().perform(str(done), _ctx(inbox / "a.txt"))
+    assert (copied.destination, copied.moved_to) == (str(done / "a (1).txt"), None)
+    would = MoveTo().perform(str(done), _ctx(inbox / "a.txt", dry_run=True))
+    assert (would.destination, would.moved_to) == (str(done / "a (2).txt"), None)  # a dry run moves nothing
+    assert (inbox / "a.txt").exists() and not (done / "a (2).txt").exists()
+    moved = MoveTo().perform(str(done), _ctx(inbox / "a.txt"))
+    assert (moved.destination, moved.moved_to) == (str(done / "a (2).txt"), done / "a (2).txt")
+    assert not (inbox / "a.txt").exists() and (done / "a (2).txt").read_text() == "a"
+
+    assert Keep().perform(True, _ctx(done / "a.txt")).destination == str(done / "a.txt")
+    assert Keep().perform(True, _ctx(None)).destination is None
