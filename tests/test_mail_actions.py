@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.actions import ActionServices
+from daemon.actions.mail import NO_MESSAGE, Flag, MoveToFolder
+from daemon.engine.effects import Effects
 from daemon.errors import MailboxRefused
 from daemon.mail import ActionOutcome, flag, keep, mailbox, move_to_folder
+from daemon.mail.context import mail_context
+from daemon.steps import StepContext
+from daemon.workflow import Workflow
 from tests.dovecot import message
-from tests.mail_support import getenv_for, keys_in, spec_for
+from tests.mail_support import PASSWORD_ENV, getenv_for, keys_in, spec_for
 
 M1, M2 = "<m1.gristmill-test@example.org>", "<m2.gristmill-test@example.org>"
 
@@ -112,3 +118,52 @@ def test_flag_refuses_deleting_and_non_flags(dovecot, two, name):
 def test_keep_changes_nothing(dovecot, two):
     assert keep(two[0]).outcome is ActionOutcome.DONE
     assert dovecot.message_ids("INBOX") == [M1, M2]
+
+
+# ----------------------------------------------------------- the route actions (daemon/actions/mail.py) on a run
+
+
+def _route_ctx(server, key, *, dry_run: bool = False, intents: list | None = None) -> StepContext:
+    """A route step of a mailbox workflow on `key`'s message, with real Effects recording its intents."""
+    workflow = Workflow.model_validate({
+        "name": "mail", "trigger": {"mailbox": spec_for(server).model_dump(exclude_defaults=True)},
+        "steps": [{"route": {"default": {"flag": "flagged"}}}],
+    })  # fmt: skip
+    act = ActionServices(
+        Effects(dry_run, record=(intents if intents is not None else []).append),
+        chain=lambda name, path: None, post=lambda url, body: None, dry_run=dry_run,
+    )  # fmt: skip
+    return StepContext(
+        workflow=workflow, step_id="route", scope={}, text=None, images=(), file_path=None, ask=None, act=act,  # type: ignore[arg-type]
+        trigger_context=mail_context(key) if key else {},
+    )  # fmt: skip
+
+
+def test_the_mail_route_actions_record_their_intent_then_act_on_the_runs_message(dovecot, two, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)  # read_secret reads the variable the spec names
+    intents: list[dict] = []
+
+    done = Flag().perform("flagged", _route_ctx(dovecot, two[0], intents=intents))
+    assert (done.destination, done.note) == ("\\Flagged", None)
+    assert intents == [{"intent": "flag", "target": "flagged", "uid": two[0].uid}]  # recorded before the server
+    again = Flag().perform("flagged", _route_ctx(dovecot, two[0]))
+    assert again.note == "already done (by an earlier try of this run, or it was there already)"
+
+    moved = MoveToFolder().perform("Invoices", _route_ctx(dovecot, two[1], intents=intents))
+    assert (moved.destination, moved.note) == ("Invoices", None)
+    assert intents[1] == {"intent": "move_to_folder", "target": "Invoices", "uid": two[1].uid}
+    assert dovecot.message_ids("Invoices") == [M2]
+    assert {mid: f for f, mid in dovecot.messages().values()} == {M1: {"\\Flagged"}}
+
+
+def test_a_dry_run_or_a_run_without_a_message_touches_no_mailbox(dovecot, two, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    intents: list[dict] = []
+    shown = Flag().perform("seen", _route_ctx(dovecot, two[0], dry_run=True, intents=intents))
+    assert (shown.destination, shown.note) == ("\\Seen", None)  # what it would set, as the record shows flags
+    assert MoveToFolder().perform("Invoices", _route_ctx(dovecot, two[0], dry_run=True)).destination == "Invoices"
+    none = Flag().perform("seen", _route_ctx(dovecot, None, intents=intents))
+    assert (none.destination, none.note) == (None, NO_MESSAGE)
+    assert intents == []
+    assert dovecot.message_ids("INBOX") == [M1, M2]
+    assert all(f == set() for f, _ in dovecot.messages().values())

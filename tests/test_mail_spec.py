@@ -103,3 +103,20 @@ def test_secrets_are_read_through_the_settings_module(monkeypatch):
     monkeypatch.setenv("GM_TEST_EMPTY", "")
     assert read_secret("GM_TEST_SECRET") == "s3cret"
     assert read_secret("GM_TEST_EMPTY") is None and read_secret("GM_TEST_UNSET_12345") is None
+
+
+@pytest.mark.parametrize("action", ["flag: seen", "move_to_folder: Done"])
+def test_a_mail_action_outside_a_mailbox_workflow_is_refused_at_its_key(tmp_path, action):
+    from daemon.errors import WorkflowError
+    from daemon.workflow import load_workflow
+
+    path = tmp_path / "w.yaml"
+    path.write_text(f"name: w\ntrigger: {{watch: {{path: /tmp/in}}}}\nsteps:\n  - route: {{default: {{{action}}}}}\n")
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(path)
+    name = action.split(":")[0]
+    assert (caught.value.line, caught.value.key) == (4, f"steps[0].route.default.{name}")
+    assert caught.value.problem == (
+        f"{name} acts on a message in a mailbox, and this workflow's trigger is watch; "
+        "use it in a workflow with trigger: {mailbox: …}"
+    )

@@ -40,8 +40,9 @@ class MailAction(RouteAction):
 
     def check(self, workflow: Workflow, at: KeyPath) -> None:
         if not isinstance(workflow.trigger.spec, MailboxSpec):
+            # pydantic fills in only {name} and {kind}; other braces are shown as written, not unescaped
             raise problem("action", "{name} acts on a message in a mailbox, and this workflow's trigger is {kind}; "
-                          "use it in a workflow with trigger: {{mailbox: …}}", at, name=self.name,
+                          "use it in a workflow with trigger: {mailbox: …}", at, name=self.name,
                           kind=workflow.trigger.kind.name)  # fmt: skip
 
     def perform(self, target: Any, ctx: StepContext) -> Done:
