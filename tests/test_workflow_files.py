@@ -552,6 +552,44 @@ def test_a_run_target_that_is_no_workflow_name_is_refused_with_the_rule(tmp_path
     assert error.problem == "'Other Flow' is not a workflow name ([a-z0-9-]+)"
 
 
+def _allowed_actions() -> str:
+    from daemon.plugins import registry
+
+    return ", ".join(registry().actions)
+
+
+@pytest.mark.parametrize(
+    ("default", "key", "problem"),
+    [
+        ("discard", "default", "'discard' is not an action; write keep or a mapping such as {move_to: ~/Folder}"),
+        ("[keep]", "default", "an action is keep or a mapping such as {move_to: ~/Folder}"),
+        ("{move_too: ~/x}", "default.move_too", "unknown key 'move_too' (did you mean 'move_to'?); allowed keys are "),
+        ("{zzz: ~/x}", "default.zzz", "unknown key 'zzz'; allowed keys are "),
+        ("{move_to: ~/x, run: t}", "default", "an action needs exactly one of {allowed}, not 2"),
+    ],
+)
+def test_a_mistaken_action_is_one_sentence_at_its_key(tmp_path: Path, default: str, key: str, problem: str) -> None:
+    error = error_of(tmp_path, WATCH_HEAD + f"  - route:\n      default: {default}\n")
+    allowed = _allowed_actions()
+    expected = problem.replace("{allowed}", allowed) + (allowed if problem.endswith("are ") else "")
+    assert (error.line, error.key, error.problem) == (7, f"steps[0].route.{key}", expected)
+
+
+def test_keep_as_a_word_and_as_a_mapping_is_the_same_action(tmp_path: Path) -> None:
+    word = load_workflow(write(tmp_path, WATCH_HEAD + "  - route: {default: keep}\n"))
+    mapping = load_workflow(write(tmp_path, WATCH_HEAD + "  - route: {default: {keep: true}}\n", "other.yaml"))
+    assert word.steps[0].spec.default == mapping.steps[0].spec.default
+    assert (word.steps[0].spec.default.name, word.steps[0].spec.default.target) == ("keep", None)
+
+
+def test_a_file_action_in_a_scheduled_workflow_names_the_trigger(tmp_path: Path) -> None:
+    error = error_of(
+        tmp_path, "name: t\ntrigger: {schedule: {every: 1h}}\nsteps:\n  - route: {default: {copy_to: ~/x}}\n"
+    )
+    assert (error.line, error.key) == (4, "steps[0].route.default.copy_to")
+    assert error.problem == "copy_to works on the run's input file, and a schedule trigger gives none"
+
+
 def test_yaml_syntax_error_gives_the_mark_line(tmp_path: Path) -> None:
     error = error_of(tmp_path, "name: t\ntrigger: {watch: {path: x}\nsteps: [summarise: ]\n")
     assert error.line == 3 and error.key is None
