@@ -21,7 +21,7 @@ class Module:
     """One mutated source file and the test files, fastest first, that should kill its mutants."""
 
     path: str  # "daemon/store/runs.py"
-    tests: tuple[str, ...]
+    tests: tuple[str, ...]  # pytest's arguments: the files, and options such as `-k "not postgresql"`
 
     @property
     def dotted(self) -> str:
@@ -37,7 +37,7 @@ def modules() -> list[Module]:
         raise SystemExit(f"pyproject.toml: [tool.mutmut] only_mutate and [tool.gristmill.mutation.tests] differ: "
                          f"{sorted(set(tests) ^ mutated)}")  # fmt: skip
     for path, files in tests.items():
-        missing = [f for f in (path, *files) if not (REPO / f).exists()]
+        missing = [f for f in (path, *files) if f.endswith(".py") and not (REPO / f).exists()]
         if missing:
             raise SystemExit(f"pyproject.toml: [tool.gristmill.mutation.tests] names missing files: {missing}")
     return [Module(path, tuple(files)) for path, files in tests.items()]
