@@ -100,6 +100,7 @@ def test_waiting_out_another_service_doubles_to_the_cap_refunds_the_attempt_and_
             queued = store.get(run.id)
             assert (queued.status, queued.attempts, queued.error) == (RunStatus.QUEUED, 0, "the mail server is away")
             waits.append((_naive(queued.not_before) - _naive(clock.now)).total_seconds())
+            assert len(caplog.records) == 1  # said at the first wait, not again
             clock.now = queued.not_before
             run = store.claim("w1", 60)
     assert waits == [2.0, 4.0, 8.0, 10.0]
