@@ -349,3 +349,37 @@ def test_ten_thousand_temporary_names_taken_are_a_clear_error(tmp_path):
     assert str(caught.value) == f"cannot create a temporary file in {tmp_path}"
     assert (caught.value.path, caught.value.base) == (str(tmp_path), tmp_path)
     assert not (tmp_path / "a.md").exists()
+
+
+# -- Effects: free names, and what an earlier attempt already did
+
+
+def test_a_placed_file_takes_the_next_free_name_and_ten_thousand_taken_names_are_a_clear_error(tmp_path):
+    folder, src = tmp_path / "out", tmp_path / "a.txt"
+    folder.mkdir()
+    src.write_bytes(b"a")
+    (folder / "a.txt").write_bytes(b"taken")
+    assert _copy(src, folder) == folder / "a (1).txt"  # a taken name is passed over, not the end of the search
+
+    for dest in ops.candidates(folder, "a.txt"):
+        dest.touch()
+    with pytest.raises(UnsafePathError) as caught:
+        _copy(src, folder)
+    assert str(caught.value) == f"no free name for a.txt in {folder}"
+    assert (caught.value.path, caught.value.base) == ("a.txt", folder)
+
+
+def test_an_earlier_attempt_counts_only_when_it_did_the_same_kind_of_thing_to_the_same_place(tmp_path):
+    src, first, other = tmp_path / "a.txt", tmp_path / "First", tmp_path / "Other"
+    src.write_bytes(b"a")
+    earlier = {"intent": "copy_to", "folder": str(first), "destination": str(first / "a.txt")}
+
+    def place(kind: str, folder: Path) -> Path:
+        return Effects(dry_run=False, record=lambda intent: None, done=earlier).place(kind, src, folder)
+
+    assert place("copy_to", first) == first / "a.txt"  # done before the crash: not copied again
+    assert not first.exists()
+    assert place("copy_to", other) == other / "a.txt"  # the step now aims elsewhere: it copies
+    assert (other / "a.txt").read_bytes() == b"a"
+    assert place("move_to", first) == first / "a.txt" and not src.exists()  # a move is not the earlier copy
+    assert (first / "a.txt").read_bytes() == b"a"
