@@ -383,3 +383,30 @@ def test_an_earlier_attempt_counts_only_when_it_did_the_same_kind_of_thing_to_th
     assert (other / "a.txt").read_bytes() == b"a"
     assert place("move_to", first) == first / "a.txt" and not src.exists()  # a move is not the earlier copy
     assert (first / "a.txt").read_bytes() == b"a"
+
+
+def test_a_dry_run_names_the_free_name_it_would_take_and_touches_nothing(tmp_path):
+    folder, src = tmp_path / "out", tmp_path / "a.txt"
+    folder.mkdir()
+    src.write_bytes(b"a")
+    (folder / "a.txt").write_bytes(b"taken")
+    dry = Effects(dry_run=True, record=lambda intent: pytest.fail("a dry run records nothing"))
+    assert dry.place("move_to", src, folder) == folder / "a (1).txt"
+    assert dry.write(folder / "a.txt", "x") == folder / "a.txt"
+    assert src.exists() and sorted(p.name for p in folder.iterdir()) == ["a.txt"]
+
+
+def test_a_write_records_its_intent_first_and_a_crash_after_it_is_recovered_as_done(tmp_path):
+    from daemon.engine.effects import recover
+    from daemon.files.hashing import sha256_bytes
+
+    intents: list[dict] = []
+    written = Effects(dry_run=False, record=intents.append).write(tmp_path / "a.md", "ours")
+    assert intents == [{
+        "intent": "write", "requested": str(tmp_path / "a.md"), "sha256": sha256_bytes(b"ours"),
+        "destination": str(written),
+    }]  # fmt: skip
+    # The process died before the step's output was stored: the intent is what the run has.
+    assert recover({"summary": {"text": "t"}, "note": intents[0]}) == ({"summary": {"text": "t"}}, {"note": intents[0]})
+    again = Effects(dry_run=False, record=intents.append, done=intents[0]).write(tmp_path / "a.md", "ours")
+    assert again == written and sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]  # not written twice
