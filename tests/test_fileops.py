@@ -410,3 +410,20 @@ def test_a_write_records_its_intent_first_and_a_crash_after_it_is_recovered_as_d
     assert recover({"summary": {"text": "t"}, "note": intents[0]}) == ({"summary": {"text": "t"}}, {"note": intents[0]})
     again = Effects(dry_run=False, record=intents.append, done=intents[0]).write(tmp_path / "a.md", "ours")
     assert again == written and sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]  # not written twice
+
+
+def test_a_temporary_of_another_live_process_is_kept_and_that_process_is_not_signalled(tmp_path):
+    import subprocess
+    import sys
+
+    # Another gristmill process in the middle of a write: alive, ours (same user), not this process.
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        theirs = tmp_path / f".gristmill-tmp-{other.pid}-0"
+        theirs.write_text("half written")
+        assert ops.sweep_temporaries(tmp_path) == []
+        assert theirs.exists() and other.poll() is None  # asked whether it lives (signal 0), nothing more
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+    assert other.returncode == 0

@@ -39,7 +39,7 @@ def main() -> int:
         for module in chosen:
             if not _run_module(module, args):
                 return 1
-    table = report.summary(chosen, _sample(args))
+    table = report.summary(chosen, {module.path: _sample(args, module) for module in chosen})
     print(report.as_text(table))
     if args.report:
         args.report.write_text(report.as_markdown(table, chosen))
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help="test every mutant again, killed ones too")
     parser.add_argument("--limit", type=int, help="at most this many mutants per module (a trial)")
     parser.add_argument("--sample", type=int, help="per module not run in full: this many mutants drawn at random")
+    parser.add_argument("--sample-size", action="append", default=[], metavar="WORD=N",
+                        help="another sample size for the modules whose path contains WORD (repeatable)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=19, help="the seed of --sample's draw (default 19)")
     parser.add_argument("--report", type=_path, help="write the kill rates and survivors as Markdown here")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report the stored results")
@@ -64,8 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sample(args: argparse.Namespace) -> plan.Sample | None:
-    return plan.Sample(args.sample, args.seed) if args.sample else None
+def _sample(args: argparse.Namespace, module: plan.Module) -> plan.Sample | None:
+    """--sample's size, or --sample-size's for this module (the last WORD=N whose word is in its path)."""
+    size = args.sample
+    for override in args.sample_size:
+        word, _, n = override.partition("=")
+        if word in module.path:
+            size = int(n)
+    return plan.Sample(size, args.seed) if size else None
 
 
 def _path(text: str):
@@ -76,7 +84,7 @@ def _path(text: str):
 
 def _run_module(module: plan.Module, args: argparse.Namespace) -> bool:
     results = plan.Results(module)
-    names = results.to_run(fresh=args.fresh, sample=_sample(args))[: args.limit]
+    names = results.to_run(fresh=args.fresh, sample=_sample(args, module))[: args.limit]
     if not names:
         console.print(f"{module.path}: every mutant already killed")
         return True

@@ -56,13 +56,13 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summary(modules: list[plan.Module], sample: plan.Sample | None = None) -> list[Row]:
-    """Per module: over all its mutants when every one has run, else over `sample` when one is given."""
+def summary(modules: list[plan.Module], samples: dict[str, plan.Sample | None] | None = None) -> list[Row]:
+    """Per module: over all its mutants when every one has run, else over its sample when it has one."""
     known = plan.equivalent()
     rows = []
     for module in modules:
         results = plan.Results(module)
-        codes = {name: results.codes[name] for name in results.selection(sample)}
+        codes = {name: results.codes[name] for name in results.selection((samples or {}).get(module.path))}
         survivors = sorted(name for name, code in codes.items() if code not in (None, plan.KILLED, plan.TIMEOUT))
         rows.append(Row(
             path=module.path, mutants=len(codes), population=len(results.codes),
