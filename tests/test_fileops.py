@@ -427,3 +427,36 @@ def test_a_temporary_of_another_live_process_is_kept_and_that_process_is_not_sig
         other.stdin.close()
         other.wait(timeout=30)
     assert other.returncode == 0
+
+
+def test_a_destination_folder_is_made_with_its_parents_and_an_existing_one_is_fine(tmp_path):
+    folder = tmp_path / "a" / "b" / "c"
+    ops.ensure_folder(folder)
+    ops.ensure_folder(folder)
+    assert folder.is_dir() and ops.blocking_file(folder) is None
+
+
+def test_a_file_in_the_way_of_a_destination_folder_is_named(tmp_path):
+    from daemon.errors import FolderBlocked
+
+    (tmp_path / "a").write_text("a file")
+    with pytest.raises(FolderBlocked) as caught:
+        ops.ensure_folder(tmp_path / "a" / "b")
+    assert str(caught.value) == (
+        f"cannot put files into {tmp_path / 'a' / 'b'}: {tmp_path / 'a'} is a file, not a folder; move that file "
+        "away or change the destination in the workflow, then: gristmill retry --failed"
+    )
+    assert (caught.value.folder, caught.value.blocker) == (tmp_path / "a" / "b", tmp_path / "a")
+    with pytest.raises(FolderBlocked) as caught:
+        ops.ensure_folder(tmp_path / "a")
+    assert (caught.value.folder, caught.value.blocker) == (tmp_path / "a", tmp_path / "a")
+    assert f"{tmp_path / 'a'}: it is a file, not a folder" in str(caught.value)
+
+
+def test_a_destination_folder_that_is_a_link_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UnsafePathError) as caught:
+        ops.ensure_folder(tmp_path / "link")
+    assert str(caught.value) == f"{tmp_path / 'link'} is a symbolic link; gristmill does not follow links"
+    assert caught.value.path == str(tmp_path / "link")
