@@ -26,14 +26,21 @@ def _workflow() -> Workflow:
     })  # fmt: skip
 
 
-def _ctx(file_path: Path | None, *, dry_run: bool = False, chained: list | None = None) -> StepContext:
+def _ctx(
+    file_path: Path | None,
+    *,
+    dry_run: bool = False,
+    chained: list | None = None,
+    intents: list | None = None,
+    read: dict | None = None,
+) -> StepContext:
     act = ActionServices(
-        Effects(dry_run, record=lambda intent: None),
+        Effects(dry_run, record=(intents if intents is not None else []).append),
         chain=lambda name, path: (chained if chained is not None else []).append((name, path)) or 41,
         post=lambda url, body: None,
         dry_run=dry_run,
     )
-    scope = {"file": {"path": str(file_path)}} if file_path else {}
+    scope = {"file": read or {"path": str(file_path)}} if file_path else {}
     return StepContext(
         workflow=_workflow(), step_id="route", scope=scope, text=None, images=(), file_path=file_path,
         ask=None, act=act,  # type: ignore[arg-type]
@@ -75,3 +82,21 @@ def test_move_and_copy_return_where_the_file_went_and_keep_where_it_is(tmp_path)
 
     assert Keep().perform(True, _ctx(done / "a.txt")).destination == str(done / "a.txt")
     assert Keep().perform(True, _ctx(None)).destination is None
+
+
+def test_a_move_or_copy_records_the_digest_the_run_read_when_the_file_is_where_it_was_read(tmp_path):
+    # The run hashed the file when it read it; the intent reuses that digest instead of reading the file again.
+    from daemon.files.hashing import sha256_file
+
+    (tmp_path / "Inbox").mkdir()
+    src = tmp_path / "Inbox" / "a.txt"
+    src.write_text("a")
+    read = {"path": str(src), "sha256": "e" * 64}  # what the run recorded reading (a stand-in digest)
+    intents: list[dict] = []
+    CopyTo().perform(str(tmp_path / "Copies"), _ctx(src, intents=intents, read=read))
+    MoveTo().perform(str(tmp_path / "Done"), _ctx(src, intents=intents, read=read))
+    assert [i["sha256"] for i in intents] == ["e" * 64, "e" * 64]
+    moved = tmp_path / "Done" / "a.txt"
+    elsewhere = {"path": str(src), "sha256": "e" * 64}  # read at the old place: the digest is taken again
+    CopyTo().perform(str(tmp_path / "Again"), _ctx(moved, intents=intents, read=elsewhere))
+    assert intents[-1]["sha256"] == sha256_file(moved)

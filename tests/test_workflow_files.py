@@ -566,6 +566,7 @@ def _allowed_actions() -> str:
         ("{move_too: ~/x}", "default.move_too", "unknown key 'move_too' (did you mean 'move_to'?); allowed keys are "),
         ("{zzz: ~/x}", "default.zzz", "unknown key 'zzz'; allowed keys are "),
         ("{move_to: ~/x, run: t}", "default", "an action needs exactly one of {allowed}, not 2"),
+        ("{keep: false}", "default.keep", "keep: false does nothing; write keep: true or another action"),
     ],
 )
 def test_a_mistaken_action_is_one_sentence_at_its_key(tmp_path: Path, default: str, key: str, problem: str) -> None:

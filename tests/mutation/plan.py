@@ -98,10 +98,16 @@ class Results:
         return sample.of(names)
 
     def to_run(self, *, fresh: bool, sample: Sample | None = None) -> list[str]:
-        """Mutants not run yet, and survivors not shown equivalent (a new test may kill them); all when `fresh`."""
-        done, known = (KILLED, TIMEOUT), equivalent()
-        codes = self.codes
-        return [name for name in self.selection(sample) if fresh or (codes[name] not in done and name not in known)]
+        """Mutants not run yet, and survivors not shown equivalent (a new test may kill them); all when `fresh`.
+
+        A mutant listed as equivalent is still run once: that it survives is part of the claim.
+        """
+        done, known, codes = (KILLED, TIMEOUT), equivalent(), self.codes
+
+        def due(name: str) -> bool:
+            return codes[name] is None or (codes[name] not in done and name not in known)
+
+        return [name for name in self.selection(sample) if fresh or due(name)]
 
 
 @dataclass(frozen=True)
