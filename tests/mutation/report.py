@@ -13,7 +13,10 @@ from tests.mutation import plan
 
 @dataclass(frozen=True)
 class Row:
-    """One module's figures; `equivalent` survivors are listed in equivalent.toml with a reason."""
+    """One module's figures; `equivalent` survivors are listed in equivalent.toml with a reason.
+
+    Survivors listed there as "Accepted survivor" (not equivalent: a race no test can place) stay in `survived`.
+    """
 
     path: str
     mutants: int  # the mutants the figures are about: all of the module's, or a random sample of them
@@ -67,11 +70,22 @@ def summary(modules: list[plan.Module], samples: dict[str, plan.Sample | None] |
         rows.append(Row(
             path=module.path, mutants=len(codes), population=len(results.codes),
             killed=sum(code in (plan.KILLED, plan.TIMEOUT) for code in codes.values()),
-            survived=[name for name in survivors if name not in known],
-            equivalent=[name for name in survivors if name in known],
+            survived=[name for name in survivors if name not in known or _accepted(known[name])],
+            equivalent=[name for name in survivors if name in known and not _accepted(known[name])],
             not_run=sum(code is None for code in codes.values()),
         ))  # fmt: skip
     return rows
+
+
+def _accepted(reason: str) -> bool:
+    """A survivor explained but not equivalent (a race no test can place): it counts as surviving."""
+    return reason.startswith("Accepted survivor")
+
+
+def _why(name: str, known: dict[str, str]) -> str:
+    if name not in known:
+        return " **Not explained yet.**"
+    return f" {known[name]}" if _accepted(known[name]) else f" Equivalent: {known[name]}"
 
 
 def _totals(rows: list[Row]) -> list[Row]:
@@ -120,8 +134,7 @@ def as_markdown(rows: list[Row], modules: list[plan.Module]) -> str:
             continue
         out += ["", f"### `{row.path}`", ""]
         for name in [*row.survived, *row.equivalent]:
-            why = f" Equivalent: {known[name]}" if name in known else " **Not explained yet.**"
-            out.append(f"- `{name.rpartition('.')[2]}`: {_change(name, row.path)}.{why}")
+            out.append(f"- `{name.rpartition('.')[2]}`: {_change(name, row.path)}.{_why(name, known)}")
     return "\n".join(out) + "\n"
 
 
