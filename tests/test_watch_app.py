@@ -79,6 +79,29 @@ def test_the_backlog_is_queued_oldest_first_and_runs_once(make_app, tmp_path):
     assert again.run_once().counts[RunStatus.SUCCEEDED] == 0 and len(_runs(again)) == 3
 
 
+SCOPED = """name: scoped
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+steps:
+  - write:
+      path: "{done}/{{{{ file.stem }}}}.md"
+      content: >-
+        {{{{ run.id }}}} {{{{ run.workflow }}}} {{{{ run.started_at[:4] }}}} {{{{ file.name }}}} {{{{ file.size }}}}
+"""
+
+
+def test_templates_see_the_run_and_the_file(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "note.txt", b"hello", age=60)
+    app = make_app(SCOPED)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    started = run.started_at.year
+    assert (tmp_path / "Done" / "note.md").read_text() == f"{run.id} scoped {started} note.txt 5"
+
+
 def test_the_same_content_under_two_names_runs_once_and_the_copy_is_skipped(make_app, tmp_path):
     _drop(tmp_path / "Inbox", "a.txt", b"same bytes", age=200)
     _drop(tmp_path / "Inbox", "copy of a.txt", b"same bytes", age=100)
