@@ -102,6 +102,28 @@ def test_templates_see_the_run_and_the_file(make_app, tmp_path):
     assert (tmp_path / "Done" / "note.md").read_text() == f"{run.id} scoped {started} note.txt 5"
 
 
+PRIVATE_BROKEN = """name: private
+record: metadata
+trigger:
+  watch: {{path: {inbox}, settle_seconds: 0.2}}
+steps:
+  - id: summary
+    summarise: {{max_words: 20}}
+  - write: {{path: "{done}/x.txt", content: "{{{{ no_such_thing.at_all }}}}"}}
+"""
+
+
+def test_a_metadata_only_run_that_fails_for_good_keeps_no_text_of_the_document(make_app, tmp_path):
+    _drop(tmp_path / "Inbox", "secret.txt", b"The account number is 12345678.", age=60)
+    app = make_app(PRIVATE_BROKEN, max_attempts=1)
+
+    app.run_once()
+
+    (run,) = _runs(app)
+    assert run.status is RunStatus.FAILED
+    assert set(run.outputs["summary"]["text"]) == {"sha256", "chars"}  # the summary's digest, not its words
+
+
 def test_the_same_content_under_two_names_runs_once_and_the_copy_is_skipped(make_app, tmp_path):
     _drop(tmp_path / "Inbox", "a.txt", b"same bytes", age=200)
     _drop(tmp_path / "Inbox", "copy of a.txt", b"same bytes", age=100)
