@@ -102,6 +102,19 @@ def test_templates_see_the_run_and_the_file(make_app, tmp_path):
     assert (tmp_path / "Done" / "note.md").read_text() == f"{run.id} scoped {started} note.txt 5"
 
 
+def test_trigger_runs_the_file_it_was_given_now_and_leaves_older_queued_runs_queued(make_app, tmp_path):
+    older = _drop(tmp_path / "Inbox", "older.txt", b"older", age=900)
+    given = _drop(tmp_path / "Inbox", "given.txt", b"given", age=60)
+    app = make_app(FILED)
+    queued, _ = app.intake.file(app.workflows["filed"], older)  # due, and older than the one asked for
+
+    run = app.trigger("filed", given)
+
+    assert (run.status, run.input_path, run.attempts) == (RunStatus.SUCCEEDED, str(given), 1)
+    assert app.store.get(queued.id).status is RunStatus.QUEUED
+    assert (tmp_path / "Done" / "given.txt").exists() and older.exists()
+
+
 PRIVATE_BROKEN = """name: private
 record: metadata
 trigger:
