@@ -12,6 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 MUTANTS = REPO / "mutants"
 EQUIVALENT = Path(__file__).with_name("equivalent.toml")
 
+# Reasons in equivalent.toml that explain a survivor without calling it equivalent: it still counts as surviving,
+# and an "Open" one is run again each time (a new test may kill it).
+NOT_EQUIVALENT = ("Accepted survivor", "Open")
+
 # mutmut's exit-code vocabulary (mutmut.stats.status_by_exit_code), as stored in its .meta files.
 KILLED, SURVIVED, TIMEOUT, SUSPICIOUS = 1, 0, 36, 35
 
@@ -105,7 +109,8 @@ class Results:
         done, known, codes = (KILLED, TIMEOUT), equivalent(), self.codes
 
         def due(name: str) -> bool:
-            return codes[name] is None or (codes[name] not in done and name not in known)
+            open_ = name in known and known[name].startswith("Open")
+            return codes[name] is None or (codes[name] not in done and (name not in known or open_))
 
         return [name for name in self.selection(sample) if fresh or due(name)]
 

@@ -78,8 +78,8 @@ def summary(modules: list[plan.Module], samples: dict[str, plan.Sample | None] |
 
 
 def _accepted(reason: str) -> bool:
-    """A survivor explained but not equivalent (a race no test can place): it counts as surviving."""
-    return reason.startswith("Accepted survivor")
+    """A survivor explained but not equivalent (a race no test can place, or still open): it counts as surviving."""
+    return reason.startswith(plan.NOT_EQUIVALENT)
 
 
 def _why(name: str, known: dict[str, str]) -> str:
