@@ -514,3 +514,29 @@ def test_the_lossless_form_is_one_to_one():
         stored.encode("utf-8")  # always storable as text
     assert lossless.encode("Привет мир.pdf") == "Привет мир.pdf"  # ordinary names stay readable
     assert lossless.printable(os.fsdecode(b"caf\xe9.txt")) == "caf\ufffd.txt"
+
+
+# -- a renamed file, and the search index at the finish
+
+
+def test_a_renamed_file_is_followed_only_by_a_run_that_has_not_started(store):
+    waiting, _ = store.enqueue(file_run("/in/a.txt", "d1"))
+    followed, created = store.enqueue(file_run("/in/b.txt", "d1"), gone=lambda path: path == "/in/a.txt")
+    assert created and followed.id == waiting.id and followed.input_path == "/in/b.txt"
+
+    queued, _ = store.enqueue(file_run("/in/c.txt", "d2"))
+    running = store.claim("w1", 60, run_id=queued.id)
+    assert running is not None and running.outputs == {}  # started, nothing recorded yet
+    copy, created = store.enqueue(file_run("/in/d.txt", "d2"), gone=lambda path: path == "/in/c.txt")
+    assert created and copy.id != running.id and copy.status is K  # not followed: it is running
+    assert copy.error == f"duplicate of run {running.id} (same content)"
+    assert store.get(running.id).input_path == "/in/c.txt"
+
+
+def test_the_outputs_a_run_finishes_with_are_found_by_search(store):
+    from daemon.store.search import search
+
+    store.enqueue(file_run("/in/a.txt", "d1"))
+    run = store.claim("w1", 60)
+    assert store.finish(run.id, "w1", S, outputs={"summary": {"text": "a zebra crossing"}})
+    assert [hit.run_id for hit in search(store._engine, "zebra")] == [run.id]
