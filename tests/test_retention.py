@@ -143,3 +143,24 @@ def test_the_daemon_prunes_by_itself_at_start(home):
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)
     assert home.runs()[0]["error"].startswith("pruned: older than the retention of 30d")
+
+
+def test_prune_forgets_the_shadow_answers_of_the_runs_it_forgets(store):
+    from daemon.evals.values import Answer, Timing
+    from daemon.store.evals import ShadowStore
+
+    old = _finished_run(store, "kept-short", T0)
+    recent = _finished_run(store, "kept-short", T0 + timedelta(days=89))
+    shadows = ShadowStore(store, clock=lambda: T0)
+    for run_id in (old, recent):
+        answer = Answer(run_id, "summarise", "candidate", {"text": "secret"}, None, Timing(1, 5.0, 3, None), "secret")
+        assert shadows.record(answer)
+
+    prune(
+        RunStore(store, clock=lambda: T0 + timedelta(days=95)),
+        [_workflow("kept-short", "90d")],
+        T0 + timedelta(days=95),
+    )
+
+    assert shadows.answered(old) == set()  # its candidate's answer quoted the document too
+    assert shadows.answered(recent) == {("summarise", "candidate")}
