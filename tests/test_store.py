@@ -482,6 +482,60 @@ def test_record_call_and_calls_round_trip(store, clock):
         store.record_call(999, second, attempt=1)
 
 
+def test_deferred_calls_are_stored_with_the_runs_next_write_in_order(store):
+    run, _ = store.enqueue(manual())
+    store.claim("w", 30)
+    for n in range(3):
+        store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id=f"s{n}"), attempt=1)
+    assert store.renew(run.id, "w", 30)  # the heartbeat's renewal leaves them to the worker's next write
+    assert store.calls(run.id) == []
+    assert store.save_outputs(run.id, "w", {"s0": {"text": "a"}})
+    assert [call.step_id for call in store.calls(run.id)] == ["s0", "s1", "s2"]
+    store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id="s3"), attempt=1)
+    assert store.finish(run.id, "w", S)
+    assert [call.step_id for call in store.calls(run.id)] == ["s0", "s1", "s2", "s3"]
+
+
+def test_deferred_calls_are_stored_even_when_the_run_was_taken_over(store, clock):
+    run, _ = store.enqueue(manual())
+    store.claim("w1", 30)
+    store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id="kind"), attempt=1)
+    clock.advance(31)
+    store.requeue_expired()
+    assert not store.save_outputs(run.id, "w1", {"kind": {"label": "x"}})  # as when each call was recorded at once
+    assert [(call.step_id, call.attempt) for call in store.calls(run.id)] == [("kind", 1)]
+    assert store.get(run.id).outputs == {}
+
+
+def test_deferred_calls_of_a_run_that_is_gone_are_dropped(store):
+    run, _ = store.enqueue(manual())
+    store.defer_call(999, ModelCall(model="llama3.2", messages=[]), attempt=1)
+    assert not store.release(999, "w", not_before=None)
+    assert store.calls(999) == []
+    store.claim("w", 30)
+    assert store.release(run.id, "w", not_before=None)  # the write connection is usable after it
+
+
+def test_finish_and_claim_ends_one_run_and_leases_the_next_in_one_write(store, clock):
+    first, _ = store.enqueue(manual("a"))
+    second, _ = store.enqueue(manual("b"))
+    third, _ = store.enqueue(manual("c"))
+    store.claim("w", 30)
+    store.defer_call(first.id, ModelCall(model="llama3.2", messages=[]), attempt=1)
+    clock.advance(2)
+    done, claimed = store.finish_and_claim(first.id, "w", S, outputs={"a": 1}, lease_seconds=30, workflows=["a", "c"])
+    assert done and claimed.id == third.id
+    assert (claimed.status, claimed.lease_owner, claimed.started_at) == (R, "w", clock.now)
+    ended = store.get(first.id)
+    assert (ended.status, ended.outputs, ended.finished_at, ended.lease_owner) == (S, {"a": 1}, clock.now, None)
+    assert len(store.calls(first.id)) == 1
+    assert store.finish_and_claim(third.id, "w", S, lease_seconds=30, workflows=["a"]) == (True, None)
+    assert store.get(second.id).status == Q
+    # Fenced like finish: an intruder ends nothing, and may still take the next run.
+    done, claimed = store.finish_and_claim(third.id, "intruder", S, lease_seconds=30)
+    assert not done and claimed.id == second.id
+
+
 def test_timestamps_are_aware_utc(store):
     from zoneinfo import ZoneInfo
 

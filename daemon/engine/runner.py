@@ -244,7 +244,8 @@ class Runner:
         def record(call: ModelCall) -> None:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
-            self.store.record_call(run.id, kept, attempt=run.attempts)
+            # Stored with the run's next write, never later than the outputs that use its answer.
+            self.store.defer_call(run.id, kept, attempt=run.attempts)
             metrics.model_call(run, kept)
 
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside

@@ -29,6 +29,7 @@ from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.runstate import check_transition, sources
 from daemon.store.db import check_database_file, reading, writing
+from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.searchtext import name_words, output_words
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
@@ -39,7 +40,6 @@ SUCCEEDED = RunStatus.SUCCEEDED
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
 _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
-_CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
 PRUNED_PREFIX = "pruned:"
 VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
@@ -125,6 +125,7 @@ class RunStore:
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+        self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
 
     @property
     def engine(self) -> Engine:
@@ -174,6 +175,14 @@ class RunStore:
         """Lease the oldest due queued run (or queued `run_id`, due or not) to `owner`, or None."""
         if workflows is not None and not workflows:
             return None
+        with writing(self._engine, one_statement=True) as conn:
+            return self._claim(conn, owner, lease_seconds, workflows, run_id)
+
+    def _claim(
+        self, conn: Connection, owner: str, lease_seconds: float, workflows: Collection[str] | None, run_id: int | None
+    ) -> Run | None:
+        if workflows is not None and not workflows:
+            return None
         now = self._clock()
         params: dict[str, Any] = {
             "b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_seconds),
@@ -184,19 +193,19 @@ class RunStore:
             stmt, params["b_names"] = _claim_statement("among"), list(workflows)
         else:
             stmt = _claim_statement("any")
-        with writing(self._engine, one_statement=True) as conn:
-            row = conn.execute(stmt, params).first()
+        row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
     def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
         """Extend `owner`'s lease; False when the run is no longer theirs."""
         expires = self._clock() + timedelta(seconds=lease_seconds)
-        return self._fenced(run_id, owner, None, {"lease_expires_at": expires})
+        # The heartbeat's thread leaves the run's deferred calls to the worker's next write (see _fenced).
+        return self._fenced(run_id, owner, None, {"lease_expires_at": expires}, with_calls=False)[0]
 
     def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
         """Store the outputs so far of a running run; False when the run is no longer theirs."""
         # The search columns are written with what they index, so search never sees a stale run.
-        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})
+        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})[0]
 
     def finish(
         self,
@@ -208,13 +217,40 @@ class RunStore:
         error: str | None = None,
     ) -> bool:
         """End `owner`'s run as `status`; False when the run is no longer theirs."""
+        return self._fenced(run_id, owner, RunStatus(status), self._finish_values(status, outputs, error))[0]
+
+    def finish_and_claim(
+        self,
+        run_id: int,
+        owner: str,
+        status: RunStatus,
+        *,
+        outputs: dict[str, Any] | None = None,
+        lease_seconds: float,
+        workflows: Collection[str] | None = None,
+    ) -> tuple[bool, Run | None]:
+        """`finish`, then `claim` for the same owner, in one write transaction instead of two.
+
+        (Whether the run was still theirs, the run claimed next or None.) A SIGKILL before the commit
+        loses both: the finished run is still running under a dead owner's lease, and is taken back
+        and done again from its stored outputs, as when the finish alone was lost; the next run is
+        still queued. After it, the next run is this owner's, as after a claim of its own.
+        """
+
+        def claim(conn: Connection) -> Run | None:
+            return self._claim(conn, owner, lease_seconds, workflows, None)
+
+        values = self._finish_values(status, outputs, None)
+        return self._fenced(run_id, owner, RunStatus(status), values, then=claim)
+
+    def _finish_values(self, status: RunStatus, outputs: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
         if not RunStatus(status).finished:
             raise InvalidTransition(RUNNING.value, str(status))
         values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
         values["finished_at"] = self._clock()
         if outputs is not None:
             values["outputs"], values["search_text"] = outputs, output_words(outputs)
-        return self._fenced(run_id, owner, RunStatus(status), values)
+        return values
 
     def release(
         self,
@@ -231,7 +267,7 @@ class RunStore:
             values["error"] = error
         if refund_attempt:
             values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
-        return self._fenced(run_id, owner, QUEUED, values, wakes=True)
+        return self._fenced(run_id, owner, QUEUED, values, wakes=True)[0]
 
     def skip(self, run_id: int, reason: str) -> bool:
         """Mark a queued run skipped with `reason`; False when it is not queued."""
@@ -401,15 +437,17 @@ class RunStore:
     # -- model calls ----------------------------------------------------------------------
 
     def record_call(self, run_id: int, call: ModelCall, *, attempt: int) -> int:
-        """Record one model call of a run; returns its id."""
-        values = {name: getattr(call, name) for name in _CALL_VALUES}
-        values.update(run_id=run_id, attempt=attempt, options=call.options or {})
-        values["started_at"] = call.started_at or self._clock()
+        """Record one model call of a run now; returns its id."""
+        values = call_values(run_id, call, attempt, self._clock())
         try:
             with writing(self._engine, one_statement=True) as conn:
                 return conn.execute(_RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
+
+    def defer_call(self, run_id: int, call: ModelCall, *, attempt: int) -> None:
+        """Record one model call of a running run with the run's next write (store/pending.py says why)."""
+        self._pending.add(run_id, call_values(run_id, call, attempt, self._clock()))
 
     def calls(self, run_id: int) -> list[ModelCall]:
         """The model calls of a run, in the order they were made."""
@@ -529,18 +567,44 @@ class RunStore:
         return found, False
 
     def _fenced(
-        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any], *, wakes: bool = False
-    ) -> bool:
-        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable."""
+        self,
+        run_id: int,
+        owner: str,
+        target: RunStatus | None,
+        values: dict[str, Any],
+        *,
+        wakes: bool = False,
+        then: Callable[[Connection], Run | None] | None = None,
+        with_calls: bool = True,
+    ) -> tuple[bool, Run | None]:
+        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable.
+
+        The run's deferred model calls are stored first, in the same write (whatever the fence says,
+        as when each call was recorded on its own); `then(conn)` runs last, in it too. Only the
+        worker's thread writes a run's outputs and outcome, after its calls, so the order holds.
+        """
         stmt = _fenced_statement(target)
         if any(isinstance(v, ColumnElement) for v in values.values()):
-            stmt, params = stmt.values(values), {}
+            stmt, params = stmt.values(values), {"b_id": run_id, "b_owner": owner}
         else:
-            params = dict(values)
-        with writing(self._engine, one_statement=not wakes) as conn:
-            done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
-            announce(conn, int(done and wakes))
-            return done
+            params = {**values, "b_id": run_id, "b_owner": owner}
+        calls = self._pending.take(run_id) if with_calls else []
+        try:
+            # PostgreSQL runs each statement on its own unless the write wakes others (its NOTIFY
+            # goes with the update); the calls then commit before the update, never after it.
+            with writing(self._engine, one_statement=not wakes) as conn:
+                insert_calls(conn, calls)
+                done = conn.execute(stmt, params).rowcount == 1
+                announce(conn, int(done and wakes))
+                return done, None if then is None else then(conn)
+        except IntegrityError:
+            if not calls:
+                raise
+            # The run's row is gone (a foreign key): its calls cannot be stored, and the update finds nothing.
+            return self._fenced(run_id, owner, target, values, wakes=wakes, then=then, with_calls=False)
+        except BaseException:
+            self._pending.put_back(run_id, calls)
+            raise
 
 
 # The hot statements are built once: building and hashing a statement per call cost more than
