@@ -529,10 +529,10 @@ def test_finish_and_claim_ends_one_run_and_leases_the_next_in_one_write(store, c
     ended = store.get(first.id)
     assert (ended.status, ended.outputs, ended.finished_at, ended.lease_owner) == (S, {"a": 1}, clock.now, None)
     assert len(store.calls(first.id)) == 1
-    assert store.finish_and_claim(third.id, "w", S, lease_seconds=30, workflows=["a"]) == (True, None)
+    assert store.finish_and_claim(third.id, "w", S, outputs={}, lease_seconds=30, workflows=["a"]) == (True, None)
     assert store.get(second.id).status == Q
     # Fenced like finish: an intruder ends nothing, and may still take the next run.
-    done, claimed = store.finish_and_claim(third.id, "intruder", S, lease_seconds=30)
+    done, claimed = store.finish_and_claim(third.id, "intruder", S, outputs={}, lease_seconds=30)
     assert not done and claimed.id == second.id
 
 

@@ -202,10 +202,15 @@ class RunStore:
         # The heartbeat's thread leaves the run's deferred calls to the worker's next write (see _fenced).
         return self._fenced(run_id, owner, None, {"lease_expires_at": expires}, with_calls=False)[0]
 
-    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
-        """Store the outputs so far of a running run; False when the run is no longer theirs."""
+    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any], *, index: bool = True) -> bool:
+        """Store the outputs so far of a running run; False when the run is no longer theirs.
+
+        `index=False` leaves search's index of the run as it was (a file's intent is bookkeeping,
+        and each index update cost more than the save itself); the run's finish indexes its outputs.
+        """
         # The search columns are written with what they index, so search never sees a stale run.
-        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})[0]
+        values = {"outputs": outputs, "search_text": output_words(outputs)} if index else {"outputs": outputs}
+        return self._fenced(run_id, owner, None, values)[0]
 
     def finish(
         self,
@@ -217,7 +222,16 @@ class RunStore:
         error: str | None = None,
     ) -> bool:
         """End `owner`'s run as `status`; False when the run is no longer theirs."""
-        return self._fenced(run_id, owner, RunStatus(status), self._finish_values(status, outputs, error))[0]
+        values = self._finish_values(status, outputs, error)
+        if outputs is not None:
+            return self._fenced(run_id, owner, RunStatus(status), values)[0]
+
+        def indexed(conn: Connection) -> dict[str, Any]:
+            # The outputs as stored, some maybe saved unindexed (save_outputs(index=False)): search sees them now.
+            stored = conn.execute(_OUTPUTS, {"b_id": run_id}).scalar()
+            return values | {"search_text": output_words(stored)}
+
+        return self._fenced(run_id, owner, RunStatus(status), indexed)[0]
 
     def finish_and_claim(
         self,
@@ -225,7 +239,7 @@ class RunStore:
         owner: str,
         status: RunStatus,
         *,
-        outputs: dict[str, Any] | None = None,
+        outputs: dict[str, Any],
         lease_seconds: float,
         workflows: Collection[str] | None = None,
     ) -> tuple[bool, Run | None]:
@@ -571,7 +585,7 @@ class RunStore:
         run_id: int,
         owner: str,
         target: RunStatus | None,
-        values: dict[str, Any],
+        values: dict[str, Any] | Callable[[Connection], dict[str, Any]],
         *,
         wakes: bool = False,
         then: Callable[[Connection], Run | None] | None = None,
@@ -579,22 +593,19 @@ class RunStore:
     ) -> tuple[bool, Run | None]:
         """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable.
 
-        The run's deferred model calls are stored first, in the same write (whatever the fence says,
-        as when each call was recorded on its own); `then(conn)` runs last, in it too. Only the
-        worker's thread writes a run's outputs and outcome, after its calls, so the order holds.
+        `values` are the columns to set, or a function that reads them in the write. The run's
+        deferred model calls are stored first, in the same write (whatever the fence says, as when
+        each call was recorded on its own); `then(conn)` runs last, in it too. Only the worker's
+        thread writes a run's outputs and outcome, after its calls, so the order holds.
         """
-        stmt = _fenced_statement(target)
-        if any(isinstance(v, ColumnElement) for v in values.values()):
-            stmt, params = stmt.values(values), {"b_id": run_id, "b_owner": owner}
-        else:
-            params = {**values, "b_id": run_id, "b_owner": owner}
         calls = self._pending.take(run_id) if with_calls else []
         try:
             # PostgreSQL runs each statement on its own unless the write wakes others (its NOTIFY
             # goes with the update); the calls then commit before the update, never after it.
             with writing(self._engine, one_statement=not wakes) as conn:
                 insert_calls(conn, calls)
-                done = conn.execute(stmt, params).rowcount == 1
+                stmt, params = _fenced_update(target, values(conn) if callable(values) else values)
+                done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
                 announce(conn, int(done and wakes))
                 return done, None if then is None else then(conn)
         except IntegrityError:
@@ -638,6 +649,14 @@ def _claim_statement(which: str) -> Any:
     )
 
 
+def _fenced_update(target: RunStatus | None, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The fenced UPDATE setting `values`, and its parameters: bound ones reuse one compiled statement."""
+    stmt = _fenced_statement(target)
+    if any(isinstance(v, ColumnElement) for v in values.values()):
+        return stmt.values(values), {}
+    return stmt, values
+
+
 @cache
 def _fenced_statement(target: RunStatus | None) -> Any:
     """UPDATE … WHERE the run is running under the lease of owner b_owner; SET from the parameters."""
@@ -649,6 +668,7 @@ _KNOWN = select(*_RUN_COLUMNS).where(
     runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
 )
 _RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
+_OUTPUTS = select(runs.c.outputs).where(runs.c.id == bindparam("b_id"))
 
 # For queries that sit beside the store's own (the dashboard's pages): a Run's columns, a row as a Run.
 RUN_COLUMNS = _RUN_COLUMNS
