@@ -567,11 +567,17 @@ class RunStore:
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
         key = values["dedupe_key"]
-        # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
-        found = None if key is None else self._known(conn, values["workflow"], key)
+        if key is not None and conn.dialect.name == "sqlite":
+            # One statement for a new key (the common case): it inserts only where no run holds the key,
+            # so nothing conflicts and no id is used up. (PostgreSQL would need casts; it looks first.)
+            row = conn.execute(_insert_absent_statement(tuple(values)), values).first()
+            found = None if row is not None else self._known(conn, values["workflow"], key)
+        else:
+            # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
+            row, found = None, None if key is None else self._known(conn, values["workflow"], key)
         if found is not None:
             return found, False
-        row = conn.execute(self._insert_ignore, values).first()
+        row = row or conn.execute(self._insert_ignore, values).first()
         if row is not None:
             return _to_run(row), True
         # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
@@ -655,6 +661,15 @@ def _fenced_update(target: RunStatus | None, values: dict[str, Any]) -> tuple[An
     if any(isinstance(v, ColumnElement) for v in values.values()):
         return stmt.values(values), {}
     return stmt, values
+
+
+@cache
+def _insert_absent_statement(columns: tuple[str, ...]) -> Any:
+    """SQLite: INSERT … SELECT the values WHERE no run of the workflow has the dedupe key; RETURNING the run."""
+    values = {name: bindparam(name, type_=runs.c[name].type) for name in columns}
+    taken = select(runs.c.id).where(runs.c.workflow == values["workflow"], runs.c.dedupe_key == values["dedupe_key"])
+    chosen = select(*values.values()).where(~taken.exists())
+    return sqlite.insert(runs).from_select(columns, chosen).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
 
 
 @cache
