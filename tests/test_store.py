@@ -17,6 +17,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
+from daemon.store.runs import _claim_statement
 
 Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
                  RunStatus.FAILED, RunStatus.SKIPPED)  # fmt: skip
@@ -247,6 +248,21 @@ def test_claim_a_given_run(store, clock):
     assert store.claim("cli", 30, run_id=second.id) is None  # running already
     assert store.claim("cli", 30, run_id=first.id).id == first.id  # asked for: due or not
     assert store.claim("cli", 30, run_id=999) is None
+
+
+@pytest.mark.parametrize("which", ["any", "among"])
+def test_a_sqlite_claim_walks_the_queued_runs_index_not_the_history(tmp_path, which):
+    # Cost per claim flat as the backlog and the history grow: no sort of every queued run, no walk
+    # through a workflow's finished runs (BENCHMARKS.md, "The write path").
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    compiled = _claim_statement(which, True).compile(dialect=engine.dialect)
+    sql = str(compiled).replace("(__[POSTCOMPILE_b_names])", "(?)")
+    with engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))]
+    engine.dispose()
+    assert "SCAN runs USING INDEX ix_runs_queued_id" in plan, plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
 def test_concurrent_claims_take_each_run_exactly_once(store):
