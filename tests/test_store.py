@@ -17,7 +17,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
-from daemon.store.runs import _claim_statement
+from daemon.store.statements import claim_statement
 
 Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
                  RunStatus.FAILED, RunStatus.SKIPPED)  # fmt: skip
@@ -256,7 +256,7 @@ def test_a_sqlite_claim_walks_the_queued_runs_index_not_the_history(tmp_path, wh
     # through a workflow's finished runs (BENCHMARKS.md, "The write path").
     engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
     upgrade(engine)
-    compiled = _claim_statement(which, True).compile(dialect=engine.dialect)
+    compiled = claim_statement(which, True).compile(dialect=engine.dialect)
     sql = str(compiled).replace("(__[POSTCOMPILE_b_names])", "(?)")
     with engine.connect() as conn:
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))]

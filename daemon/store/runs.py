@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -14,12 +13,10 @@ from sqlalchemy import (
     Engine,
     Row,
     Text,
-    bindparam,
     case,
     cast,
     func,
     literal,
-    literal_column,
     select,
     update,
 )  # fmt: skip
@@ -28,10 +25,19 @@ from sqlalchemy.exc import IntegrityError
 
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
-from daemon.runstate import check_transition, sources
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.searchtext import name_words, output_words
+from daemon.store.statements import (
+    KNOWN,
+    OUTPUTS,
+    RECORD_CALL,
+    RUN_COLUMNS,
+    claim_statement,
+    fenced_update,
+    insert_absent_statement,
+    moving_to,
+)  # fmt: skip
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
 
@@ -39,7 +45,6 @@ QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatu
 SUCCEEDED = RunStatus.SUCCEEDED
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
 _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 
 PRUNED_PREFIX = "pruned:"
@@ -57,23 +62,6 @@ _FRESH: dict[str, Any] = {
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-@cache
-def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tuple[str, ...]:
-    allowed = sources(target, retry=retry)
-    if via is not None:
-        check_transition(via, target, retry=retry)
-        allowed &= {via}
-    return tuple(sorted(status.value for status in allowed))
-
-
-def _moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
-    """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
-    allowed = _allowed_from(target, via, retry)
-    if not allowed:
-        raise InvalidTransition(str(via), str(target), retry)
-    return runs.c.status == allowed[0] if len(allowed) == 1 else runs.c.status.in_(allowed)
 
 
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
@@ -102,13 +90,6 @@ def _dropped_again(run: Run, new: NewRun) -> bool:
     return run.status.finished and seen is not None and now is not None and seen != now
 
 
-def _not_overlapping() -> ColumnElement[bool]:
-    """A scheduled run waits while another run of its workflow is running (`overlap: queue`)."""
-    other = runs.alias("other")
-    busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == RUNNING.value)
-    return (runs.c.trigger != Origin.SCHEDULE.value) | ~busy.exists()
-
-
 def _to_run(row: Row[Any]) -> Run:
     values = dict(row._mapping)
     values["status"] = RunStatus(values["status"])
@@ -125,7 +106,7 @@ class RunStore:
         self._engine = engine
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
-        self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+        self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*RUN_COLUMNS)
         self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
 
     @property
@@ -189,11 +170,11 @@ class RunStore:
             "b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_seconds),
         }  # fmt: skip
         if run_id is not None:
-            stmt, params["b_id"] = _claim_statement("id", on_sqlite), run_id
+            stmt, params["b_id"] = claim_statement("id", on_sqlite), run_id
         elif workflows is not None:
-            stmt, params["b_names"] = _claim_statement("among", on_sqlite), list(workflows)
+            stmt, params["b_names"] = claim_statement("among", on_sqlite), list(workflows)
         else:
-            stmt = _claim_statement("any", on_sqlite)
+            stmt = claim_statement("any", on_sqlite)
         row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
@@ -229,7 +210,7 @@ class RunStore:
 
         def indexed(conn: Connection) -> dict[str, Any]:
             # The outputs as stored, some maybe saved unindexed (save_outputs(index=False)): search sees them now.
-            stored = conn.execute(_OUTPUTS, {"b_id": run_id}).scalar()
+            stored = conn.execute(OUTPUTS, {"b_id": run_id}).scalar()
             return values | {"search_text": output_words(stored)}
 
         return self._fenced(run_id, owner, RunStatus(status), indexed)[0]
@@ -288,7 +269,7 @@ class RunStore:
         """Mark a queued run skipped with `reason`; False when it is not queued."""
         stmt = (
             update(runs)
-            .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
+            .where(runs.c.id == run_id, moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
         with writing(self._engine, one_statement=True) as conn:
@@ -301,13 +282,13 @@ class RunStore:
         gave_up = literal(_GAVE_UP[0], Text) + cast(runs.c.attempts, Text) + literal(_GAVE_UP[1], Text)
         fail = (
             update(runs)
-            .where(_moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
+            .where(moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
             .values(status=FAILED.value, finished_at=now, error=gave_up, **_NO_LEASE)
             .returning(runs.c.id)
         )
         requeue = (
             update(runs)
-            .where(_moving_to(QUEUED, via=RUNNING), lapsed)
+            .where(moving_to(QUEUED, via=RUNNING), lapsed)
             .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
             .returning(runs.c.id)
         )
@@ -319,7 +300,7 @@ class RunStore:
 
     def running(self) -> list[Run]:
         """Every running run, oldest first (a handful: one per worker of each process)."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+        stmt = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
 
@@ -354,21 +335,21 @@ class RunStore:
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = {run.id: run for run in map(_to_run, conn.execute(select(*_RUN_COLUMNS).where(runs.c.id.in_(ids))))}
+            found = {run.id: run for run in map(_to_run, conn.execute(select(*RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
             done = [found[run_id] for run_id in ids if found[run_id].status is SUCCEEDED]
             if done:
                 raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
-            stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
+            stmt = update(runs).where(runs.c.id.in_(ids), moving_to(QUEUED, retry=True))
             queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
             return queued
 
     def retry_failed(self, *, workflow: str | None = None) -> list[int]:
         """Queue every failed run (of `workflow`) again; their ids."""
-        stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
+        stmt = update(runs).where(moving_to(QUEUED, via=FAILED, retry=True))
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         with writing(self._engine) as conn:
@@ -421,16 +402,14 @@ class RunStore:
 
     def active(self, workflow: str) -> Run | None:
         """The oldest queued or running run of `workflow`, if any."""
-        stmt = select(*_RUN_COLUMNS).where(
-            runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value])
-        )
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value]))
         with reading(self._engine) as conn:
             row = conn.execute(stmt.order_by(runs.c.id).limit(1)).first()
         return None if row is None else _to_run(row)
 
     def last_succeeded(self, workflow: str) -> Run | None:
         """The succeeded real (not dry) run of `workflow` that finished last, if any."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
@@ -438,7 +417,7 @@ class RunStore:
 
     def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
         """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         if since is not None:
             stmt = stmt.where(runs.c.finished_at > since)
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
@@ -456,7 +435,7 @@ class RunStore:
         values = call_values(run_id, call, attempt, self._clock())
         try:
             with writing(self._engine, one_statement=True) as conn:
-                return conn.execute(_RECORD_CALL, values).scalar_one()
+                return conn.execute(RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
 
@@ -475,7 +454,7 @@ class RunStore:
     def get(self, run_id: int) -> Run:
         """The run with this id; RunNotFound otherwise."""
         with reading(self._engine) as conn:
-            row = conn.execute(select(*_RUN_COLUMNS).where(runs.c.id == run_id)).first()
+            row = conn.execute(select(*RUN_COLUMNS).where(runs.c.id == run_id)).first()
         if row is None:
             raise RunNotFound(run_id)
         return _to_run(row)
@@ -484,7 +463,7 @@ class RunStore:
         self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
     ) -> list[Run]:
         """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
-        stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        stmt = select(*RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         if real_only:
             stmt = stmt.where(real_runs())
         if workflow is not None:
@@ -513,7 +492,7 @@ class RunStore:
 
     def with_content(self, sha256: str) -> list[Run]:
         """Every run of any workflow on this content (sha256), oldest first."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
+        stmt = select(*RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
 
@@ -528,7 +507,7 @@ class RunStore:
         Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
         """
         found = runs.c.context[path].as_string() == value
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
@@ -549,7 +528,7 @@ class RunStore:
 
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
-        row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
+        row = conn.execute(KNOWN, {"b_workflow": workflow, "b_key": key}).first()
         return None if row is None else _to_run(row)
 
     @staticmethod
@@ -562,7 +541,7 @@ class RunStore:
         moved = {"input_path": new.input_path, "context": new.context, "search_name": name_words(new.input_path)}
         if run.status is SKIPPED:
             moved |= _FRESH
-        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*_RUN_COLUMNS)).one()
+        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*RUN_COLUMNS)).one()
         return _to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
@@ -571,7 +550,7 @@ class RunStore:
         if key is not None and conn.dialect.name == "sqlite":
             # One statement for a new key (the common case): it inserts only where no run holds the key,
             # so nothing conflicts and no id is used up. (PostgreSQL would need casts; it looks first.)
-            row = conn.execute(_insert_absent_statement(tuple(values)), values).first()
+            row = conn.execute(insert_absent_statement(tuple(values)), values).first()
             found = None if row is not None else self._known(conn, values["workflow"], key)
         else:
             # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
@@ -611,7 +590,7 @@ class RunStore:
             # goes with the update); the calls then commit before the update, never after it.
             with writing(self._engine, one_statement=not wakes) as conn:
                 insert_calls(conn, calls)
-                stmt, params = _fenced_update(target, values(conn) if callable(values) else values)
+                stmt, params = fenced_update(target, values(conn) if callable(values) else values)
                 done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
                 announce(conn, int(done and wakes))
                 return done, None if then is None else then(conn)
@@ -625,78 +604,5 @@ class RunStore:
             raise
 
 
-# The hot statements are built once: building and hashing a statement per call cost more than
-# running it. Bound parameter names start with b_ (column names are reserved for SET and VALUES).
-
-
-@cache
-def _claim_statement(which: str, on_sqlite: bool) -> Any:
-    """Lease a queued run: by id (due or not), or the oldest due one, optionally among workflows."""
-    if which == "id":
-        chosen = runs.c.id == bindparam("b_id")
-    else:
-        due = runs.c.not_before.is_(None) | (runs.c.not_before <= bindparam("b_now"))
-        # The queued runs oldest first, from their partial index (ix_runs_queued_id): the status is
-        # written out, since a bound parameter cannot match the index's WHERE; on SQLite, which has no
-        # statistics here, likelihood() marks it as most rows so the planner walks that index in id
-        # order. Otherwise it read every queued run through (status, not_before, id) and sorted them
-        # for each claim: 0.5 ms with 2,000 queued, growing with the backlog (BENCHMARKS.md).
-        queued = runs.c.status == literal_column(f"'{QUEUED.value}'")
-        if on_sqlite:
-            queued = func.likelihood(queued, literal_column("0.9"))
-        oldest = select(runs.c.id).where(queued, due, _not_overlapping())
-        if which == "among":
-            # On SQLite `workflow || ''` keeps the planner off (workflow, id), which walked the workflow's
-            # whole history, finished runs included, for each claim.
-            named = runs.c.workflow.concat(literal_column("''")) if on_sqlite else runs.c.workflow
-            oldest = oldest.where(named.in_(bindparam("b_names", expanding=True)))
-        # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
-        oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
-        chosen = runs.c.id == oldest.scalar_subquery()
-    return (
-        update(runs)
-        .where(chosen, _moving_to(RUNNING))
-        .values(
-            status=RUNNING.value,
-            attempts=runs.c.attempts + 1,
-            started_at=bindparam("b_now"),
-            lease_owner=bindparam("b_owner"),
-            lease_expires_at=bindparam("b_expires"),
-        )  # fmt: skip
-        .returning(*_RUN_COLUMNS)
-    )
-
-
-def _fenced_update(target: RunStatus | None, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The fenced UPDATE setting `values`, and its parameters: bound ones reuse one compiled statement."""
-    stmt = _fenced_statement(target)
-    if any(isinstance(v, ColumnElement) for v in values.values()):
-        return stmt.values(values), {}
-    return stmt, values
-
-
-@cache
-def _insert_absent_statement(columns: tuple[str, ...]) -> Any:
-    """SQLite: INSERT … SELECT the values WHERE no run of the workflow has the dedupe key; RETURNING the run."""
-    values = {name: bindparam(name, type_=runs.c[name].type) for name in columns}
-    taken = select(runs.c.id).where(runs.c.workflow == values["workflow"], runs.c.dedupe_key == values["dedupe_key"])
-    chosen = select(*values.values()).where(~taken.exists())
-    return sqlite.insert(runs).from_select(columns, chosen).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
-
-
-@cache
-def _fenced_statement(target: RunStatus | None) -> Any:
-    """UPDATE … WHERE the run is running under the lease of owner b_owner; SET from the parameters."""
-    allowed = runs.c.status == RUNNING.value if target is None else _moving_to(target, via=RUNNING)
-    return update(runs).where(runs.c.id == bindparam("b_id"), allowed, runs.c.lease_owner == bindparam("b_owner"))
-
-
-_KNOWN = select(*_RUN_COLUMNS).where(
-    runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
-)
-_RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
-_OUTPUTS = select(runs.c.outputs).where(runs.c.id == bindparam("b_id"))
-
-# For queries that sit beside the store's own (the dashboard's pages): a Run's columns, a row as a Run.
-RUN_COLUMNS = _RUN_COLUMNS
+# For queries that sit beside the store's own (the dashboard's pages): a row as a Run (and RUN_COLUMNS).
 row_to_run = _to_run
