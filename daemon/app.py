@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.doorbell import Doorbell
 from daemon.engine.intake import Intake
@@ -113,7 +115,7 @@ class App:
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
         } if settings.role.takes_in else {}  # fmt: skip  # a worker node takes nothing in: it only executes runs
-        self._webhooks: Any = None  # httpx.Client, made at the first webhook (see _post)
+        self._webhooks: httpx.Client | None = None  # made at the first webhook (see _post)
         self._webhook_lock = threading.Lock()
         self.web: Any = None  # the dashboard, while serving
         self.health: Health | None = None
@@ -156,8 +158,6 @@ class App:
             pool.wake()
 
     def _post(self, url: str, body: dict[str, Any]) -> None:
-        import httpx  # at the first webhook, not at start-up
-
         with self._webhook_lock:  # one pooled client: keep-alive connections to the receivers, per thread
             if self._webhooks is None:
                 self._webhooks = httpx.Client(timeout=self.settings.connect_timeout * 2)

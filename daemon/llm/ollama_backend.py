@@ -8,9 +8,11 @@ What it does that a naive client does not (each a real complaint in other projec
 - `think` only for models whose capabilities include "thinking";
 - answers are streamed, so the timeout is one of silence: a slow but steady model is never cut off,
   a server that stops sending is caught after `timeout` seconds without a token;
-- one client per server for the life of the process, whose pool keeps a keep-alive connection for
-  each thread that calls at once (the workers); it is made, and `ollama` and `httpx` imported, at
-  the first call, so the daemon is ready without them (about a tenth of its start-up).
+- one client per server for the life of the process, shared by the workers: httpx's pool keeps a
+  keep-alive connection for each thread that calls at once (a profile of the overhead scenario
+  shows no connect after the first calls). Making it at the first call instead, to import `ollama`
+  and `httpx` after "ready", cost that first call about a second on a loaded machine and bought
+  no start-up time that could be told from the noise (BENCHMARKS.md, issue 17).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
+import ollama
 
 from daemon.domain import ModelCall
 from daemon.errors import ModelError, ModelMissing, ModelTimeout, ModelUnavailable, UsageError
@@ -30,37 +34,7 @@ from daemon.llm.answers import split_thinking
 from daemon.llm.base import LoadedModel, ModelBackend, ModelInfo, PullProgress
 from daemon.settings import ServerConfig
 
-if TYPE_CHECKING:
-    import httpx
-    import ollama
-
 TITLE = "an Ollama server"
-
-
-@dataclass(frozen=True)
-class _Clients:
-    """The HTTP clients of one server: answers and pulls, listings, the version probe."""
-
-    chat: ollama.Client
-    admin: ollama.Client
-    probe: httpx.Client
-
-    @classmethod
-    def of(cls, url: str, timeout: float, connect_timeout: float, headers: dict[str, str] | None) -> _Clients:
-        import httpx
-        import ollama
-
-        limits = httpx.Timeout(timeout, connect=connect_timeout)
-        # Listings and the health probe answer at once or the server is in trouble: a short timeout.
-        return cls(
-            ollama.Client(host=url, timeout=limits, headers=headers),
-            ollama.Client(host=url, timeout=connect_timeout * 2, headers=headers),
-            httpx.Client(base_url=url, timeout=connect_timeout * 2, headers=headers),
-        )
-
-    def close(self) -> None:
-        for client in (self.chat, self.admin, self.probe):
-            client.close()
 
 
 class OllamaBackend(ModelBackend):
@@ -78,19 +52,15 @@ class OllamaBackend(ModelBackend):
     ) -> None:
         self.server, self.url = server, server.url
         self.keep_alive, self.context_tokens = keep_alive, context_tokens
-        self._settings = (timeout, connect_timeout, {"Authorization": f"Bearer {api_key}"} if api_key else None)
-        self._made: _Clients | None = None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        limits = httpx.Timeout(timeout, connect=connect_timeout)
+        self._client = ollama.Client(host=self.url, timeout=limits, headers=headers)  # answers and pulls
+        # Listings and the health probe answer at once or the server is in trouble: a short timeout.
+        self._admin = ollama.Client(host=self.url, timeout=connect_timeout * 2, headers=headers)
+        self._probe = httpx.Client(base_url=self.url, timeout=connect_timeout * 2, headers=headers)
         self._lock = threading.Lock()
         self._info: dict[str, ModelInfo] = {}  # /api/show per model, once per process
         self._num_ctx: dict[str, int] = {}  # the one num_ctx of each model, decided once
-
-    @property
-    def _clients(self) -> _Clients:
-        made = self._made
-        if made is None:
-            with self._lock:
-                made = self._made = self._made or _Clients.of(self.url, *self._settings)
-        return made
 
     # -- chat -------------------------------------------------------------------------------
     def chat(self, call: ModelCall, *, think: bool | None = None) -> ModelCall:
@@ -98,7 +68,7 @@ class OllamaBackend(ModelBackend):
         start = time.perf_counter()
         try:
             call.options = self.options_for(call.model, call.options)
-            parts = self._clients.chat.chat(
+            parts = self._client.chat(
                 model=call.model,
                 messages=call.messages,
                 format=call.format,
@@ -146,7 +116,7 @@ class OllamaBackend(ModelBackend):
 
     def _listing(self) -> Any:
         try:
-            listing = self._clients.admin.list()
+            listing = self._admin.list()
         except Exception as exc:
             raise self.translate(exc, "") from exc
         if not isinstance(getattr(listing, "models", None), list | tuple):
@@ -159,7 +129,7 @@ class OllamaBackend(ModelBackend):
         if known is not None:
             return known
         try:
-            shown = self._clients.admin.show(model)
+            shown = self._admin.show(model)
         except Exception as exc:
             raise self.translate(exc, model) from exc
         context = None
@@ -189,7 +159,7 @@ class OllamaBackend(ModelBackend):
 
     def loaded(self) -> list[LoadedModel]:
         try:
-            running = self._clients.admin.ps()
+            running = self._admin.ps()
         except Exception as exc:
             raise self.translate(exc, "") from exc
         return [
@@ -198,11 +168,8 @@ class OllamaBackend(ModelBackend):
         ]
 
     def version(self) -> str | None:
-        probe = self._clients.probe
-        import httpx  # imported by `_clients`: a lookup here
-
         try:
-            answer = probe.get("/api/version")
+            answer = self._probe.get("/api/version")
         except httpx.HTTPError as exc:
             raise self.translate(exc, "") from exc
         try:
@@ -216,27 +183,22 @@ class OllamaBackend(ModelBackend):
 
     def pull(self, model: str) -> Iterator[PullProgress]:
         try:
-            for line in self._clients.chat.pull(model, stream=True):
+            for line in self._client.pull(model, stream=True):
                 yield PullProgress(line.status or "", line.digest, _int(line.total), _int(line.completed))
-        except Exception as exc:
-            if not _is_response_error(exc):
-                raise self.translate(exc, model) from exc
+        except ollama.ResponseError as exc:
             if exc.status_code == 400:
                 raise UsageError(f"'{model}' is not a model name Ollama accepts ({wire.clean(exc.error)})") from exc
             raise ModelError(f"pulling {model} onto '{self.server.name}' failed: {wire.clean(exc.error)}") from exc
+        except Exception as exc:
+            raise self.translate(exc, model) from exc
 
     def close(self) -> None:
-        with self._lock:
-            made, self._made = self._made, None
-        if made is not None:
-            made.close()
+        for client in (self._client, self._admin, self._probe):
+            client.close()
 
     # -- errors -----------------------------------------------------------------------------
     def translate(self, exc: Exception, model: str) -> ModelError:
         """The gristmill error for what the client raised; never a web page in the message."""
-        import httpx  # loaded by the call that raised (`_Clients.of`); a lookup in sys.modules here
-        import ollama
-
         name = self.server.name
         if isinstance(exc, ModelError):
             return exc
@@ -297,12 +259,6 @@ def _gather(call: ModelCall, parts: Any, where: str) -> None:
     call.load_duration_ns = last.load_duration
     call.prompt_eval_duration_ns = last.prompt_eval_duration
     call.eval_duration_ns = last.eval_duration
-
-
-def _is_response_error(exc: Exception) -> bool:
-    import ollama
-
-    return isinstance(exc, ollama.ResponseError)
 
 
 def _int(value: Any) -> int | None:
