@@ -74,7 +74,7 @@ class BenchHome:
             HOME=str(self.root), GRISTMILL_DATA_DIR=str(self.root / "data"),
             GRISTMILL_WORKFLOWS=str(self.root / "workflows"), GRISTMILL_OLLAMA_URL=ollama_url,
             GRISTMILL_CONCURRENCY=str(concurrency), GRISTMILL_HTTP=http, PYTHONUNBUFFERED="1",
-        )
+        )  # fmt: skip
         return env
 
     def drop(self, name: str, text: str, folder: Path | None = None) -> float:
@@ -141,7 +141,7 @@ class Daemon:
             [sys.executable, "-m", "daemon", "run", *args],
             env={**home.env(ollama_url, concurrency, http), **(env or {})},
             cwd=home.root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )
+        )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:

@@ -78,7 +78,7 @@ def standin(*args: str) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon.standin", "--port", "0", *args],
         stdout=subprocess.PIPE, text=True,
-    )
+    )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     url = line.strip().rsplit(" ", 1)[-1]

@@ -9,11 +9,13 @@ import sys
 from tests.support import REPO
 
 
+def _bench(only: str, out) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", only, "--out", str(out)]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
 def test_bench_quick_run_writes_json_and_markdown(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", "overhead,startup", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
+    result = _bench("overhead,startup", tmp_path)
 
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "latest.json").read_text())
@@ -26,10 +28,7 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path):
 
 
 def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", "history,backlog", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = _bench("history,backlog", tmp_path)
 
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "latest.json").read_text())["results"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ JUNK_NAMES = (
     ".DS_Store", "._*", "Thumbs.db", "desktop.ini", ".~lock*", "~$*", "*.part", "*.crdownload",
     "*.swp", "*.swx", "*.tmp", "*.download", ".gristmill-tmp-*", ".*.sw?", "*~",
     ".syncthing.*", "~syncthing~*", ".stversions", ".stfolder",
-)
+)  # fmt: skip
 # Folders whose content is never a document drop.
 JUNK_DIRS = ("@eaDir", "#recycle", ".stversions", ".stfolder", "#snapshot", ".Trash-*", ".git")
 
@@ -85,8 +86,8 @@ class _Patterns:
         if not patterns:
             return None
         lowered = [p.lower() for p in patterns]
-        by_path = [q for p in lowered if "/" in p for q in (p, p.replace("**/", ""))]
-        return cls(_one([p for p in lowered if "/" not in p]), _one(by_path))
+        by_path = tuple(q for p in lowered if "/" in p for q in (p, p.replace("**/", "")))
+        return cls(_one(tuple(p for p in lowered if "/" not in p)), _one(by_path))
 
     def matches(self, relative: str, name: str) -> bool:
         """`_matches` of old, on strings: `*.pdf` takes `SCAN.PDF` from a scanner."""
@@ -117,7 +118,8 @@ class _Compiled:
         )  # fmt: skip
 
 
-def _one(patterns: list[str] | tuple[str, ...]) -> re.Pattern[str] | None:
+@functools.cache  # a Matcher is made per check in places (WatchKind.wants); translating is the dear part
+def _one(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """One expression that matches what any of the shell patterns matches (`fnmatchcase` each)."""
     if not patterns:
         return None

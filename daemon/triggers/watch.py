@@ -368,7 +368,7 @@ class WatchKind(TriggerKind):
         root = _root(workflow.trigger.spec)
         if os.path.lexists(root) and not root.is_dir():
             raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
-                          ("trigger", "watch", "path"), root=str(root))
+                          ("trigger", "watch", "path"), root=str(root))  # fmt: skip
 
 
 def _root(spec: WatchTrigger) -> Path:
