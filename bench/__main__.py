@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians are reported")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for results")
+    parser.add_argument("--overhead-files", type=int, help="files of the overhead and history scenarios (2,000)")
     parser.add_argument("--backlog-files", type=int, help="files of the large backlog (default 10,000)")
     parser.add_argument("--history-runs", help="recorded runs before the history scenario, e.g. 0,100000,1000000")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.overhead_files:
+        sizes.overhead_files = args.overhead_files
     if args.backlog_files:
         sizes.backlog_files = args.backlog_files
     if args.history_runs:
