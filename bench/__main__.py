@@ -1,4 +1,7 @@
-"""`python -m bench [--quick] [--repeat N] [--only a,b]`: run the scenarios, write JSON and Markdown."""
+"""`python -m bench [--quick] [--repeat N] [--only a,b] [--backlog-files N] [--history-runs a,b,c]`.
+
+Runs the scenarios, writes JSON and Markdown.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; medians are reported")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for results")
+    parser.add_argument("--overhead-files", type=int, help="files of the overhead and history scenarios (2,000)")
+    parser.add_argument("--backlog-files", type=int, help="files of the large backlog (default 10,000)")
+    parser.add_argument("--history-runs", help="recorded runs before the history scenario, e.g. 0,100000,1000000")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.overhead_files:
+        sizes.overhead_files = args.overhead_files
+    if args.backlog_files:
+        sizes.backlog_files = args.backlog_files
+    if args.history_runs:
+        sizes.history_runs = tuple(int(n) for n in args.history_runs.split(","))
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
     unknown = set(names) - set(SCENARIOS)
     if unknown:
@@ -33,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.repeat):
             started = time.monotonic()
             runs.append(SCENARIOS[name](sizes))
-            print(f"{name} {n + 1}/{args.repeat}: {_brief(runs[-1])} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+            took = time.monotonic() - started
+            print(f"{name} {n + 1}/{args.repeat}: {_brief(runs[-1])} ({took:.0f}s)", file=sys.stderr)
         results[name] = {"median": _medians(runs), "runs": runs}
     document = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

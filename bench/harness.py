@@ -31,6 +31,21 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def switches(pid: int) -> int:
+    """Voluntary context switches so far (a thread waited: a hand-off), summed over the live threads.
+
+    Unlike preemptions, these hardly depend on what else runs on the machine.
+    """
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("voluntary_ctxt_switches:"))
+    return total
+
+
 @dataclass
 class BenchHome:
     """A temporary HOME with an inbox, a workflows folder and a data dir."""
@@ -59,7 +74,7 @@ class BenchHome:
             HOME=str(self.root), GRISTMILL_DATA_DIR=str(self.root / "data"),
             GRISTMILL_WORKFLOWS=str(self.root / "workflows"), GRISTMILL_OLLAMA_URL=ollama_url,
             GRISTMILL_CONCURRENCY=str(concurrency), GRISTMILL_HTTP=http, PYTHONUNBUFFERED="1",
-        )
+        )  # fmt: skip
         return env
 
     def drop(self, name: str, text: str, folder: Path | None = None) -> float:
@@ -70,18 +85,28 @@ class BenchHome:
         os.rename(staged, target)
         return time.time()
 
-    def finished(self) -> int:
-        """Runs with an outcome, read straight from the database."""
+    def finished(self, after: int = 0) -> int:
+        """Runs with an outcome (of ids above `after`: not the seeded history), read straight from the database."""
         if not self.db.exists():
             return 0
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
-            row = conn.execute("select count(*) from runs where status in ('succeeded','failed','skipped')")
+            row = conn.execute(
+                "select count(*) from runs where id > ? and status in ('succeeded','failed','skipped')", (after,)
+            )
             return row.fetchone()[0]
 
-    def finish_times(self) -> dict[str, float]:
+    def queued(self, after: int = 0) -> int:
+        """Runs recorded so far (of ids above `after`), whatever their status."""
+        if not self.db.exists():
+            return 0
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute("select count(*) from runs where id > ?", (after,)).fetchone()[0]
+
+    def finish_times(self, after: int = 0) -> dict[str, float]:
         """Input file name → finished_at (epoch seconds) of its run."""
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
-            rows = conn.execute("select input_path, finished_at from runs where finished_at is not null")
+            rows = conn.execute("select input_path, finished_at from runs where id > ? and finished_at is not null",
+                                (after,))  # fmt: skip
             return {Path(p).name: _epoch(f) for p, f in rows if p}
 
 
@@ -116,7 +141,7 @@ class Daemon:
             [sys.executable, "-m", "daemon", "run", *args],
             env={**home.env(ollama_url, concurrency, http), **(env or {})},
             cwd=home.root, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )
+        )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -137,6 +162,9 @@ class Daemon:
     def cpu(self) -> float:
         return cpu_seconds(self.proc.pid)
 
+    def switches(self) -> int:
+        return switches(self.proc.pid)
+
     def rss(self) -> float:
         return rss_mb(self.proc.pid)
 
@@ -154,10 +182,10 @@ class Daemon:
         raise RuntimeError("daemon did not stop within the timeout")
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll with a deadline; raise when it passes."""
+def wait_until(predicate, timeout: float, what: str, every: float = 0.02) -> None:
+    """Poll every `every` seconds with a deadline; raise when it passes."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)

@@ -7,17 +7,28 @@ from typing import Any
 # scenario → (figure, label, target text, is the target met?)
 TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
     "overhead": [
-        ("runs_per_s", "runs/s end to end", "≥ 200", lambda v: v >= 200),
-        ("cpu_ms_per_run", "daemon CPU ms per run", "≤ 5", lambda v: v <= 5),
+        ("runs_per_s", "runs/s end to end", "≥ 300", lambda v: v >= 300),
+        ("cpu_ms_per_run", "daemon CPU ms per run", "≤ 3", lambda v: v <= 3),
+        ("switches_per_run", "voluntary context switches per run (hand-offs)", "", None),
         ("latency_p50_ms", "drop-to-done p50 ms", "", None),
         ("latency_p95_ms", "drop-to-done p95 ms", "", None),
         ("latency_p99_ms", "drop-to-done p99 ms", "", None),
         ("baseline_direct_calls_per_s", "baseline: direct client calls/s", "", None),
-        ("ratio_to_direct", "daemon runs/s ÷ direct calls/s", "", None),
+        ("ratio_to_direct", "daemon runs/s ÷ direct calls/s (2 threads)", "≥ 0.27", lambda v: v >= 0.27),
+    ],
+    "history": [
+        *[
+            (f"{figure}_{count}", f"{label}, {count:,} runs recorded before", "", None)
+            for count in (0, 500, 100_000, 1_000_000)
+            for figure, label in (("runs_per_s", "runs/s"), ("cpu_ms_per_run", "daemon CPU ms per run"))
+        ],
+        ("baseline_direct_calls_per_s", "baseline: direct client calls/s", "", None),
+        ("runs_ratio_largest_to_empty", "runs/s, largest history ÷ empty", "≥ 0.9", lambda v: v >= 0.9),
+        ("cpu_ratio_largest_to_empty", "CPU per run, largest history ÷ empty", "≤ 1.1", lambda v: v <= 1.1),
     ],
     "model_bound": [
         ("runs_per_s", "runs/s (ideal 20)", "", None),
-        ("utilisation", "model utilisation", "≥ 0.95", lambda v: v >= 0.95),
+        ("utilisation", "model utilisation", "≥ 0.98", lambda v: v >= 0.98),
         ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 4 threads", "", None),
     ],
     "two_hosts": [
@@ -27,12 +38,17 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("baseline_direct_calls_per_s", "baseline: direct client calls/s, 8 threads", "", None),
     ],
     "backlog": [
-        ("first_call_s", "launch to first model call s", "", None),
-        ("all_done_s", "launch to all done s", "", None),
-        ("peak_rss_mb", "peak RSS MB", "≤ 150", lambda v: v <= 150),
+        ("first_call_s", "large backlog: launch to first model call s", "≤ 2", lambda v: v <= 2),
+        ("runs_per_s", "large backlog: runs/s over the first runs", "", None),
+        ("all_queued_s", "large backlog: launch to every file queued s", "", None),
+        ("peak_rss_mb", "large backlog: peak RSS MB", "≤ 150", lambda v: v <= 150),
+        ("first_call_s_small", "small backlog: launch to first model call s", "", None),
+        ("runs_per_s_small", "small backlog: runs/s", "", None),
+        ("peak_rss_mb_small", "small backlog: peak RSS MB", "", None),
+        ("runs_ratio_large_to_small", "runs/s, large ÷ small backlog", "≥ 1", lambda v: v >= 1),
     ],
     "idle": [
-        ("cpu_s_per_min", "CPU s per minute", "≤ 0.1", lambda v: v <= 0.1),
+        ("cpu_s_per_min", "CPU s per minute", "≤ 0.05", lambda v: v <= 0.05),
         ("rss_mb", "RSS MB", "", None),
     ],
     "scale": [
@@ -55,7 +71,7 @@ TARGETS: dict[str, list[tuple[str, str, str, Any]]] = {
         ("claim_missed", "queued runs never claimed", "0", lambda v: v == 0),
     ],
     "startup": [
-        ("ready_s", "launch to ready s", "≤ 1.5", lambda v: v <= 1.5),
+        ("ready_s", "launch to ready s", "≤ 1", lambda v: v <= 1.0),
         ("baseline_python_s", "baseline: bare `python -c pass` s", "", None),
     ],
     "dashboard_idle": [

@@ -18,6 +18,7 @@ import ollama
 
 from bench import dashboard
 from bench.harness import BenchHome, Daemon, wait_until
+from bench.history import seeded as history_db
 
 CLASSIFY_WORKFLOW = """\
 name: {name}
@@ -51,7 +52,9 @@ class Sizes:
 
     overhead_files: int = 2000
     model_files: int = 400
-    backlog_files: int = 10_000
+    backlog_files: int = 10_000  # the large backlog (`--backlog-files 100000` for the issue-17 figure)
+    backlog_small: int = 1000  # the small one it is compared with; also the runs both are timed over
+    history_runs: tuple[int, ...] = (0, 100_000, 1_000_000)  # recorded runs before the overhead scenario
     idle_seconds: float = 60.0
     startups: int = 5
     dashboard_runs: int = 100_000
@@ -63,8 +66,9 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
-            overhead_files=20, model_files=8, backlog_files=30, idle_seconds=2.0, startups=2,
-            dashboard_runs=500, page_requests=2, scale_files=24, claim_files=40, claim_runs=200,
+            overhead_files=20, model_files=8, backlog_files=30, backlog_small=10, history_runs=(0, 500),
+            idle_seconds=2.0, startups=2, dashboard_runs=500, page_requests=2, scale_files=24, claim_files=40,
+            claim_runs=200,
         )  # fmt: skip  # (the sizes read as one table)
 
 
@@ -74,7 +78,7 @@ def standin(*args: str) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon.standin", "--port", "0", *args],
         stdout=subprocess.PIPE, text=True,
-    )
+    )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     url = line.strip().rsplit(" ", 1)[-1]
@@ -111,23 +115,27 @@ def _direct_calls(url: str | list[str], calls: int, threads: int) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def _pipeline(url: str, files: int, concurrency: int, env: dict[str, str] | None = None) -> dict[str, float]:
+def _pipeline(
+    url: str, files: int, concurrency: int, env: dict[str, str] | None = None, history: int = 0
+) -> dict[str, float]:
     home = BenchHome()
     try:
         home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+        seeded = history_db(home, history, "bench")
         daemon = Daemon(home, url, concurrency=concurrency, env=env)
-        daemon.wait_ready()
-        cpu_ready = daemon.cpu()
+        daemon.wait_ready(timeout=300)
+        cpu_ready, switched = daemon.cpu(), daemon.switches()
         dropped = {f"doc-{n:05d}.txt": home.drop(f"doc-{n:05d}.txt", DOC.format(n=n)) for n in range(files)}
-        wait_until(lambda: home.finished() >= files, 600, f"{files} runs")
-        cpu_done = daemon.cpu()
+        wait_until(lambda: home.finished(seeded) >= files, 600, f"{files} runs")
+        cpu_done, switched = daemon.cpu(), daemon.switches() - switched
         daemon.stop()
-        finished = home.finish_times()
+        finished = home.finish_times(seeded)
         latencies = sorted(finished[name] - at for name, at in dropped.items())
         elapsed = max(finished.values()) - min(dropped.values())
         return {
             "runs_per_s": files / elapsed,
             "cpu_ms_per_run": (cpu_done - cpu_ready) * 1000 / files,
+            "switches_per_run": switched / files,  # thread hand-offs: waits on a lock, a queue, the GIL
             "latency_p50_ms": _pct(latencies, 50) * 1000,
             "latency_p95_ms": _pct(latencies, 95) * 1000,
             "latency_p99_ms": _pct(latencies, 99) * 1000,
@@ -142,6 +150,21 @@ def overhead(sizes: Sizes) -> dict[str, float]:
         result = _pipeline(url, sizes.overhead_files, concurrency=2)
         result["baseline_direct_calls_per_s"] = _direct_calls(url, sizes.overhead_files, threads=2)
     result["ratio_to_direct"] = result["runs_per_s"] / result["baseline_direct_calls_per_s"]
+    return result
+
+
+def history(sizes: Sizes) -> dict[str, float]:
+    """The overhead scenario on databases that already hold 0, 100,000 and 1,000,000 runs: cost per run flat?"""
+    result: dict[str, float] = {}
+    with standin("--slots", "4") as url:
+        for count in sizes.history_runs:
+            got = _pipeline(url, sizes.overhead_files, concurrency=2, history=count)
+            result[f"runs_per_s_{count}"] = got["runs_per_s"]
+            result[f"cpu_ms_per_run_{count}"] = got["cpu_ms_per_run"]
+        result["baseline_direct_calls_per_s"] = _direct_calls(url, sizes.overhead_files, threads=2)
+    first, last = sizes.history_runs[0], sizes.history_runs[-1]
+    result["runs_ratio_largest_to_empty"] = result[f"runs_per_s_{last}"] / result[f"runs_per_s_{first}"]
+    result["cpu_ratio_largest_to_empty"] = result[f"cpu_ms_per_run_{last}"] / result[f"cpu_ms_per_run_{first}"]
     return result
 
 
@@ -174,22 +197,38 @@ def _calls(url: str) -> int:
 
 
 def backlog(sizes: Sizes) -> dict[str, float]:
-    """Many files present at start-up: time to first model call, time to all done, peak RSS."""
+    """A small and a large backlog present at start-up: first model call, runs/s over the same first runs, memory."""
+    small = _backlog(sizes.backlog_small, sizes.backlog_small)
+    large = _backlog(sizes.backlog_files, sizes.backlog_small)
+    result = {f"{key}_small": value for key, value in small.items()} | large
+    result["files"], result["files_small"] = sizes.backlog_files, sizes.backlog_small
+    result["runs_ratio_large_to_small"] = large["runs_per_s"] / small["runs_per_s"]
+    return result
+
+
+def _backlog(files: int, timed: int) -> dict[str, float]:
+    """`files` in the watched folder before launch; runs/s from the first model call until `timed` runs ended.
+
+    Then it waits until every file is queued (the scan is done) before stopping, so the peak RSS
+    covers the whole scan; all done is waited for only when the whole backlog is timed.
+    """
     home = BenchHome()
     try:
         home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        for n in range(sizes.backlog_files):
-            (home.inbox / f"doc-{n:05d}.txt").write_text(DOC.format(n=n))
+        for n in range(files):
+            (home.inbox / f"doc-{n:06d}.txt").write_text(DOC.format(n=n))
         with standin("--slots", "4") as url:
             launched = time.time()
             daemon = Daemon(home, url)
             wait_until(lambda: _first_call(url) is not None, 300, "the first model call")
-            first = _first_call(url) - launched
-            wait_until(lambda: home.finished() >= sizes.backlog_files, 3600, "the backlog")
-            all_done = time.time() - launched
-            _, peak = daemon.stop()
-        return {"first_call_s": first, "all_done_s": all_done, "peak_rss_mb": peak,
-                "runs_per_s": sizes.backlog_files / all_done}
+            first = _first_call(url)
+            # Polled gently: a count over a large table every 20 ms would take CPU from the daemon.
+            wait_until(lambda: home.finished() >= timed, 3600, f"{timed} runs of the backlog", every=0.1)
+            rate = timed / (time.time() - first)
+            wait_until(lambda: home.queued() >= files, 3600, "the whole backlog to be queued", every=0.5)
+            queued = time.time() - launched
+            _, peak = daemon.stop(timeout=120)
+        return {"first_call_s": first - launched, "runs_per_s": rate, "all_queued_s": queued, "peak_rss_mb": peak}
     finally:
         shutil.rmtree(home.root, ignore_errors=True)
 
@@ -262,6 +301,7 @@ SCENARIOS = {
     "model_bound": model_bound,
     "two_hosts": two_hosts,
     "backlog": backlog,
+    "history": history,
     "idle": idle,
     "startup": startup,
     "dashboard_idle": dashboard.dashboard_idle,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +114,9 @@ class App:
         # One source of runs per trigger kind (folders, schedules, and what plugins add).
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
-        } if settings.role.takes_in else {}  # a worker node takes nothing in: it only executes runs
+        } if settings.role.takes_in else {}  # fmt: skip  # a worker node takes nothing in: it only executes runs
+        self._webhooks: httpx.Client | None = None  # made at the first webhook (see _post)
+        self._webhook_lock = threading.Lock()
         self.web: Any = None  # the dashboard, while serving
         self.health: Health | None = None
 
@@ -155,8 +158,11 @@ class App:
             pool.wake()
 
     def _post(self, url: str, body: dict[str, Any]) -> None:
+        with self._webhook_lock:  # one pooled client: keep-alive connections to the receivers, per thread
+            if self._webhooks is None:
+                self._webhooks = httpx.Client(timeout=self.settings.connect_timeout * 2)
         try:
-            httpx.post(url, json=body, timeout=self.settings.connect_timeout * 2).raise_for_status()
+            self._webhooks.post(url, json=body).raise_for_status()
         except httpx.HTTPError as exc:
             raise ModelError(f"the webhook {url} failed: {exc}") from exc
 
@@ -311,6 +317,8 @@ class App:
                 f"{len(self.workflows)} workflows; {model}")  # fmt: skip
 
     def close(self) -> None:
+        if self._webhooks is not None:
+            self._webhooks.close()
         self.router.close()
         self.journal.close()
         self.engine.dispose()

@@ -9,11 +9,13 @@ import sys
 from tests.support import REPO
 
 
+def _bench(only: str, out) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", only, "--out", str(out)]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
 def test_bench_quick_run_writes_json_and_markdown(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", "overhead,startup", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
+    result = _bench("overhead,startup", tmp_path)
 
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "latest.json").read_text())
@@ -23,3 +25,16 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path):
     assert document["results"]["startup"]["median"]["ready_s"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "| overhead | runs/s end to end |" in table
+
+
+def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_path):
+    result = _bench("history,backlog", tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())["results"]
+    history, backlog = results["history"]["median"], results["backlog"]["median"]
+    assert history["runs_per_s_0"] > 0 and history["runs_per_s_500"] > 0 and history["cpu_ms_per_run_500"] > 0
+    assert backlog["files"] == 30 and backlog["files_small"] == 10
+    assert backlog["first_call_s"] > 0 and backlog["peak_rss_mb"] > 0 and backlog["runs_ratio_large_to_small"] > 0
+    table = (tmp_path / "latest.md").read_text()
+    assert "| history | runs/s, 500 runs recorded before |" in table

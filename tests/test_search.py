@@ -77,6 +77,23 @@ def test_the_index_follows_every_write_of_the_run_in_its_transaction(store):
     assert _ids(store, "acme") == [run.id]  # pruned runs keep their one-line record
 
 
+def test_outputs_saved_with_an_intent_are_indexed_by_the_finish(store):
+    # A file's intent is bookkeeping: its save leaves the index alone; the finish indexes what was stored.
+    for outcome in ("succeeded", "failed"):
+        run, _ = store.enqueue(NewRun("w", Origin.FILE, f"/in/{outcome}.txt", outcome, outcome))
+        store.claim("me", 30, run_id=run.id)
+        label = {"kind": {"label": f"receipt{outcome}"}}
+        store.save_outputs(
+            run.id, "me", {**label, "filed": {"intent": "move_to", "destination": "/x/a.txt"}}, index=False
+        )
+        assert _ids(store, f"receipt{outcome}") == []
+        if outcome == "succeeded":
+            store.finish(run.id, "me", RunStatus.SUCCEEDED, outputs=label)
+        else:
+            store.finish(run.id, "me", RunStatus.FAILED, error="the disk is full")
+        assert _ids(store, f"receipt{outcome}") == [run.id]
+
+
 def test_words_prefixes_phrases_best_first_with_snippets(store):
     invoice = _finished(store, "invoice.txt", {"summary": {"text": "Please pay by the due date of the invoice"},
                                                "kind": {"label": "invoice", "confidence": 0.9}})  # fmt: skip

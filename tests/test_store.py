@@ -17,6 +17,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
+from daemon.store.statements import claim_statement
 
 Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
                  RunStatus.FAILED, RunStatus.SKIPPED)  # fmt: skip
@@ -247,6 +248,21 @@ def test_claim_a_given_run(store, clock):
     assert store.claim("cli", 30, run_id=second.id) is None  # running already
     assert store.claim("cli", 30, run_id=first.id).id == first.id  # asked for: due or not
     assert store.claim("cli", 30, run_id=999) is None
+
+
+@pytest.mark.parametrize("which", ["any", "among"])
+def test_a_sqlite_claim_walks_the_queued_runs_index_not_the_history(tmp_path, which):
+    # Cost per claim flat as the backlog and the history grow: no sort of every queued run, no walk
+    # through a workflow's finished runs (BENCHMARKS.md, "The write path").
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    compiled = claim_statement(which, True).compile(dialect=engine.dialect)
+    sql = str(compiled).replace("(__[POSTCOMPILE_b_names])", "(?)")
+    with engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (None,) * sql.count("?"))]
+    engine.dispose()
+    assert "SCAN runs USING INDEX ix_runs_queued_id" in plan, plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
 def test_concurrent_claims_take_each_run_exactly_once(store):
@@ -480,6 +496,60 @@ def test_record_call_and_calls_round_trip(store, clock):
     assert store.calls(999) == []
     with pytest.raises(RunNotFound):
         store.record_call(999, second, attempt=1)
+
+
+def test_deferred_calls_are_stored_with_the_runs_next_write_in_order(store):
+    run, _ = store.enqueue(manual())
+    store.claim("w", 30)
+    for n in range(3):
+        store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id=f"s{n}"), attempt=1)
+    assert store.renew(run.id, "w", 30)  # the heartbeat's renewal leaves them to the worker's next write
+    assert store.calls(run.id) == []
+    assert store.save_outputs(run.id, "w", {"s0": {"text": "a"}})
+    assert [call.step_id for call in store.calls(run.id)] == ["s0", "s1", "s2"]
+    store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id="s3"), attempt=1)
+    assert store.finish(run.id, "w", S)
+    assert [call.step_id for call in store.calls(run.id)] == ["s0", "s1", "s2", "s3"]
+
+
+def test_deferred_calls_are_stored_even_when_the_run_was_taken_over(store, clock):
+    run, _ = store.enqueue(manual())
+    store.claim("w1", 30)
+    store.defer_call(run.id, ModelCall(model="llama3.2", messages=[], step_id="kind"), attempt=1)
+    clock.advance(31)
+    store.requeue_expired()
+    assert not store.save_outputs(run.id, "w1", {"kind": {"label": "x"}})  # as when each call was recorded at once
+    assert [(call.step_id, call.attempt) for call in store.calls(run.id)] == [("kind", 1)]
+    assert store.get(run.id).outputs == {}
+
+
+def test_deferred_calls_of_a_run_that_is_gone_are_dropped(store):
+    run, _ = store.enqueue(manual())
+    store.defer_call(999, ModelCall(model="llama3.2", messages=[]), attempt=1)
+    assert not store.release(999, "w", not_before=None)
+    assert store.calls(999) == []
+    store.claim("w", 30)
+    assert store.release(run.id, "w", not_before=None)  # the write connection is usable after it
+
+
+def test_finish_and_claim_ends_one_run_and_leases_the_next_in_one_write(store, clock):
+    first, _ = store.enqueue(manual("a"))
+    second, _ = store.enqueue(manual("b"))
+    third, _ = store.enqueue(manual("c"))
+    store.claim("w", 30)
+    store.defer_call(first.id, ModelCall(model="llama3.2", messages=[]), attempt=1)
+    clock.advance(2)
+    done, claimed = store.finish_and_claim(first.id, "w", S, outputs={"a": 1}, lease_seconds=30, workflows=["a", "c"])
+    assert done and claimed.id == third.id
+    assert (claimed.status, claimed.lease_owner, claimed.started_at) == (R, "w", clock.now)
+    ended = store.get(first.id)
+    assert (ended.status, ended.outputs, ended.finished_at, ended.lease_owner) == (S, {"a": 1}, clock.now, None)
+    assert len(store.calls(first.id)) == 1
+    assert store.finish_and_claim(third.id, "w", S, outputs={}, lease_seconds=30, workflows=["a"]) == (True, None)
+    assert store.get(second.id).status == Q
+    # Fenced like finish: an intruder ends nothing, and may still take the next run.
+    done, claimed = store.finish_and_claim(third.id, "intruder", S, outputs={}, lease_seconds=30)
+    assert not done and claimed.id == second.id
 
 
 def test_timestamps_are_aware_utc(store):

@@ -59,7 +59,28 @@ class Outcomes:
         """End the run as `status` and log it; False when another worker had taken it over."""
         with self._lock:
             self._waits.pop(run.id, None)
-        if not self.write(lambda: self.store.finish(run.id, self.owner, status, outputs=outputs, error=error)):
+        done = self.write(lambda: self.store.finish(run.id, self.owner, status, outputs=outputs, error=error))
+        return self._ended(run, status, started, done, error)
+
+    def succeed_and_claim(
+        self, run: Run, started: float, outputs: Any, *, lease_seconds: float, workflows: list[str]
+    ) -> tuple[bool, Run | None]:
+        """`finish` as succeeded, and the next run claimed for this owner in the same write (or None)."""
+        with self._lock:
+            self._waits.pop(run.id, None)
+
+        def op() -> tuple[bool, Run | None]:
+            succeeded = RunStatus.SUCCEEDED
+            return self.store.finish_and_claim(
+                run.id, self.owner, succeeded, outputs=outputs, lease_seconds=lease_seconds, workflows=workflows
+            )
+
+        done, claimed = self.write(op)
+        return self._ended(run, RunStatus.SUCCEEDED, started, done, None), claimed
+
+    def _ended(self, run: Run, status: RunStatus, started: float, done: bool, error: str | None) -> bool:
+        """Log how the run ended (or that another worker had it); `done`, passed on."""
+        if not done:
             log.warning("run %d (%s) was taken over by another worker; its result is dropped", run.id, run.workflow)
             return False
         took = time.monotonic() - started

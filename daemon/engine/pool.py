@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from daemon import defaults, failpoints
 from daemon.domain import Run, RunStatus
@@ -31,6 +32,10 @@ from daemon.store import RunStore
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
+
+# After a run: the next run claimed with its outcome (or None: none was due) and the wake count seen
+# before that claim; None when no claim went with the outcome.
+Claimed = tuple[Run | None, int] | None
 
 IDLE_WAIT = 30.0  # seconds a worker sleeps with nothing due, unless woken by new work
 STOP_POLL = 0.1  # seconds between looks at `abort` while waiting for running runs to finish
@@ -189,19 +194,22 @@ class WorkerPool:
             return
         wakes = self._wakes
         run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
-        if run is None:
-            self.gate.end_probe()
-            self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
-            return
-        self._hold(run)
+        while run is not None:
+            after = self._hold(run, chain=True)
+            if after is None:
+                return  # the outcome went without a claim: look again from the start
+            run, wakes = after  # the next run, claimed by the write that recorded the success
+        self.gate.end_probe()
+        self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
 
-    def _hold(self, run: Run) -> None:
+    def _hold(self, run: Run, *, chain: bool = False) -> Claimed:
+        """Execute a claimed run; `chain`: its success may claim the next run (see `_succeeded`)."""
         self.store_outage.ok()  # a claim that took a run wrote to the store (an empty one may not have)
         with self._lock:
             self._in_flight[run.id] = run
         self.journal.enter(run.id)
         try:
-            self._execute(run)
+            return self._execute(run, chain)
         finally:
             self.journal.leave(run.id)
             with self._lock:
@@ -242,7 +250,7 @@ class WorkerPool:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.01, (due - self.clock()).total_seconds()))
 
-    def _execute(self, run: Run) -> None:
+    def _execute(self, run: Run, chain: bool) -> Claimed:
         started, done = time.monotonic(), self.outcomes
         try:
             try:
@@ -284,10 +292,28 @@ class WorkerPool:
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            finished = done.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs)
-            self.folders.succeeded(run.id)
-            if finished and not run.dry_run:
-                self.succeeded(run)
+            return self._succeeded(run, started, outputs, chain)
+        return None
+
+    def _succeeded(self, run: Run, started: float, outputs: dict[str, Any], chain: bool) -> Claimed:
+        """Record a success; a worker free to look for its next run claims it in the same write.
+
+        One write transaction instead of two per run (BENCHMARKS.md, "The write path"); the crash
+        reasoning is at `RunStore.finish_and_claim`.
+        """
+        wakes = self._wakes  # as in _look: a wake-up after this is not slept through
+        looks = chain and not self._stop.is_set() and self.gate.may_call()[0]
+        if looks:
+            workflows = list(self.workflows())
+            finished, claimed = self.outcomes.succeed_and_claim(
+                run, started, outputs, lease_seconds=self.lease_seconds, workflows=workflows
+            )
+        else:
+            finished, claimed = self.outcomes.finish(run, RunStatus.SUCCEEDED, started, outputs=outputs), None
+        self.folders.succeeded(run.id)
+        if finished and not run.dry_run:
+            self.succeeded(run)
+        return (claimed, wakes) if looks else None
 
     # -- the heartbeat ----------------------------------------------------------------------
     def _heartbeat(self) -> None:

@@ -131,7 +131,8 @@ class Runner:
         step_id = step.step_id
 
         def record_intent(intent: dict[str, Any]) -> None:
-            self._save(ctx, owner, {**ctx.outputs, step_id: intent})
+            # Not indexed for search (bookkeeping): the finish indexes the outputs it stores.
+            self._save(ctx, owner, {**ctx.outputs, step_id: intent}, index=False)
 
         effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
         return StepContext(
@@ -142,9 +143,9 @@ class Runner:
             trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  # (one field a line would hide the shape)
 
-    def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any]) -> None:
+    def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any], *, index: bool = True) -> None:
         """Store the outputs so far; LeaseLost when another worker owns the run now."""
-        if not self.store.save_outputs(ctx.run.id, owner, outputs):
+        if not self.store.save_outputs(ctx.run.id, owner, outputs, index=index):
             raise LeaseLost(ctx.run.id)
         ctx.unsaved = False
 
@@ -244,7 +245,8 @@ class Runner:
         def record(call: ModelCall) -> None:
             call = images.recordable(call)  # image data is never stored, only its digest
             kept = redact_call(call) if workflow.record == "metadata" else call
-            self.store.record_call(run.id, kept, attempt=run.attempts)
+            # Stored with the run's next write, never later than the outputs that use its answer.
+            self.store.defer_call(run.id, kept, attempt=run.attempts)
             metrics.model_call(run, kept)
 
         waiting = _Waiting(self.backend, lambda: self.journal.waiting(run.id))  # the journal: model calls wait outside

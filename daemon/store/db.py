@@ -58,9 +58,45 @@ _SQLITE_PROBLEMS = (
 # connection, whose page cache stays warm where each pooled connection would drop its own
 # whenever another one wrote (257 page reads per run before, 1.5 after; see BENCHMARKS.md).
 # Every engine make_engine creates is here; elsewhere (PostgreSQL) the database takes the turns.
-_WRITERS: weakref.WeakKeyDictionary[Engine, tuple[AbstractContextManager[Any], Engine]] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, _Writer] = weakref.WeakKeyDictionary()
 # The SQLite file of each engine and its identity (device, inode) when opened.
 _FILES: weakref.WeakKeyDictionary[Engine, tuple[Path, tuple[int, int]]] = weakref.WeakKeyDictionary()
+
+
+class _Writer:
+    """Where an engine's write transactions go: the turn they take, and the engine that runs them.
+
+    A SQLite file's writer keeps its one connection checked out between writes (`held`): taking it
+    from the pool and giving it back (with the pool's reset) cost more than the UPDATE it ran.
+    """
+
+    def __init__(self, turn: AbstractContextManager[Any], engine: Engine, *, keeps: bool = False) -> None:
+        self.turn, self.engine, self.keeps = turn, engine, keeps
+        self.held: Connection | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN … COMMIT (ROLLBACK on an exception); the caller holds the turn."""
+        if not self.keeps:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        conn, self.held = self.held or self.engine.connect(), None
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            conn.close()  # back to the pool, which resets it; the next write checks it out afresh
+            raise
+        self.held = conn
+
+    def dispose(self) -> None:
+        """Give the held connection back and close the writer's connections."""
+        with self.turn:
+            if self.held is not None:
+                self.held.close()
+                self.held = None
+        self.engine.dispose()
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
@@ -69,19 +105,20 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
     if backend != "sqlite":
         made = pg_engine(url, **kwargs) if backend == "postgresql" else create_engine(url, **kwargs)
         engine = _translating(made)
-        _WRITERS[engine] = (nullcontext(), engine)
+        _WRITERS[engine] = _Writer(nullcontext(), engine)
         return engine
     path = _sqlite_file(url)
     if path is not None:
         _prepare_file(path)
     engine = _sqlite_engine(url, busy_timeout_ms, **kwargs)
-    writer = engine
+    writer = _Writer(threading.Lock(), engine)
     if path is not None:
-        writer = _sqlite_engine(url, busy_timeout_ms, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        one = _sqlite_engine(url, busy_timeout_ms, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        writer = _Writer(writer.turn, one, keeps=True)
         event.listen(engine, "engine_disposed", lambda _engine: writer.dispose())
         info = path.stat()
         _FILES[engine] = (path, (info.st_dev, info.st_ino))
-    _WRITERS[engine] = (threading.Lock(), writer)
+    _WRITERS[engine] = writer
     return engine
 
 
@@ -93,14 +130,14 @@ def writing(engine: Engine, *, one_statement: bool = False) -> Iterator[Connecti
     `one_statement`: the caller executes a single statement, which PostgreSQL then runs as its own
     transaction (autocommit): one round trip to the server instead of three (BEGIN, it, COMMIT).
     """
-    turn, writer = _WRITERS[engine]
-    if one_statement and not is_sqlite(writer):
-        with writer.connect() as conn:
+    writer = _WRITERS[engine]
+    if one_statement and not is_sqlite(writer.engine):
+        with writer.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
         return
-    with turn:
+    with writer.turn:
         check_database_file(engine)
-        with writer.begin() as conn:
+        with writer.transaction() as conn:
             yield conn
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -14,7 +13,6 @@ from sqlalchemy import (
     Engine,
     Row,
     Text,
-    bindparam,
     case,
     cast,
     func,
@@ -27,9 +25,19 @@ from sqlalchemy.exc import IntegrityError
 
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
-from daemon.runstate import check_transition, sources
 from daemon.store.db import check_database_file, reading, writing
+from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.searchtext import name_words, output_words
+from daemon.store.statements import (
+    KNOWN,
+    OUTPUTS,
+    RECORD_CALL,
+    RUN_COLUMNS,
+    claim_statement,
+    fenced_update,
+    insert_absent_statement,
+    moving_to,
+)  # fmt: skip
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
 
@@ -37,9 +45,7 @@ QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatu
 SUCCEEDED = RunStatus.SUCCEEDED
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
 _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
-_CALL_VALUES = tuple(f.name for f in fields(ModelCall) if f.name not in ("id", "attempt"))
 
 PRUNED_PREFIX = "pruned:"
 VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
@@ -56,23 +62,6 @@ _FRESH: dict[str, Any] = {
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-@cache
-def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tuple[str, ...]:
-    allowed = sources(target, retry=retry)
-    if via is not None:
-        check_transition(via, target, retry=retry)
-        allowed &= {via}
-    return tuple(sorted(status.value for status in allowed))
-
-
-def _moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
-    """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
-    allowed = _allowed_from(target, via, retry)
-    if not allowed:
-        raise InvalidTransition(str(via), str(target), retry)
-    return runs.c.status == allowed[0] if len(allowed) == 1 else runs.c.status.in_(allowed)
 
 
 def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
@@ -101,13 +90,6 @@ def _dropped_again(run: Run, new: NewRun) -> bool:
     return run.status.finished and seen is not None and now is not None and seen != now
 
 
-def _not_overlapping() -> ColumnElement[bool]:
-    """A scheduled run waits while another run of its workflow is running (`overlap: queue`)."""
-    other = runs.alias("other")
-    busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == RUNNING.value)
-    return (runs.c.trigger != Origin.SCHEDULE.value) | ~busy.exists()
-
-
 def _to_run(row: Row[Any]) -> Run:
     values = dict(row._mapping)
     values["status"] = RunStatus(values["status"])
@@ -124,7 +106,8 @@ class RunStore:
         self._engine = engine
         self._clock = clock
         self._insert = _INSERTS[engine.dialect.name]
-        self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*_RUN_COLUMNS)
+        self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*RUN_COLUMNS)
+        self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
 
     @property
     def engine(self) -> Engine:
@@ -174,29 +157,42 @@ class RunStore:
         """Lease the oldest due queued run (or queued `run_id`, due or not) to `owner`, or None."""
         if workflows is not None and not workflows:
             return None
-        now = self._clock()
+        with writing(self._engine, one_statement=True) as conn:
+            return self._claim(conn, owner, lease_seconds, workflows, run_id)
+
+    def _claim(
+        self, conn: Connection, owner: str, lease_seconds: float, workflows: Collection[str] | None, run_id: int | None
+    ) -> Run | None:
+        if workflows is not None and not workflows:
+            return None
+        now, on_sqlite = self._clock(), conn.dialect.name == "sqlite"
         params: dict[str, Any] = {
             "b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_seconds),
         }  # fmt: skip
         if run_id is not None:
-            stmt, params["b_id"] = _claim_statement("id"), run_id
+            stmt, params["b_id"] = claim_statement("id", on_sqlite), run_id
         elif workflows is not None:
-            stmt, params["b_names"] = _claim_statement("among"), list(workflows)
+            stmt, params["b_names"] = claim_statement("among", on_sqlite), list(workflows)
         else:
-            stmt = _claim_statement("any")
-        with writing(self._engine, one_statement=True) as conn:
-            row = conn.execute(stmt, params).first()
+            stmt = claim_statement("any", on_sqlite)
+        row = conn.execute(stmt, params).first()
         return None if row is None else _to_run(row)
 
     def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
         """Extend `owner`'s lease; False when the run is no longer theirs."""
         expires = self._clock() + timedelta(seconds=lease_seconds)
-        return self._fenced(run_id, owner, None, {"lease_expires_at": expires})
+        # The heartbeat's thread leaves the run's deferred calls to the worker's next write (see _fenced).
+        return self._fenced(run_id, owner, None, {"lease_expires_at": expires}, with_calls=False)[0]
 
-    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any]) -> bool:
-        """Store the outputs so far of a running run; False when the run is no longer theirs."""
+    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any], *, index: bool = True) -> bool:
+        """Store the outputs so far of a running run; False when the run is no longer theirs.
+
+        `index=False` leaves search's index of the run as it was (a file's intent is bookkeeping,
+        and each index update cost more than the save itself); the run's finish indexes its outputs.
+        """
         # The search columns are written with what they index, so search never sees a stale run.
-        return self._fenced(run_id, owner, None, {"outputs": outputs, "search_text": output_words(outputs)})
+        values = {"outputs": outputs, "search_text": output_words(outputs)} if index else {"outputs": outputs}
+        return self._fenced(run_id, owner, None, values)[0]
 
     def finish(
         self,
@@ -208,13 +204,49 @@ class RunStore:
         error: str | None = None,
     ) -> bool:
         """End `owner`'s run as `status`; False when the run is no longer theirs."""
+        values = self._finish_values(status, outputs, error)
+        if outputs is not None:
+            return self._fenced(run_id, owner, RunStatus(status), values)[0]
+
+        def indexed(conn: Connection) -> dict[str, Any]:
+            # The outputs as stored, some maybe saved unindexed (save_outputs(index=False)): search sees them now.
+            stored = conn.execute(OUTPUTS, {"b_id": run_id}).scalar()
+            return values | {"search_text": output_words(stored)}
+
+        return self._fenced(run_id, owner, RunStatus(status), indexed)[0]
+
+    def finish_and_claim(
+        self,
+        run_id: int,
+        owner: str,
+        status: RunStatus,
+        *,
+        outputs: dict[str, Any],
+        lease_seconds: float,
+        workflows: Collection[str] | None = None,
+    ) -> tuple[bool, Run | None]:
+        """`finish`, then `claim` for the same owner, in one write transaction instead of two.
+
+        (Whether the run was still theirs, the run claimed next or None.) A SIGKILL before the commit
+        loses both: the finished run is still running under a dead owner's lease, and is taken back
+        and done again from its stored outputs, as when the finish alone was lost; the next run is
+        still queued. After it, the next run is this owner's, as after a claim of its own.
+        """
+
+        def claim(conn: Connection) -> Run | None:
+            return self._claim(conn, owner, lease_seconds, workflows, None)
+
+        values = self._finish_values(status, outputs, None)
+        return self._fenced(run_id, owner, RunStatus(status), values, then=claim)
+
+    def _finish_values(self, status: RunStatus, outputs: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
         if not RunStatus(status).finished:
             raise InvalidTransition(RUNNING.value, str(status))
         values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
         values["finished_at"] = self._clock()
         if outputs is not None:
             values["outputs"], values["search_text"] = outputs, output_words(outputs)
-        return self._fenced(run_id, owner, RunStatus(status), values)
+        return values
 
     def release(
         self,
@@ -231,13 +263,13 @@ class RunStore:
             values["error"] = error
         if refund_attempt:
             values["attempts"] = case((runs.c.attempts > 0, runs.c.attempts - 1), else_=0)
-        return self._fenced(run_id, owner, QUEUED, values, wakes=True)
+        return self._fenced(run_id, owner, QUEUED, values, wakes=True)[0]
 
     def skip(self, run_id: int, reason: str) -> bool:
         """Mark a queued run skipped with `reason`; False when it is not queued."""
         stmt = (
             update(runs)
-            .where(runs.c.id == run_id, _moving_to(SKIPPED, via=QUEUED))
+            .where(runs.c.id == run_id, moving_to(SKIPPED, via=QUEUED))
             .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
         )
         with writing(self._engine, one_statement=True) as conn:
@@ -250,13 +282,13 @@ class RunStore:
         gave_up = literal(_GAVE_UP[0], Text) + cast(runs.c.attempts, Text) + literal(_GAVE_UP[1], Text)
         fail = (
             update(runs)
-            .where(_moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
+            .where(moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
             .values(status=FAILED.value, finished_at=now, error=gave_up, **_NO_LEASE)
             .returning(runs.c.id)
         )
         requeue = (
             update(runs)
-            .where(_moving_to(QUEUED, via=RUNNING), lapsed)
+            .where(moving_to(QUEUED, via=RUNNING), lapsed)
             .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
             .returning(runs.c.id)
         )
@@ -268,7 +300,7 @@ class RunStore:
 
     def running(self) -> list[Run]:
         """Every running run, oldest first (a handful: one per worker of each process)."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+        stmt = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
 
@@ -303,21 +335,21 @@ class RunStore:
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = {run.id: run for run in map(_to_run, conn.execute(select(*_RUN_COLUMNS).where(runs.c.id.in_(ids))))}
+            found = {run.id: run for run in map(_to_run, conn.execute(select(*RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
             done = [found[run_id] for run_id in ids if found[run_id].status is SUCCEEDED]
             if done:
                 raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
-            stmt = update(runs).where(runs.c.id.in_(ids), _moving_to(QUEUED, retry=True))
+            stmt = update(runs).where(runs.c.id.in_(ids), moving_to(QUEUED, retry=True))
             queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
             return queued
 
     def retry_failed(self, *, workflow: str | None = None) -> list[int]:
         """Queue every failed run (of `workflow`) again; their ids."""
-        stmt = update(runs).where(_moving_to(QUEUED, via=FAILED, retry=True))
+        stmt = update(runs).where(moving_to(QUEUED, via=FAILED, retry=True))
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         with writing(self._engine) as conn:
@@ -370,16 +402,14 @@ class RunStore:
 
     def active(self, workflow: str) -> Run | None:
         """The oldest queued or running run of `workflow`, if any."""
-        stmt = select(*_RUN_COLUMNS).where(
-            runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value])
-        )
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value]))
         with reading(self._engine) as conn:
             row = conn.execute(stmt.order_by(runs.c.id).limit(1)).first()
         return None if row is None else _to_run(row)
 
     def last_succeeded(self, workflow: str) -> Run | None:
         """The succeeded real (not dry) run of `workflow` that finished last, if any."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
@@ -387,7 +417,7 @@ class RunStore:
 
     def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
         """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
         if since is not None:
             stmt = stmt.where(runs.c.finished_at > since)
         stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
@@ -401,15 +431,17 @@ class RunStore:
     # -- model calls ----------------------------------------------------------------------
 
     def record_call(self, run_id: int, call: ModelCall, *, attempt: int) -> int:
-        """Record one model call of a run; returns its id."""
-        values = {name: getattr(call, name) for name in _CALL_VALUES}
-        values.update(run_id=run_id, attempt=attempt, options=call.options or {})
-        values["started_at"] = call.started_at or self._clock()
+        """Record one model call of a run now; returns its id."""
+        values = call_values(run_id, call, attempt, self._clock())
         try:
             with writing(self._engine, one_statement=True) as conn:
-                return conn.execute(_RECORD_CALL, values).scalar_one()
+                return conn.execute(RECORD_CALL, values).scalar_one()
         except IntegrityError as exc:
             raise RunNotFound(run_id) from exc
+
+    def defer_call(self, run_id: int, call: ModelCall, *, attempt: int) -> None:
+        """Record one model call of a running run with the run's next write (store/pending.py says why)."""
+        self._pending.add(run_id, call_values(run_id, call, attempt, self._clock()))
 
     def calls(self, run_id: int) -> list[ModelCall]:
         """The model calls of a run, in the order they were made."""
@@ -422,7 +454,7 @@ class RunStore:
     def get(self, run_id: int) -> Run:
         """The run with this id; RunNotFound otherwise."""
         with reading(self._engine) as conn:
-            row = conn.execute(select(*_RUN_COLUMNS).where(runs.c.id == run_id)).first()
+            row = conn.execute(select(*RUN_COLUMNS).where(runs.c.id == run_id)).first()
         if row is None:
             raise RunNotFound(run_id)
         return _to_run(row)
@@ -431,7 +463,7 @@ class RunStore:
         self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
     ) -> list[Run]:
         """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
-        stmt = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        stmt = select(*RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         if real_only:
             stmt = stmt.where(real_runs())
         if workflow is not None:
@@ -460,7 +492,7 @@ class RunStore:
 
     def with_content(self, sha256: str) -> list[Run]:
         """Every run of any workflow on this content (sha256), oldest first."""
-        stmt = select(*_RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
+        stmt = select(*RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
         with reading(self._engine) as conn:
             return [_to_run(row) for row in conn.execute(stmt)]
 
@@ -475,7 +507,7 @@ class RunStore:
         Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
         """
         found = runs.c.context[path].as_string() == value
-        stmt = select(*_RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
+        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
         with reading(self._engine) as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _to_run(row)
@@ -496,7 +528,7 @@ class RunStore:
 
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:
-        row = conn.execute(_KNOWN, {"b_workflow": workflow, "b_key": key}).first()
+        row = conn.execute(KNOWN, {"b_workflow": workflow, "b_key": key}).first()
         return None if row is None else _to_run(row)
 
     @staticmethod
@@ -509,17 +541,23 @@ class RunStore:
         moved = {"input_path": new.input_path, "context": new.context, "search_name": name_words(new.input_path)}
         if run.status is SKIPPED:
             moved |= _FRESH
-        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*_RUN_COLUMNS)).one()
+        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*RUN_COLUMNS)).one()
         return _to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
         key = values["dedupe_key"]
-        # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
-        found = None if key is None else self._known(conn, values["workflow"], key)
+        if key is not None and conn.dialect.name == "sqlite":
+            # One statement for a new key (the common case): it inserts only where no run holds the key,
+            # so nothing conflicts and no id is used up. (PostgreSQL would need casts; it looks first.)
+            row = conn.execute(insert_absent_statement(tuple(values)), values).first()
+            found = None if row is not None else self._known(conn, values["workflow"], key)
+        else:
+            # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
+            row, found = None, None if key is None else self._known(conn, values["workflow"], key)
         if found is not None:
             return found, False
-        row = conn.execute(self._insert_ignore, values).first()
+        row = row or conn.execute(self._insert_ignore, values).first()
         if row is not None:
             return _to_run(row), True
         # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
@@ -529,63 +567,42 @@ class RunStore:
         return found, False
 
     def _fenced(
-        self, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any], *, wakes: bool = False
-    ) -> bool:
-        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable."""
-        stmt = _fenced_statement(target)
-        if any(isinstance(v, ColumnElement) for v in values.values()):
-            stmt, params = stmt.values(values), {}
-        else:
-            params = dict(values)
-        with writing(self._engine, one_statement=not wakes) as conn:
-            done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
-            announce(conn, int(done and wakes))
-            return done
+        self,
+        run_id: int,
+        owner: str,
+        target: RunStatus | None,
+        values: dict[str, Any] | Callable[[Connection], dict[str, Any]],
+        *,
+        wakes: bool = False,
+        then: Callable[[Connection], Run | None] | None = None,
+        with_calls: bool = True,
+    ) -> tuple[bool, Run | None]:
+        """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable.
+
+        `values` are the columns to set, or a function that reads them in the write. The run's
+        deferred model calls are stored first, in the same write (whatever the fence says, as when
+        each call was recorded on its own); `then(conn)` runs last, in it too. Only the worker's
+        thread writes a run's outputs and outcome, after its calls, so the order holds.
+        """
+        calls = self._pending.take(run_id) if with_calls else []
+        try:
+            # PostgreSQL runs each statement on its own unless the write wakes others (its NOTIFY
+            # goes with the update); the calls then commit before the update, never after it.
+            with writing(self._engine, one_statement=not wakes) as conn:
+                insert_calls(conn, calls)
+                stmt, params = fenced_update(target, values(conn) if callable(values) else values)
+                done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+                announce(conn, int(done and wakes))
+                return done, None if then is None else then(conn)
+        except IntegrityError:
+            if not calls:
+                raise
+            # The run's row is gone (a foreign key): its calls cannot be stored, and the update finds nothing.
+            return self._fenced(run_id, owner, target, values, wakes=wakes, then=then, with_calls=False)
+        except BaseException:
+            self._pending.put_back(run_id, calls)
+            raise
 
 
-# The hot statements are built once: building and hashing a statement per call cost more than
-# running it. Bound parameter names start with b_ (column names are reserved for SET and VALUES).
-
-
-@cache
-def _claim_statement(which: str) -> Any:
-    """Lease a queued run: by id (due or not), or the oldest due one, optionally among workflows."""
-    if which == "id":
-        chosen = runs.c.id == bindparam("b_id")
-    else:
-        due = runs.c.not_before.is_(None) | (runs.c.not_before <= bindparam("b_now"))
-        oldest = select(runs.c.id).where(_moving_to(RUNNING), due, _not_overlapping())
-        if which == "among":
-            oldest = oldest.where(runs.c.workflow.in_(bindparam("b_names", expanding=True)))
-        # SKIP LOCKED lets PostgreSQL workers pass each other; SQLite renders no FOR UPDATE.
-        oldest = oldest.order_by(runs.c.id).limit(1).with_for_update(skip_locked=True)
-        chosen = runs.c.id == oldest.scalar_subquery()
-    return (
-        update(runs)
-        .where(chosen, _moving_to(RUNNING))
-        .values(
-            status=RUNNING.value,
-            attempts=runs.c.attempts + 1,
-            started_at=bindparam("b_now"),
-            lease_owner=bindparam("b_owner"),
-            lease_expires_at=bindparam("b_expires"),
-        )  # fmt: skip
-        .returning(*_RUN_COLUMNS)
-    )
-
-
-@cache
-def _fenced_statement(target: RunStatus | None) -> Any:
-    """UPDATE … WHERE the run is running under the lease of owner b_owner; SET from the parameters."""
-    allowed = runs.c.status == RUNNING.value if target is None else _moving_to(target, via=RUNNING)
-    return update(runs).where(runs.c.id == bindparam("b_id"), allowed, runs.c.lease_owner == bindparam("b_owner"))
-
-
-_KNOWN = select(*_RUN_COLUMNS).where(
-    runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key")
-)
-_RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
-
-# For queries that sit beside the store's own (the dashboard's pages): a Run's columns, a row as a Run.
-RUN_COLUMNS = _RUN_COLUMNS
+# For queries that sit beside the store's own (the dashboard's pages): a row as a Run (and RUN_COLUMNS).
 row_to_run = _to_run

@@ -57,7 +57,7 @@ def _entries(matcher: Matcher, folder: Path, relative: tuple[str, ...]) -> Itera
                 continue
             if stat.S_ISDIR(info.st_mode):
                 subfolders.append(entry.name)
-            elif (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)) and matcher.wants(Path(entry.path)):
+            elif (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)) and matcher.wants(entry.path):
                 yield info.st_mtime_ns, os.fsencode(entry.path), stat.S_ISLNK(info.st_mode)
     for name in subfolders:
         if matcher.wants_dir((*relative, name)):

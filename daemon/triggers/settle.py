@@ -44,6 +44,8 @@ class SettleTracker:
         """Paths unchanged for their settle time, removed from the tracker; vanished ones dropped."""
         now, done = self.clock(), []
         for path, pending in list(self._pending.items()):
+            if now - pending.stable_since < pending.settle:
+                continue  # not due: looked at when due (a change seen then restarts the wait from then)
             signature = _signature(path)
             if signature is None:
                 del self._pending[path]

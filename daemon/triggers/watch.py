@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -41,6 +49,11 @@ log = logging.getLogger("gristmill")
 
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
 STORE_RETRY = 5.0  # seconds before a file the database could not take (locked, full) is offered again
+BATCH = 256  # events noted at most before the settle loop looks for ready files (one pass per batch)
+# The events a watch acts on. Asked of watchdog per schedule, so inotify's mask leaves out the rest
+# (opens and closes without writing: our own hashing and reading of every file, several per run) in
+# the kernel, and the directory events watchdog adds to each create, move and delete never reach us.
+WANTED_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileMovedEvent]
 
 
 class Arrival(StrEnum):
@@ -85,7 +98,7 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
-            return
+            return  # filtered out by WANTED_EVENTS already; kept for observers that ignore the filter
         path = event.dest_path if event.event_type == "moved" else event.src_path
         how = {"closed": Arrival.CLOSED, "moved": Arrival.MOVED_IN}.get(event.event_type, Arrival.CHANGED)
         self.events.put((os.fsdecode(path), how))
@@ -200,7 +213,9 @@ class Watcher(TriggerSource):
 
     def _started(self, observer: BaseObserver, watch: Watch) -> BaseObserver:
         spec: WatchTrigger = watch.workflow.trigger.spec
-        observer.schedule(_Handler(self._events), str(watch.matcher.root), recursive=spec.recursive)
+        observer.schedule(
+            _Handler(self._events), str(watch.matcher.root), recursive=spec.recursive, event_filter=WANTED_EVENTS
+        )
         observer.start()
         return observer
 
@@ -228,6 +243,11 @@ class Watcher(TriggerSource):
             taken = self._take(block=True, timeout=None if wait is None else max(wait, 0.05))
             if not taken and self._stop.is_set():
                 return
+            # Events that came meanwhile are noted first, so a burst of drops is one pass over the
+            # pending files and one wake-up of this thread, not one of each per event.
+            for _ in range(BATCH if taken else 0):
+                if not self._take(block=False, timeout=None):
+                    break
             self._submit_ready()
 
     def _take(self, *, block: bool, timeout: float | None) -> bool:
@@ -348,7 +368,7 @@ class WatchKind(TriggerKind):
         root = _root(workflow.trigger.spec)
         if os.path.lexists(root) and not root.is_dir():
             raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
-                          ("trigger", "watch", "path"), root=str(root))
+                          ("trigger", "watch", "path"), root=str(root))  # fmt: skip
 
 
 def _root(spec: WatchTrigger) -> Path:
