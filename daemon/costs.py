@@ -65,8 +65,13 @@ def report(usages: Iterable[Usage], prices: Mapping[str, Price]) -> dict[str, An
     """`costs --json`: one row per workflow and model, totals, and the prices used with their sources."""
     rows = [
         {
-            "workflow": u.workflow, "model": u.model, "runs": u.runs, "calls": u.calls,
-            "tokens_in": u.tokens_in, "tokens_out": u.tokens_out, "model_seconds": round(u.model_seconds, 3),
+            "workflow": u.workflow,
+            "model": u.model,
+            "runs": u.runs,
+            "calls": u.calls,
+            "tokens_in": u.tokens_in,
+            "tokens_out": u.tokens_out,
+            "model_seconds": round(u.model_seconds, 3),
             "paid_usd": u.paid(prices),
         }
         for u in usages

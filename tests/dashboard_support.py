@@ -48,6 +48,7 @@ def chromium() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: apt-get install chromium (.ci/run does)", pytrace=False)
     from playwright import sync_api  # in the test extra
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -105,7 +105,11 @@ class Home:
         """Run `python -m daemon ARGS` with this home's environment."""
         result = subprocess.run(
             [sys.executable, "-m", "daemon", *args],
-            env=self.env, cwd=self.root, capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"gristmill {' '.join(args)} exited {result.returncode}:\n{result.stderr}")

@@ -183,13 +183,16 @@ def test_the_same_answer_through_slug_stays_inside(home):
 
 
 def test_a_file_name_that_makes_a_template_climb_is_refused(home):
-    home.write_workflow("notes.yaml", """\
+    home.write_workflow(
+        "notes.yaml",
+        """\
 name: notes
 trigger: {watch: {path: ~/Inbox, settle_seconds: 0}}
 steps:
   - summarise: {max_words: 10}
   - write: {path: "~/Documents/Notes/{{ file.stem }}/note.md", content: "{{ summarise.text }}"}
-""")
+""",
+    )
     home.drop("...txt", "A short note about nothing in particular.")  # its stem is ".."
 
     _run_once(home)

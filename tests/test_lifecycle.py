@@ -9,8 +9,12 @@ import time
 
 from daemon.domain import RunStatus
 from tests.support import INVOICE, LETTER, RECEIPT, wait_for
-from tests.test_crash import DEADLINE, all_runs, finished
-from tests.test_crash import home  # noqa: F401  (the fixture: a fast home whose daemons are killed after)
+from tests.test_crash import (
+    DEADLINE,
+    all_runs,
+    finished,
+    home,  # noqa: F401  (the fixture: a fast home whose daemons are killed after)
+)
 
 
 def _drop_three(home) -> None:
@@ -64,7 +68,8 @@ def test_sigterm_five_times_stops_at_once_and_leaves_nothing_running(home, stand
     # GRISTMILL_CONCURRENCY=2 model slots and one more worker: all three runs are taken.
     wait_for(
         lambda: [r.status for r in all_runs(home)].count(RunStatus.RUNNING) == 3,
-        timeout=DEADLINE, what="all three runs running",
+        timeout=DEADLINE,
+        what="all three runs running",
     )
 
     started = time.monotonic()

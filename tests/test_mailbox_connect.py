@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from daemon.errors import MailboxRefused, MailboxUnavailable
 from daemon.documents import ReadLimits, read_document
+from daemon.errors import MailboxRefused, MailboxUnavailable
 from daemon.mail import WatchState, check_mailbox
 from tests.dovecot import message
 from tests.mail_support import PASSWORD_ENV, Inbox, getenv_for, make_watcher, spec_for

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.plugins import PluginError, Registry, build_registry
-from tests.support import REPO, INVOICE, LETTER, make_home
+from tests.support import INVOICE, LETTER, REPO, make_home
 
 WORKFLOW = """
 name: shouty
@@ -33,9 +33,22 @@ def plugin_site(tmp_path_factory) -> Path:
     """The example plugin installed by pip into its own folder (a site directory for PYTHONPATH)."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "--target", str(target), str(REPO / "tests" / "plugin_example")],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(REPO / "tests" / "plugin_example"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )  # fmt: skip  (one command line)
     assert list(target.glob("gristmill_example_plugin-*.dist-info/entry_points.txt"))
     return target

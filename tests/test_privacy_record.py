@@ -129,13 +129,16 @@ def test_without_review_they_take_the_default(home):
 
 def test_check_states_where_model_and_webhook_traffic_goes(home, standin):
     home.write_workflow("private.yaml", _workflow())
-    home.write_workflow("hooks.yaml", """\
+    home.write_workflow(
+        "hooks.yaml",
+        """\
 name: hooks
 trigger: {watch: {path: ~/Inbox}}
 steps:
   - summarise: {}
   - route: {default: {webhook: "http://203.0.113.5/hook"}}
-""")
+""",
+    )
 
     result = home.cli("check")
 

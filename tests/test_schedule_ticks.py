@@ -49,7 +49,9 @@ def test_crontab_weekday_ranges_lists_and_steps():
 
 def test_crontab_day_of_month_or_day_of_week_when_both_are_given():
     # crontab: "the 1st, or any Monday" (APScheduler alone would mean "a Monday the 1st").
-    ticks = CronTicks("0 0 1 * mon", UTC).between(datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC))
+    ticks = CronTicks("0 0 1 * mon", UTC).between(
+        datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC)
+    )
     assert [t.strftime("%a %d") for t in ticks] == ["Mon 16", "Mon 23", "Mon 30", "Tue 01", "Mon 07"]
 
 
@@ -115,7 +117,9 @@ def test_a_bad_cron_in_a_workflow_file_names_file_line_and_key(tmp_path):
     from daemon.workflow import load_workflow
 
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\ntrigger:\n  schedule: {cron: '0 7 * * 8'}\nsteps:\n  - write: {path: ~/x.md, content: x}\n")
+    path.write_text(
+        "name: bad\ntrigger:\n  schedule: {cron: '0 7 * * 8'}\nsteps:\n  - write: {path: ~/x.md, content: x}\n"
+    )
     with pytest.raises(WorkflowError) as caught:
         load_workflow(path)
     assert str(caught.value).startswith(f"{path}, line 3, key 'trigger.schedule.cron': the cron expression '0 7 * * 8'")

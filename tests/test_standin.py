@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -234,7 +234,7 @@ def test_schema_enum_picks_the_most_frequent_label(standin):
     assert nothing == {"label": "invoice", "confidence": 0.2}
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     INVOICE = "invoice"
     RECEIPT = "receipt"
 

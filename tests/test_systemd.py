@@ -20,7 +20,9 @@ ANALYZE = shutil.which("systemd-analyze")
 def analyze():
     """Fail, not skip, without systemd-analyze: a skip would let CI pass without checking the units."""
     if ANALYZE is None:
-        pytest.fail("systemd-analyze is not installed: install the Debian package systemd (.ci/run does)", pytrace=False)
+        pytest.fail(
+            "systemd-analyze is not installed: install the Debian package systemd (.ci/run does)", pytrace=False
+        )
 
 
 def _unit(name: str) -> dict[str, list[str]]:

@@ -159,7 +159,9 @@ def test_a_symlink_is_refused_once_with_the_reason(watching, tmp_path):
     wait_for(lambda: rec.names() == ["after.txt"], timeout=DEADLINE, what="after.txt")
     wait_for(lambda: _quiet(watcher), timeout=DEADLINE, what="the watcher to settle")
 
-    assert rec.refused == [("innocent.txt", f"{inbox / 'innocent.txt'} is a symbolic link; gristmill does not follow links")]
+    assert rec.refused == [
+        ("innocent.txt", f"{inbox / 'innocent.txt'} is a symbolic link; gristmill does not follow links")
+    ]
 
 
 def test_poll_true_finds_files_without_inotify(watching):

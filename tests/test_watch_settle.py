@@ -9,8 +9,8 @@ import sys
 
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import oldest_first
-from daemon.triggers.submitted import Submitted
 from daemon.triggers.settle import SettleTracker
+from daemon.triggers.submitted import Submitted
 
 
 class Clock:

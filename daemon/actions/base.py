@@ -118,8 +118,9 @@ def validate_action(data: Any, info: ValidationInfo) -> Action:
     if data == "keep":
         data = {"keep": True}
     if isinstance(data, str):
-        raise problem("action", "'{word}' is not an action; write keep or a mapping such as {move_to: ~/Folder}",
-                      word=data)
+        raise problem(
+            "action", "'{word}' is not an action; write keep or a mapping such as {move_to: ~/Folder}", word=data
+        )
     if not isinstance(data, dict):
         raise problem("action", "an action is keep or a mapping such as {move_to: ~/Folder}")
     names = ", ".join(actions)
@@ -127,8 +128,14 @@ def validate_action(data: Any, info: ValidationInfo) -> Action:
         if key not in actions:
             near = difflib.get_close_matches(str(key), list(actions), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise problem("unknown_key", "unknown key '{key}'{hint}; allowed keys are {allowed}", (key,),
-                          key=str(key), hint=hint, allowed=names)
+            raise problem(
+                "unknown_key",
+                "unknown key '{key}'{hint}; allowed keys are {allowed}",
+                (key,),
+                key=str(key),
+                hint=hint,
+                allowed=names,
+            )
     if len(data) != 1:
         raise problem("action", "an action needs exactly one of {keys}, not {count}", keys=names, count=len(data))
     (name,) = data

@@ -21,16 +21,25 @@ def _http_url(value: str) -> str:
         raise problem("webhook", "'{url}' is not an http:// or https:// address", url=value)
     if "{{" in value or "{%" in value:
         # Nothing a document or a model says may become a URL: webhook targets are fixed.
-        raise problem("webhook", "'{url}' uses a template; a webhook address is fixed text, so no document or "
-                      "model answer can change where data is sent", url=value)
+        raise problem(
+            "webhook",
+            "'{url}' uses a template; a webhook address is fixed text, so no document or "
+            "model answer can change where data is sent",
+            url=value,
+        )
     return value
 
 
 def check_webhook(url: str, workflow: Workflow, local_networks: Iterable[Network] = ()) -> None:
     """Refuse, before any connection, a webhook beyond this machine and the private network."""
     where = f" in {workflow.source}" if workflow.source else ""
-    check_url(url, allowed=workflow.allow_remote_webhooks, what=f"the webhook of workflow '{workflow.name}'",
-              how_to_allow=f"allow_remote_webhooks: true{where}", local_networks=local_networks)
+    check_url(
+        url,
+        allowed=workflow.allow_remote_webhooks,
+        what=f"the webhook of workflow '{workflow.name}'",
+        how_to_allow=f"allow_remote_webhooks: true{where}",
+        local_networks=local_networks,
+    )
 
 
 class Webhook(RouteAction):

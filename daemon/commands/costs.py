@@ -46,14 +46,21 @@ def print_costs(console: Console, result: dict[str, Any]) -> None:
         table.add_column(f"as {name}", justify="right")
     for row in [*result["rows"], {"workflow": "total", "model": "", **result["totals"]}]:
         table.add_row(
-            row["workflow"], row["model"], f"{row['runs']:,}", f"{row['calls']:,}", f"{row['tokens_in']:,}",
-            f"{row['tokens_out']:,}", f"{row['model_seconds']:,.1f} s",
+            row["workflow"],
+            row["model"],
+            f"{row['runs']:,}",
+            f"{row['calls']:,}",
+            f"{row['tokens_in']:,}",
+            f"{row['tokens_out']:,}",
+            f"{row['model_seconds']:,.1f} s",
             *(f"${row['paid_usd'][name]:,.2f}" for name in prices),
         )  # fmt: skip  (the cells read as one row)
     console.print(table)
     for name, price in prices.items():
         console.print(
             f"{name}: ${price.input:g} in / ${price.output:g} out per million tokens, as of {price.as_of} "
-            f"({price.source})", markup=False, highlight=False,
+            f"({price.source})",
+            markup=False,
+            highlight=False,
         )  # fmt: skip  (one line of output)
     console.print("Your own model: no per-token bill; the time above is what it cost you.", highlight=False)

@@ -20,9 +20,7 @@ def read(data: bytes, max_chars: int, max_unpacked: int) -> tuple[str, dict[str,
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         body = archive.getinfo(BODY)
         if body.file_size > max_unpacked:
-            raise ValueError(
-                f"its text part unpacks to {body.file_size} bytes (limit {max_unpacked}); a zip bomb?"
-            )
+            raise ValueError(f"its text part unpacks to {body.file_size} bytes (limit {max_unpacked}); a zip bomb?")
         with archive.open(body) as stream:
             text = _paragraphs(stream, max_chars)
         meta = _core(archive, max_unpacked)
@@ -33,7 +31,7 @@ def _paragraphs(stream: Any, max_chars: int) -> str:
     paragraphs: list[str] = []
     parts: list[str] = []
     total = 0
-    for event, elem in ElementTree.iterparse(stream, events=("end",)):
+    for _event, elem in ElementTree.iterparse(stream, events=("end",)):
         tag = elem.tag
         if tag == f"{_W}t" and elem.text:
             parts.append(elem.text)

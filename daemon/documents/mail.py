@@ -27,7 +27,11 @@ def read(data: bytes) -> tuple[str, dict[str, Any]]:
     if attachments:
         lines.append("Attachments: " + ", ".join(attachments))
     meta = {
-        "sender": headers.get("from"), "to": headers.get("to"), "subject": headers.get("subject"),
-        "date": headers.get("date"), "attachments": attachments, "title": headers.get("subject"),
+        "sender": headers.get("from"),
+        "to": headers.get("to"),
+        "subject": headers.get("subject"),
+        "date": headers.get("date"),
+        "attachments": attachments,
+        "title": headers.get("subject"),
     }
     return "\n".join(lines) + "\n\n" + text, meta

@@ -80,7 +80,9 @@ class Sandbox:
             ours, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             code = f"from daemon.documents.sandbox import zygote; zygote({child.fileno()})"
             self._zygote = subprocess.Popen(
-                [sys.executable, "-c", code], pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", code],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
             )
             child.close()
             self._control = ours
@@ -101,7 +103,7 @@ def _read(sock: socket.socket, size: int, deadline: float) -> bytes:
         sock.settimeout(max(0.0, deadline - time.monotonic()) or 0.001)
         try:
             chunk = sock.recv(min(left, 1 << 20))
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise TimeoutError from exc
         if not chunk:
             raise OSError("closed")

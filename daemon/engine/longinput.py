@@ -74,8 +74,13 @@ def _map_reduce(asker: Asker, text: str, max_words: int, instructions: str | Non
         calls, levels = calls + len(parts), levels + 1
     summary = asker.text(final)
     split = {
-        "strategy": "map-reduce", "chunks": len(chunks), "levels": levels + 1, "calls": calls + 1,
-        "num_ctx": window.num_ctx, "estimated_tokens": estimate_tokens(text), **_learnt(window),
+        "strategy": "map-reduce",
+        "chunks": len(chunks),
+        "levels": levels + 1,
+        "calls": calls + 1,
+        "num_ctx": window.num_ctx,
+        "estimated_tokens": estimate_tokens(text),
+        **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return summary, split
 
@@ -107,8 +112,11 @@ def fit(asker: Asker, text: str, build: Callable[[str], Messages], reply_tokens:
     beginning = split_text(text, max(head_room, 16))[0]
     document = f"{beginning}\n\n[... the document continues; a summary of the whole document:]\n\n{summary}"
     split = {
-        "strategy": "beginning+summary", "beginning_chars": len(beginning), "num_ctx": window.num_ctx,
-        "estimated_tokens": estimate_tokens(text), **_learnt(window),
+        "strategy": "beginning+summary",
+        "beginning_chars": len(beginning),
+        "num_ctx": window.num_ctx,
+        "estimated_tokens": estimate_tokens(text),
+        **_learnt(window),
     }  # fmt: skip  (one record, read as one)
     return asker, document, split
 

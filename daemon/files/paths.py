@@ -52,7 +52,7 @@ def confine(rendered: str, template: str) -> Path:
             rendered,
             Path(base),
         )
-    parts = resolved[len(inside):].split("/") if resolved != base else []
+    parts = resolved[len(inside) :].split("/") if resolved != base else []
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
             raise UnsafePathError(
@@ -84,7 +84,7 @@ def _below(text: str, base: str) -> str | None:
     """The part of `text` after `base` when `text` starts with it (so only that part is cleaned)."""
     absolute = text if os.path.isabs(text) else os.path.join(base, text)
     prefix = _inside(base)
-    return absolute[len(prefix):] if absolute.startswith(prefix) else None
+    return absolute[len(prefix) :] if absolute.startswith(prefix) else None
 
 
 def _refuse_links(base: str, parts: list[str], template: str) -> None:

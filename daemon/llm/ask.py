@@ -71,9 +71,7 @@ class Asker:
             raise BadAnswer("the model gave an empty answer", raw=call.answer or "")
         return answer
 
-    def json(
-        self, messages: list[dict[str, Any]], schema: dict[str, Any], check: Callable[[dict[str, Any]], T]
-    ) -> T:
+    def json(self, messages: list[dict[str, Any]], schema: dict[str, Any], check: Callable[[dict[str, Any]], T]) -> T:
         """A JSON answer constrained by `schema` and accepted by `check`; one re-ask when invalid."""
         call = self._call(messages, schema)
         try:

@@ -39,8 +39,13 @@ class ClassifySpec(StrictModel):
             if not label:
                 raise problem("labels", "a label name is empty")
             if label.casefold() in folded:
-                raise problem("labels", "the labels '{a}' and '{b}' differ only in case or spaces; keep one",
-                              (raw,), a=folded[label.casefold()], b=raw)
+                raise problem(
+                    "labels",
+                    "the labels '{a}' and '{b}' differ only in case or spaces; keep one",
+                    (raw,),
+                    a=folded[label.casefold()],
+                    b=raw,
+                )
             folded[label.casefold()], cleaned[label] = raw, text.strip()
         return cleaned
 
@@ -98,8 +103,11 @@ class Classify(StepKind):
     def run(self, spec: ClassifySpec, ctx: StepContext) -> StepResult:
         labels, extra = list(spec.labels), instructions(spec, ctx)
         result, split = longinput.ask_about(
-            ctx.ask.deciding(), ctx.document(), ctx.images,
-            lambda doc: request(doc, dict(spec.labels), extra), REPLY_TOKENS,
+            ctx.ask.deciding(),
+            ctx.document(),
+            ctx.images,
+            lambda doc: request(doc, dict(spec.labels), extra),
+            REPLY_TOKENS,
             lambda asker, messages: answer(asker, messages, labels),
         )  # fmt: skip  (the arguments read as one call)
         return StepResult(with_split(_judged(result, spec.min_confidence), split), split=split)

@@ -40,8 +40,12 @@ class ExtractSpec(StrictModel):
             raise problem("fields", "give at least one field")
         for name in value:
             if not FIELD_NAME_PATTERN.match(name):
-                raise problem("fields", "'{name}' is not a field name; use lowercase letters, digits and _, "
-                              "not starting with a digit", (name,), name=name)
+                raise problem(
+                    "fields",
+                    "'{name}' is not a field name; use lowercase letters, digits and _, not starting with a digit",
+                    (name,),
+                    name=name,
+                )
         return {name: _type_or_description(text) for name, text in value.items()}
 
     def json_schema(self) -> dict[str, Any]:
@@ -53,8 +57,12 @@ class ExtractSpec(StrictModel):
             if text not in TYPES:
                 shape["description"] = text
             properties[name] = shape
-        return {"type": "object", "properties": properties, "required": list(self.fields),
-                "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(self.fields),
+            "additionalProperties": False,
+        }
 
 
 def _type_or_description(text: str) -> str:
@@ -84,8 +92,11 @@ class Extract(StepKind):
     def run(self, spec: ExtractSpec, ctx: StepContext) -> StepResult:
         schema, extra = spec.json_schema(), instructions(spec, ctx)
         fields, split = longinput.ask_about(
-            ctx.ask.deciding(), ctx.document(), ctx.images,
-            lambda doc: request(doc, schema, extra), 256 + 48 * len(schema["properties"]),
+            ctx.ask.deciding(),
+            ctx.document(),
+            ctx.images,
+            lambda doc: request(doc, schema, extra),
+            256 + 48 * len(schema["properties"]),
             lambda asker, messages: asker.json(messages, schema, lambda obj: check_fields(obj, schema)),
         )  # fmt: skip  (the arguments read as one call)
         # How the input was split is kept beside the fields (outputs["_split"]), never among them.

@@ -83,15 +83,32 @@ class Route(StepKind):
             why = "comes after this route" if spec.by in later else "does not exist"
             deciding = [f"'{sid}'" for sid, s in earlier.items() if s.kind.labels(s.spec) is not None]
             hint = f"such as {', '.join(deciding)}" if deciding else "and there is none yet"
-            raise problem("route_by", "step '{by}' {why}; by names a classify step before this route, {hint}",
-                          at + ("by",), by=spec.by, why=why, hint=hint)
+            raise problem(
+                "route_by",
+                "step '{by}' {why}; by names a classify step before this route, {hint}",
+                at + ("by",),
+                by=spec.by,
+                why=why,
+                hint=hint,
+            )
         labels = source.kind.labels(source.spec)
         if labels is None:
-            raise problem("route_by", "step '{by}' is of kind {kind}; by names a classify step",
-                          at + ("by",), by=spec.by, kind=source.kind.name)
+            raise problem(
+                "route_by",
+                "step '{by}' is of kind {kind}; by names a classify step",
+                at + ("by",),
+                by=spec.by,
+                kind=source.kind.name,
+            )
         for label in spec.routes:
             if label not in labels:
                 near = [known for known in labels if known.casefold() == label.strip().casefold()]
                 hint = f"did you mean '{near[0]}'?" if near else f"the labels are {', '.join(labels)}"
-                raise problem("route_label", "'{label}' is not a label of step '{by}'; {hint}",
-                              at + ("routes", label), label=label, by=spec.by, hint=hint)
+                raise problem(
+                    "route_label",
+                    "'{label}' is not a label of step '{by}'; {hint}",
+                    at + ("routes", label),
+                    label=label,
+                    by=spec.by,
+                    hint=hint,
+                )

@@ -42,9 +42,7 @@ class Summarise(StepKind):
     quotes_document = True
 
     def run(self, spec: SummariseSpec, ctx: StepContext) -> StepResult:
-        text, split = longinput.summary_of(
-            ctx.ask, ctx.document(), ctx.images, spec.max_words, instructions(spec, ctx)
-        )
+        text, split = longinput.summary_of(ctx.ask, ctx.document(), ctx.images, spec.max_words, instructions(spec, ctx))
         return StepResult(with_split({"text": text}, split), split=split)
 
     def training_answer(self, spec: SummariseSpec, output: Mapping[str, Any]) -> str | None:

@@ -112,9 +112,7 @@ def _new_revision(message: str, autogenerate: bool) -> None:
         try:
             upgrade(engine)
             with migration_connection(engine) as conn:
-                command.revision(
-                    make_config(conn), message=message, autogenerate=autogenerate, rev_id=number
-                )
+                command.revision(make_config(conn), message=message, autogenerate=autogenerate, rev_id=number)
         finally:
             engine.dispose()
 

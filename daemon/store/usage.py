@@ -24,9 +24,13 @@ def usage(engine: Engine, *, since: datetime | None = None) -> list[Usage]:
     )
     stmt = (
         select(
-            runs.c.workflow, model_calls.c.model, func.count(distinct(model_calls.c.run_id)), func.count(),
+            runs.c.workflow,
+            model_calls.c.model,
+            func.count(distinct(model_calls.c.run_id)),
+            func.count(),
             func.coalesce(func.sum(model_calls.c.prompt_tokens), 0),
-            func.coalesce(func.sum(model_calls.c.completion_tokens), 0), func.coalesce(func.sum(seconds), 0.0),
+            func.coalesce(func.sum(model_calls.c.completion_tokens), 0),
+            func.coalesce(func.sum(seconds), 0.0),
         )
         .join(runs, runs.c.id == model_calls.c.run_id)
         .group_by(runs.c.workflow, model_calls.c.model)

@@ -152,11 +152,15 @@ class TriggerKind(ABC):
     def check(self, workflow: Workflow) -> None:
         """Cross-check the workflow for this trigger; raise `problem(...)` with a key path."""
         if workflow.input is not None and not self.takes_input:
-            raise problem("input", "input only applies to a schedule trigger; a watched folder's input is "
-                          "the file itself", ("input",))
+            raise problem(
+                "input",
+                "input only applies to a schedule trigger; a watched folder's input is the file itself",
+                ("input",),
+            )
         if workflow.on_failure is not None and not self.moves_failed_files:
-            raise problem("on_failure", "on_failure only applies to a watch trigger, whose files it moves",
-                          ("on_failure",))
+            raise problem(
+                "on_failure", "on_failure only applies to a watch trigger, whose files it moves", ("on_failure",)
+            )
         for i, step in enumerate(workflow.steps):
             if step.step_id in self.scope_names:
                 raise problem("step_id", "the step id '{id}' is taken by the template variable of that name in a "

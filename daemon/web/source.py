@@ -97,9 +97,7 @@ class DaemonSource(DashboardSource):
         return list(self.app.errors)
 
     def servers(self) -> list[ServerState]:
-        return [
-            ServerState(u.name, u.config.url, not u.gate.is_down, u.gate.reason) for u in self.app.router.upstreams
-        ]
+        return [ServerState(u.name, u.config.url, not u.gate.is_down, u.gate.reason) for u in self.app.router.upstreams]
 
     def health(self) -> Health:
         # The watchdog's checks once serving has built them; until then, the database.

@@ -7,6 +7,18 @@ from daemon.workflow.templates import check_template, render, slug
 from daemon.workflow.triggers import ScheduleTrigger, Trigger, WatchTrigger
 
 __all__ = [
-    "FilesInput", "Input", "OnFailure", "RunsInput", "ScheduleTrigger", "Step", "Trigger", "WatchTrigger",
-    "Workflow", "check_template", "load_workflow", "load_workflows", "render", "slug",
+    "FilesInput",
+    "Input",
+    "OnFailure",
+    "RunsInput",
+    "ScheduleTrigger",
+    "Step",
+    "Trigger",
+    "WatchTrigger",
+    "Workflow",
+    "check_template",
+    "load_workflow",
+    "load_workflows",
+    "render",
+    "slug",
 ]  # fmt: skip  (a list of names reads best packed)

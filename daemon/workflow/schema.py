@@ -79,7 +79,6 @@ class Input(StrictModel):
         return self
 
 
-
 # ---------------------------------------------------------------- the workflow
 
 _BOOL, _INT, _FLOAT, _STOP = "true or false", "a whole number", "a number", "text or a list of text"
@@ -144,8 +143,11 @@ class Workflow(StrictModel):
     @classmethod
     def _name_shape(cls, value: str) -> str:
         if not (1 <= len(value) <= 64 and NAME_PATTERN.match(value)):
-            raise problem("name", "'{name}' is not a workflow name; use 1 to 64 lowercase letters, digits "
-                          "and dashes, such as sort-inbox", name=value)
+            raise problem(
+                "name",
+                "'{name}' is not a workflow name; use 1 to 64 lowercase letters, digits and dashes, such as sort-inbox",
+                name=value,
+            )
         return value
 
     @field_validator("options")
@@ -154,11 +156,22 @@ class Workflow(StrictModel):
         for key, given in value.items():
             expected = OLLAMA_OPTIONS.get(key)
             if expected is None:
-                raise problem("option", "'{key}' is not a model option; known options are {known}",
-                              (key,), key=key, known=", ".join(sorted(OLLAMA_OPTIONS)))
+                raise problem(
+                    "option",
+                    "'{key}' is not a model option; known options are {known}",
+                    (key,),
+                    key=key,
+                    known=", ".join(sorted(OLLAMA_OPTIONS)),
+                )
             if not _option_ok(expected, given):
-                raise problem("option", "the option '{key}' must be {expected}, not {given}",
-                              (key,), key=key, expected=expected, given=repr(given))
+                raise problem(
+                    "option",
+                    "the option '{key}' must be {expected}, not {given}",
+                    (key,),
+                    key=key,
+                    expected=expected,
+                    given=repr(given),
+                )
         return value
 
     @model_validator(mode="after")
@@ -219,10 +232,20 @@ def _check_step_ids(steps: list[Step]) -> None:
         at = ("steps", i, "id") if step.id else ("steps", i)
         sid = step.step_id
         if sid in RESERVED_STEP_IDS:
-            raise problem("step_id", "the step id '{id}' is taken by the template variable of that name; "
-                          "choose another", at, id=sid)
+            raise problem(
+                "step_id",
+                "the step id '{id}' is taken by the template variable of that name; choose another",
+                at,
+                id=sid,
+            )
         if sid in first:
             hint = "give each step its own id" if step.id else f"give this {step.kind.name} step an id"
-            raise problem("step_id", "the step id '{id}' is already used by steps[{first}]; {hint}",
-                          at, id=sid, first=first[sid], hint=hint)
+            raise problem(
+                "step_id",
+                "the step id '{id}' is already used by steps[{first}]; {hint}",
+                at,
+                id=sid,
+                first=first[sid],
+                hint=hint,
+            )
         first[sid] = i

@@ -29,8 +29,12 @@ class Step(StrictModel):
     @classmethod
     def _usable_id(cls, value: str | None) -> str | None:
         if value is not None and not STEP_ID_PATTERN.match(value):
-            raise problem("step_id", "'{id}' is not a usable step id; templates need lowercase letters, "
-                          "digits and _, starting with a letter", id=value)
+            raise problem(
+                "step_id",
+                "'{id}' is not a usable step id; templates need lowercase letters, "
+                "digits and _, starting with a letter",
+                id=value,
+            )
         return value
 
     @property
@@ -61,13 +65,20 @@ def validate_step(data: Any, info: ValidationInfo) -> Step:
     kinds = registry().steps
     choices = ", ".join(kinds)
     if not isinstance(data, dict):
-        raise problem("step", "a step is a mapping with one kind key ({choices}), such as "
-                      "summarise: {max_words: 80}", choices=choices)
+        raise problem(
+            "step",
+            "a step is a mapping with one kind key ({choices}), such as summarise: {max_words: 80}",
+            choices=choices,
+        )
     found = [key for key in data if key in kinds]
     name = f"step '{data['id']}'" if isinstance(data.get("id"), str) else "this step"
     if len(found) > 1:
-        raise problem("step", "{name} has several kinds ({kinds}); a step does one thing, so split it",
-                      name=name, kinds=", ".join(found))
+        raise problem(
+            "step",
+            "{name} has several kinds ({kinds}); a step does one thing, so split it",
+            name=name,
+            kinds=", ".join(found),
+        )
     if not found:
         unknown = [key for key in data if key != "id"]
         if unknown:
