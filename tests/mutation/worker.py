@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterator
 
 TIMED_OUT = 36  # mutmut's code for "timeout"
-PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-p", "no:randomly"]
+# no xdist (pyproject's addopts ask for two workers): each mutant runs in the forked child itself.
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-p", "no:randomly", "-p", "no:xdist"]
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +28,8 @@ def main(argv: list[str]) -> None:
     _quiet()
     import pytest
 
-    pytest.main(["--collect-only", "-q", *files])  # imports conftest and the test modules once, before forking
+    # Imports conftest and the test modules once, before forking.
+    pytest.main(["--collect-only", "-q", "-p", "no:xdist", *files])
     for name, code, seconds in _run_all(names, files, timeout, jobs):
         report.write(json.dumps({"name": name, "code": code, "seconds": round(seconds, 2)}) + "\n")
 
