@@ -1,4 +1,4 @@
-"""Words in messages: counted nouns ("1 file", never "1 files") and names that stay on one line."""
+"""Words in messages: counted nouns ("1 file", never "1 files"), figures, and names that stay on one line."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """`n` and the noun in the number that fits it: count(1, "run") == "1 run", count(2, "run") == "2 runs"."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def percent(share: float | None) -> str:
+    """0.9167 as 91.7 %; a missing figure as a dash (the CLI's tables and the dashboard alike)."""
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+def millis(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
 
 
 def one_line(text: str) -> str:

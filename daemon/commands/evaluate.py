@@ -18,7 +18,7 @@ from daemon.llm.connect import model_backend
 from daemon.settings import Settings
 from daemon.store import RunStore
 from daemon.store.evals import EvalRecord
-from daemon.words import count
+from daemon.words import count, millis, percent
 from daemon.workflow import Workflow, load_workflows
 
 
@@ -82,7 +82,7 @@ def print_eval(console: Console, record: EvalRecord) -> None:
     source = "shadow answers" if record.source == "shadow" else "a replay"
     console.print(
         f"[bold]eval {record.id}[/]: {escape(record.model)} on {escape(record.workflow)}, from {source} of "
-        f"{count(record.runs, 'recorded run')}; agreement {_percent(record.agreement)}"
+        f"{count(record.runs, 'recorded run')}; agreement {percent(record.agreement)}"
     )
     for step_id, figures in record.figures.get("steps", {}).items():
         _print_step(console, step_id, figures, record.model)
@@ -91,7 +91,7 @@ def print_eval(console: Console, record: EvalRecord) -> None:
 def _print_step(console: Console, step_id: str, f: dict[str, Any], model: str) -> None:
     console.print(
         f"\n[bold]step {escape(step_id)}[/] ({f['kind']}): {f['agreed']} of {f['compared']} agree "
-        f"({_percent(f['agreement'])}), {count(f['invalid'], 'invalid answer')}, "
+        f"({percent(f['agreement'])}), {count(f['invalid'], 'invalid answer')}, "
         f"{count(f['corrected_references'], 'corrected reference')}"
     )
     if f["disagreements"]:
@@ -101,14 +101,14 @@ def _print_step(console: Console, step_id: str, f: dict[str, Any], model: str) -
     for why, n in f["not_comparable"].items():
         console.print(f"  not comparable: {n} ({why})", markup=False, highlight=False)
     if "labels" in f:
-        rows = [[label, str(c["reference"]), str(c["answered"]), _percent(c["precision"]), _percent(c["recall"])]
+        rows = [[label, str(c["reference"]), str(c["answered"]), percent(c["precision"]), percent(c["recall"])]
                 for label, c in f["labels"].items()]  # fmt: skip
         console.print(_table(("label", "reference", "answered", "precision", "recall"), rows))
     if "fields" in f:
-        rows = [[name, f"{c['agreed']}/{c['compared']}", _percent(c["agreement"])] for name, c in f["fields"].items()]
+        rows = [[name, f"{c['agreed']}/{c['compared']}", percent(c["agreement"])] for name, c in f["fields"].items()]
         console.print(_table(("field", "agreed", "agreement"), rows))
     models = ", ".join(f["reference_models"]) or "reference"
-    rows = [[who, _ms(s["p50_ms"]), _ms(s["p95_ms"]), _rate(s["tokens_per_s"])]
+    rows = [[who, millis(s["p50_ms"]), millis(s["p95_ms"]), _rate(s["tokens_per_s"])]
             for who, s in ((models, f["latency"]["reference"]), (model, f["latency"]["candidate"]))]  # fmt: skip
     console.print(_table(("model", "latency p50", "p95", "tokens/s"), rows))
 
@@ -120,7 +120,7 @@ def print_eval_list(console: Console, records: list[EvalRecord]) -> None:
         return
     rows = [
         [str(r.id), r.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.workflow, r.model, r.source,
-         str(r.runs), _percent(r.agreement)]
+         str(r.runs), percent(r.agreement)]
         for r in records
     ]  # fmt: skip
     console.print(_table(("eval", "when", "workflow", "model", "from", "runs", "agreement"), rows))
@@ -133,14 +133,6 @@ def _table(headers: tuple[str, ...], rows: list[list[str]]) -> Table:
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     return table
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
 
 
 def _rate(value: float | None) -> str:

@@ -19,6 +19,7 @@ from daemon.web import forms, pages
 from daemon.web.mounts import with_mounts
 from daemon.web.security import Guard
 from daemon.web.source import DashboardSource
+from daemon.words import millis, percent
 
 STATIC = Path(__file__).resolve().parent / "static"
 NS = 1_000_000_000
@@ -87,12 +88,3 @@ def pretty(value: Any) -> str:
 
 def seconds(nanoseconds: int | None) -> str:
     return "—" if nanoseconds is None else f"{nanoseconds / NS:.2f} s"
-
-
-def percent(share: float | None) -> str:
-    """0.9167 as 91.7 %."""
-    return "—" if share is None else f"{share * 100:.1f} %"
-
-
-def millis(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f} ms"
