@@ -66,7 +66,16 @@ def test_three_nodes_one_killed_mid_way_every_file_filed_once(cluster, standin):
     for name, text in files.items():
         home.drop(name, text)
 
-    wait_for(lambda: _succeeded(home) >= FILES // 5 and held_by(home, victim.proc.pid)[1] > 0,
+    def frozen_holding_runs() -> bool:
+        # Frozen first, then looked at: a node seen holding runs could otherwise finish them
+        # all before the SIGKILL lands, and the kill would prove nothing.
+        victim.send(signal.SIGSTOP)
+        if held_by(home, victim.proc.pid)[1] > 0:
+            return True
+        victim.send(signal.SIGCONT)
+        return False
+
+    wait_for(lambda: _succeeded(home) >= FILES // 5 and frozen_holding_runs(),
              timeout=DEADLINE, what="a fifth of the files done while the victim holds runs")  # fmt: skip
     victim.send(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL

@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterator
 
 TIMED_OUT = 36  # mutmut's code for "timeout"
-# no xdist (pyproject's addopts ask for two workers): each mutant runs in the forked child itself.
-PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-p", "no:randomly", "-p", "no:xdist"]
+# -n 0: no xdist workers (pyproject's addopts ask for two); each mutant runs in the forked child itself.
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-p", "no:randomly", "-n", "0"]
 
 
 def main(argv: list[str]) -> None:
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     import pytest
 
     # Imports conftest and the test modules once, before forking.
-    pytest.main(["--collect-only", "-q", "-p", "no:xdist", *files])
+    pytest.main(["--collect-only", "-q", "-n", "0", *files])
     for name, code, seconds in _run_all(names, files, timeout, jobs):
         report.write(json.dumps({"name": name, "code": code, "seconds": round(seconds, 2)}) + "\n")
 
