@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -244,6 +245,9 @@ class App:
         log.info("gristmill ready as node %s (role %s): %s, %s found at start, model servers: %s",
                  self.node.id, self.settings.role.value, count(len(self.workflows), "workflow"),
                  count(queued, "file"), servers)  # fmt: skip
+        # What start-up made (modules, settings, workflows) lives as long as the daemon: out of the
+        # collector's sight, so its full collections walk only what runs make.
+        gc.freeze()
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))

@@ -297,6 +297,26 @@ def test_current_head_and_idempotent_upgrade(engine):
     assert {t: describe(engine, t) for t in EXPECTED} == before
 
 
+def test_a_database_at_head_is_checked_without_alembic(store_url: str, engine):
+    """Start-up's upgrade compares with `migrate.HEAD` first; Alembic is loaded only to migrate."""
+    assert migrate.HEAD == migrate.head()  # a new revision must change HEAD too
+    migrate.upgrade(engine)
+    code = (
+        "import sys; from daemon.store.db import make_engine; from daemon.store.migrate import upgrade;"
+        " upgrade(make_engine(sys.argv[1])); print(any(m.split('.')[0] == 'alembic' for m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, store_url],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    # One revision behind: the same call migrates, through Alembic.
+    migrate.downgrade(engine, "0006")
+    migrate.upgrade(engine)
+    assert migrate.current(engine) == HEAD
+
+
 def test_downgrade_to_base_leaves_nothing(engine):
     migrate.upgrade(engine)
     migrate.downgrade(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import httpx
@@ -347,6 +349,35 @@ def test_quirk_slow(standin):
     reply = client(standin).chat(model="llama3.2", messages=[{"role": "user", "content": "x [[standin:slow]]"}])
     assert time.monotonic() - started >= 0.1
     assert reply.prompt_eval_duration + reply.eval_duration >= 100_000_000
+
+
+def test_a_streamed_answer_takes_its_latency_however_slow_the_sending(standin):
+    """Chunk i is due latency × (i+1)/n after the start: time spent sending is not added on top.
+
+    (Pausing a fixed delay before each chunk made a streamed answer slower than a whole one, so the
+    daemon, which streams, looked slower than the direct client, which does not; BENCHMARKS.md.)
+    """
+    from daemon.standin.plumbing import Exchange
+
+    asked: list[float] = []
+    fake = SimpleNamespace(
+        standin=SimpleNamespace(pause=lambda seconds: asked.append(seconds) if seconds > 0 else None),
+        sent=True, wfile=io.BytesIO(),
+    )  # fmt: skip
+
+    def slow_chunk(n: int):
+        def make() -> dict:
+            time.sleep(0.02)  # sending this chunk takes longer than the pause between chunks
+            return {"n": n}
+
+        return make
+
+    Exchange.stream(
+        fake, [slow_chunk(n) for n in range(5)], "application/x-ndjson", lambda c: json.dumps(c).encode(), 0.01
+    )
+    assert fake.wfile.getvalue().count(b'"n"') == 5
+    # Only the first pause is still due; each later chunk's time was used up by the sending before it.
+    assert len(asked) == 1 and asked[0] <= 0.01
 
 
 # --- concurrency ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tracemalloc
 
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import oldest_first
@@ -159,3 +160,17 @@ def test_the_seen_cache_remembers_versions_and_forgets_the_least_recent():
 
     assert not seen.has(("wf", "/b"), (2, 10, 100))
     assert seen.has(("wf", "/a"), (1, 10, 100)) and len(seen) == 2
+
+
+def test_the_seen_cache_keeps_a_100000_file_backlog_small():
+    """Entries are hashes, not paths: about 180 bytes each instead of 400 (BENCHMARKS.md, backlog)."""
+    seen = Submitted(limit=10_000)
+    tracemalloc.start()
+    try:
+        for n in range(10_000):
+            seen.add(("inbox", f"/home/someone/Documents/Inbox/scanned-letter-{n:06d}.pdf"), (n, 80, 1_733_150_000 + n))
+        per_entry = tracemalloc.get_traced_memory()[0] / 10_000
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 250, f"{per_entry:.0f} bytes per remembered file"
+    assert seen.has(("inbox", "/home/someone/Documents/Inbox/scanned-letter-000042.pdf"), (42, 80, 1_733_150_042))

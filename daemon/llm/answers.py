@@ -7,8 +7,6 @@ import math
 import re
 from typing import Any
 
-from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
 from price_parser import Price
 
 from daemon.errors import BadAnswer
@@ -165,6 +163,9 @@ def check_schema(obj: Any, schema: dict[str, Any]) -> Any:
     'number'", which the re-ask passes on to the model. The schema itself was checked when the
     workflow loaded (`daemon.workflow.fields.json_schema`).
     """
+    from jsonschema.exceptions import best_match  # loaded at the first schema (see fields.json_schema)
+    from jsonschema.validators import validator_for
+
     error = best_match(validator_for(schema)(schema).iter_errors(obj))
     if error is None:
         return obj

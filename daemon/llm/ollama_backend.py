@@ -53,11 +53,11 @@ class OllamaBackend(ModelBackend):
         self.server, self.url = server, server.url
         self.keep_alive, self.context_tokens = keep_alive, context_tokens
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        limits = httpx.Timeout(timeout, connect=connect_timeout)
-        self._client = ollama.Client(host=self.url, timeout=limits, headers=headers)  # answers and pulls
+        limits, verify = httpx.Timeout(timeout, connect=connect_timeout), wire.tls_context()
+        self._client = ollama.Client(host=self.url, timeout=limits, headers=headers, verify=verify)  # answers and pulls
         # Listings and the health probe answer at once or the server is in trouble: a short timeout.
-        self._admin = ollama.Client(host=self.url, timeout=connect_timeout * 2, headers=headers)
-        self._probe = httpx.Client(base_url=self.url, timeout=connect_timeout * 2, headers=headers)
+        self._admin = ollama.Client(host=self.url, timeout=connect_timeout * 2, headers=headers, verify=verify)
+        self._probe = httpx.Client(base_url=self.url, timeout=connect_timeout * 2, headers=headers, verify=verify)
         self._lock = threading.Lock()
         self._info: dict[str, ModelInfo] = {}  # /api/show per model, once per process
         self._num_ctx: dict[str, int] = {}  # the one num_ctx of each model, decided once

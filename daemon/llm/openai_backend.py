@@ -56,8 +56,11 @@ class OpenAIBackend(ModelBackend):
         self.server, self.url, self.context_tokens = server, server.url, context_tokens
         key = api_key or "no-key"  # servers without keys ignore it; the client insists on one
         limits = openai.Timeout(timeout, connect=connect_timeout)
-        self._client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=limits)
-        self._admin = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=connect_timeout * 2)
+        verify = wire.tls_context()
+        self._client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=limits,
+                                     http_client=openai.DefaultHttpxClient(verify=verify))  # fmt: skip
+        self._admin = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=connect_timeout * 2,
+                                    http_client=openai.DefaultHttpxClient(verify=verify))  # fmt: skip
         self.ways = StructuredWays(server.name)
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}  # /v1/models entries by id

@@ -5,16 +5,17 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from jinja2 import TemplateSyntaxError
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from daemon.durations import parse_duration
 from daemon.workflow.templates import check_template
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import SchemaError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
 STEP_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -104,6 +105,11 @@ def json_schema(value: dict[str, Any]) -> dict[str, Any]:
     For the `schema` of a `prompt` step: the answer is parsed as a JSON object, so the schema
     must describe one. Errors point into the schema (`at`), so the loader names the line.
     """
+    # Imported here: jsonschema is a twentieth of the daemon's start-up, and only a workflow with
+    # a `schema` needs it (answers are checked with it too: daemon.llm.answers).
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     try:
         validator_for(value).check_schema(value)
     except SchemaError as exc:
