@@ -380,6 +380,18 @@ def test_a_streamed_answer_takes_its_latency_however_slow_the_sending(standin):
     assert len(asked) == 1 and asked[0] <= 0.01
 
 
+def test_an_answers_latency_counts_from_its_slot_not_from_after_the_stand_ins_own_work():
+    """The latency is the model's whole time: what the stand-in spent computing the answer is part of it."""
+    from daemon.standin.ask import Work
+    from daemon.standin.brain import Answer
+
+    work = Work(
+        Answer("x", None, 1, 1), latency=0.2, load_seconds=0.0, quirks=frozenset(), begun=time.monotonic() - 0.05
+    )
+    assert work.left() <= 0.15  # 0.05 s already spent since the slot was taken
+    assert work.left(extra=1.0) <= 1.15
+
+
 # --- concurrency ----------------------------------------------------------------------------
 
 

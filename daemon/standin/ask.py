@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,3 +32,12 @@ class Work:
     latency: float
     load_seconds: float
     quirks: frozenset[str]
+    begun: float = field(default_factory=time.monotonic)  # when the answer's latency began (monotonic)
+
+    def left(self, extra: float = 0.0) -> float:
+        """Seconds still to wait for the answer to have taken its latency (plus `extra`) since `begun`.
+
+        The latency is the model's whole time, from its slot to its answer: the stand-in's own work
+        on the request (computing the answer, rendering it) is part of it, not added on top.
+        """
+        return self.begun + self.latency + extra - time.monotonic()

@@ -141,12 +141,19 @@ def _answer(h: Exchange, kind: str, body: dict[str, Any], work: Work) -> None:
     answer = work.answer
     stall = h.standin.config.stall_seconds if "stall" in work.quirks else 0.0
     if body.get("stream", True) is False:
-        h.standin.pause(work.latency + stall)
+        h.standin.pause(work.left(stall))
         return h.send_json(200, frame(kind, body, answer.content, answer.thinking, True) | _counters(h, work))
     chunks: list[Any] = [frame(kind, body, "", piece) for piece in brain.pieces(answer.thinking)]
     chunks += [frame(kind, body, piece) for piece in brain.pieces(answer.content)]
     chunks.append(lambda: frame(kind, body, "", None, True) | _counters(h, work))
-    h.stream(chunks, "application/x-ndjson", ndjson, work.latency / len(chunks), (1, stall) if stall else None)
+    h.stream(
+        chunks,
+        "application/x-ndjson",
+        ndjson,
+        work.latency / len(chunks),
+        (1, stall) if stall else None,
+        start=work.begun,
+    )
 
 
 def _counters(h: Exchange, work: Work) -> dict[str, Any]:

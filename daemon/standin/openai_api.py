@@ -261,13 +261,20 @@ def _render(h: Exchange, ask: Ask, work: Work, stream: bool, include_usage: bool
     head["system_fingerprint"] = FINGERPRINT
     stall = standin.config.stall_seconds if "stall" in work.quirks else 0.0
     if not stream:
-        standin.pause(work.latency + stall)
+        standin.pause(work.left(stall))
         message = {"role": "assistant", "content": answer.content}
         message |= {"reasoning_content": answer.thinking} if answer.thinking else {}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.done_reason}
         return h.send_json(200, {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(answer)})
     chunks = _chunks({**head, "object": "chat.completion.chunk"}, answer, include_usage)
-    h.stream(chunks, "text/event-stream; charset=utf-8", sse, work.latency / len(chunks), (2, stall) if stall else None)
+    h.stream(
+        chunks,
+        "text/event-stream; charset=utf-8",
+        sse,
+        work.latency / len(chunks),
+        (2, stall) if stall else None,
+        start=work.begun,
+    )
 
 
 def _chunks(head: dict[str, Any], answer: brain.Answer, include_usage: bool) -> list[Any]:

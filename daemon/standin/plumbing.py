@@ -144,15 +144,16 @@ class Exchange(BaseHTTPRequestHandler):
         encode: Callable[[Any], bytes],
         delay: float = 0.0,
         stall: tuple[int, float] | None = None,
+        start: float | None = None,
     ) -> None:
         """Send chunks (values, or callables making one when due) as a chunked 200, pausing before each.
 
         `stall` = (index, seconds): wait that long before chunk `index`, as a server that stops sending.
-        Chunk `index` is due `delay × (index + 1)` after the first pause began (plus a stall before
-        it), not `delay` after the previous one: a model's answer takes its latency however long the
-        sending of each chunk took, so a streamed answer is not slower than a whole one.
+        Chunk `index` is due `delay × (index + 1)` after `start` (monotonic; default now), plus a
+        stall before it, not `delay` after the previous one: a model's answer takes its latency
+        however long the sending of each chunk took, so a streamed answer is not slower than a whole one.
         """
-        due = time.monotonic()
+        due = time.monotonic() if start is None else start
         for index, chunk in enumerate(chunks):
             due += delay + (stall[1] if stall and stall[0] == index else 0.0)
             self.standin.pause(due - time.monotonic())

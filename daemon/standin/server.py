@@ -144,8 +144,8 @@ class StandinServer:
             event = self.loaded.use(ask.model, ask.options, ask.keep_alive)
             load_seconds = max(0.0, config.load_latency) if event != "warm" else 0.0
             self.pause(load_seconds)
-            latency = brain.latency_for(config.latency_of(ask.model), quirks)
-            yield Work(brain.respond(self._brain_request(ask, quirks)), latency, load_seconds, quirks)
+            latency, begun = brain.latency_for(config.latency_of(ask.model), quirks), time.monotonic()
+            yield Work(brain.respond(self._brain_request(ask, quirks)), latency, load_seconds, quirks, begun)
         finally:
             self.gate.release()
 
