@@ -127,7 +127,13 @@ class Router(ModelBackend):
 
     def close(self) -> None:
         for upstream in self.upstreams:
-            upstream.backend.close()
+            if upstream.made():
+                upstream.backend.close()
+
+    def warm(self) -> None:
+        """Make every server's backend now (the daemon does this right after it is ready)."""
+        for upstream in self.upstreams:
+            upstream.warm()
 
     # -- choosing a server ------------------------------------------------------------------
     def _take(self, ref: ModelRef, tried: set[str], *, wait: bool = True) -> Upstream:
