@@ -82,7 +82,13 @@ def _first_free(folder: Path, name: str, put: Callable[[Path], None]) -> Path:
 
 def ensure_folder(folder: Path) -> None:
     """Create `folder` (and parents) when missing; refuse a symlinked folder and a file in the way."""
-    if folder.is_symlink():
+    try:
+        mode = os.lstat(folder).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISDIR(mode):
+        return  # the common case, in one system call (every move and write asks)
+    if stat.S_ISLNK(mode):
         raise UnsafePathError(f"{folder} is a symbolic link; gristmill does not follow links", str(folder))
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -123,12 +129,12 @@ def _check_source(src: Path) -> None:
         raise InputError(f"{src} is not a regular file")
 
 
-def _temporary(folder: Path) -> Path:
+def _temporary(folder: Path) -> tuple[Path, int]:
+    """A new hidden file in `folder` and its descriptor, open for writing (written through it, not reopened)."""
     for n in range(MAX_SUFFIX):
         tmp = folder / f"{_TMP_PREFIX}{os.getpid()}-{n}"
         try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            return tmp
+            return tmp, os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
     raise UnsafePathError(f"cannot create a temporary file in {folder}", str(folder), folder)
@@ -175,9 +181,9 @@ def _publish(dest: Path, fill: Callable[[BinaryIO], object], copystat_from: Path
     """Fill a hidden temporary file beside `dest`, fsync it, then link it to `dest` (never replacing)."""
     with _into(dest.parent):
         ensure_folder(dest.parent)
-        tmp = _temporary(dest.parent)
+        tmp, fd = _temporary(dest.parent)
         try:
-            with open(tmp, "wb") as out:
+            with open(fd, "wb") as out:
                 fill(out)
                 out.flush()
                 os.fsync(out.fileno())
