@@ -9,10 +9,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine, event
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,6 +39,25 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str =
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+@contextmanager
+def counting_commits(engine: Engine) -> Iterator[list[int]]:
+    """Count, in the list yielded, the transactions committed on `engine`'s database while inside.
+
+    Listens on every engine: a SQLite file's writes go through a second engine of its own (store/db.py).
+    """
+
+    def committed(conn: Any) -> None:
+        if conn.engine.url == engine.url:
+            commits.append(1)
+
+    commits: list[int] = []
+    event.listen(Engine, "commit", committed)
+    try:
+        yield commits
+    finally:
+        event.remove(Engine, "commit", committed)
 
 
 @dataclass

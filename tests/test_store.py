@@ -18,6 +18,7 @@ from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
 from daemon.store.statements import claim_statement
+from tests.support import counting_commits
 
 Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
                  RunStatus.FAILED, RunStatus.SKIPPED)  # fmt: skip
@@ -601,6 +602,46 @@ def test_a_renamed_file_is_followed_only_by_a_run_that_has_not_started(store):
     assert created and copy.id != running.id and copy.status is K  # not followed: it is running
     assert copy.error == f"duplicate of run {running.id} (same content)"
     assert store.get(running.id).input_path == "/in/c.txt"
+
+
+# -- a batch of files in one transaction
+
+
+def test_a_batch_is_queued_in_one_transaction_each_file_as_enqueue_would(store, clock):
+    known, _ = store.enqueue(file_run("/in/known.txt", "d1"))
+    waiting, _ = store.enqueue(file_run("/in/old name.txt", "d3"))
+    done = _finish(store, store.enqueue(file_run("/in/done.txt", "d4", context={"version": "1:1"}))[0])
+    batch = [
+        file_run("/in/known.txt", "d1"),  # seen before: nothing new
+        file_run("/in/b.txt", "d2"),  # new
+        file_run("/in/copy of b.txt", "d2"),  # the same content as the file before it in this batch
+        file_run("/in/new name.txt", "d3"),  # renamed: its unstarted run follows it
+        file_run("/in/done.txt", "d4", context={"version": "2:2"}),  # the same file dropped again
+    ]
+    gone = {"/in/old name.txt"}
+
+    with counting_commits(store.engine) as commits:
+        found = store.enqueue_many(batch, gone=gone.__contains__)
+
+    assert len(commits) == 1
+    (same, a), (new, b), (copy, c), (moved, d), (again, e) = found
+    assert (same, a) == (known, False)
+    assert b and (new.status, new.input_path) == (Q, "/in/b.txt")
+    assert c and copy.status == K and copy.error == f"duplicate of run {new.id} (same content)"
+    assert d and (moved.id, moved.status, moved.input_path) == (waiting.id, Q, "/in/new name.txt")
+    assert e and again.status == K and again.error == f"duplicate of run {done.id} (the same file dropped again)"
+    assert again.dedupe_key == "d4|/in/done.txt|2:2"
+    assert [r.id for r in (new, copy, again)] == sorted(r.id for r in (new, copy, again))  # in the batch's order
+    # The same batch offered again (a rescan, a restart) finds every record and makes none.
+    assert store.enqueue_many(batch, gone=gone.__contains__) == [(run, False) for run, _ in found]
+    assert store.enqueue_many([]) == []
+
+
+def test_the_same_content_twice_in_one_batch_is_one_queued_run_and_one_duplicate(store):
+    (first, a), (second, b) = store.enqueue_many([file_run("/in/a.txt", "d1"), file_run("/in/b.txt", "d1")])
+    assert a and b and (first.status, second.status) == (Q, K)
+    assert second.error == f"duplicate of run {first.id} (same content)"
+    assert store.counts()[Q] == 1 and store.claim("w", 60).id == first.id
 
 
 def test_the_outputs_a_run_finishes_with_are_found_by_search(store):

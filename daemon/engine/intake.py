@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,15 @@ from daemon.store.runs import VERSION
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")
+
+
+def _gone(path: str) -> bool:
+    """Whether nothing is at `path` any more: a file's unstarted run then follows it to its new name."""
+    return not os.path.lexists(path)
+
+
+def _never(path: str) -> bool:
+    return False
 
 
 class Intake:
@@ -48,6 +57,33 @@ class Intake:
         earlier run is recorded as a skipped run and logged, once per drop.
         """
         path = Path(os.path.abspath(path))
+        new = self._file_run(workflow, path, trigger, dry_run)
+        found = self._enqueue([new], _gone)[0]
+        self._queued(workflow, path, *found)
+        return found
+
+    def files(self, pairs: Sequence[tuple[Workflow, Path]]) -> list[tuple[Run, bool] | Exception]:
+        """`file` for each (workflow, path) of a settle pass, queued in one write transaction.
+
+        Per pair, what `file` returns or the error it would raise for that file alone (InputError for
+        one gone or unreadable); a StoreError is the whole batch's, and raised: none of it was queued.
+        """
+        outcomes: dict[int, tuple[Run, bool] | Exception] = {}
+        ready: list[tuple[int, Workflow, Path, NewRun]] = []
+        for place, (workflow, given) in enumerate(pairs):
+            path = Path(os.path.abspath(given))
+            try:
+                ready.append((place, workflow, path, self._file_run(workflow, path, Origin.FILE, False)))
+            except Exception as exc:  # one bad file (vanished, unreadable, a bug) must not keep the others out
+                outcomes[place] = exc
+        found = self._enqueue([new for *_, new in ready], _gone)
+        for (place, workflow, path, _), (run, created) in zip(ready, found, strict=True):
+            outcomes[place] = run, created
+            self._queued(workflow, path, run, created)
+        return [outcomes[place] for place in range(len(pairs))]
+
+    def _file_run(self, workflow: Workflow, path: Path, trigger: Origin, dry_run: bool) -> NewRun:
+        """The run to queue for the file at absolute `path` as it is now; InputError when it cannot be one."""
         try:
             info = os.lstat(path)
             if not stat.S_ISREG(info.st_mode):
@@ -63,7 +99,7 @@ class Intake:
             "subfolder": _subfolder(workflow, path),
             VERSION: f"{info.st_ino}:{info.st_mtime_ns}",
         }
-        new = NewRun(
+        return NewRun(
             workflow=workflow.name,
             trigger=trigger,
             input_path=str(path),
@@ -73,22 +109,25 @@ class Intake:
             max_attempts=self.max_attempts,
             dry_run=dry_run,
         )
-        run, created = self._enqueue(new, gone=lambda old: not os.path.lexists(old))
+
+    def _queued(self, workflow: Workflow, path: Path, run: Run, created: bool) -> None:
+        """Say a duplicate once per drop; wake a worker for a run it can take."""
         if created and run.status is RunStatus.SKIPPED:
             log.info("run %d %s %s skipped: %s", run.id, workflow.name, path, run.error)
         elif created:
             self.wake()
-        return run, created
 
-    def _enqueue(self, new: NewRun, **kwargs: Any) -> tuple[Run, bool]:
-        """`store.enqueue`, with a failing store noted as an outage (the caller offers the file again later)."""
+    def _enqueue(self, news: Sequence[NewRun], gone: Callable[[str], bool] = _never) -> list[tuple[Run, bool]]:
+        """`store.enqueue_many`, with a failing store noted as an outage (the caller offers the files again later)."""
+        if not news:
+            return []
         try:
-            found = self.store.enqueue(new, **kwargs)
+            found = self.store.enqueue_many(news, gone=gone)
         except StoreError as exc:
             if not exc.fatal:
                 self.store_outage.failed(exc)
             raise
-        if found[1]:  # a row was written (finding one that exists proves only reading)
+        if any(created for _, created in found):  # a row was written (finding one that exists proves only reading)
             self.store_outage.ok()
         return found
 
@@ -115,7 +154,7 @@ class Intake:
             workflow=workflow.name, trigger=trigger, input_path=str(spooled.path), sha256=spooled.sha256,
             dedupe_key=dedupe_key, context=context, max_attempts=self.max_attempts,
         )  # fmt: skip
-        run, created = self._enqueue(new)
+        run, created = self._enqueue([new])[0]
         if created:
             self.wake()
         return run, created

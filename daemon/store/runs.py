@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,29 +122,49 @@ class RunStore:
         Unless the content's run never got to its file and `gone(its path)` says the file is no
         longer there: then the file was renamed, and the run follows it to the new name.
         """
+        return self.enqueue_many([new], gone=gone)[0]
+
+    def enqueue_many(
+        self, news: Sequence[NewRun], *, gone: Callable[[str], bool] = lambda path: False
+    ) -> list[tuple[Run, bool]]:
+        """`enqueue` each of `news` in order, all in one write transaction; (run, created) for each.
+
+        One transaction for a settle pass's files instead of one each: BEGIN, COMMIT and the turn
+        on the write lock cost more than a file's insert. Each file sees the ones before it (the
+        same content twice in a batch is one queued run and one skipped duplicate).
+        """
+        if not news:
+            return []
+        # A kill before this commits queues none of the batch: nothing was acknowledged, and its
+        # files are still in their folder, where the start-up scan finds and queues them.
+        with writing(self._engine) as conn:
+            found = [self._enqueue_in(conn, new, gone) for new in news]
+            # PostgreSQL: at commit, an idle worker on every node looks (once for the whole batch).
+            announce(conn, sum(created and run.status is QUEUED for run, created in found))
+        return found
+
+    def _enqueue_in(self, conn: Connection, new: NewRun, gone: Callable[[str], bool]) -> tuple[Run, bool]:
+        """`enqueue`'s work inside the caller's transaction."""
         now = self._clock()
         values = _new_values(new, now)
-        with writing(self._engine) as conn:
-            run, created = self._insert_once(conn, values)
-            if created:
-                announce(conn)  # PostgreSQL: at commit, an idle worker on every node looks
-                return run, created
-            if run.input_path == new.input_path:
-                if not _dropped_again(run, new):
-                    return run, False
-                why = "the same file dropped again"
-            elif self._unstarted(run) and run.input_path and gone(run.input_path):
-                announce(conn)
-                return self._follow(conn, run, new), True
-            else:
-                why = "same content"
-            # One record per drop: the version in the key makes a rescan or restart find this one again.
-            version = new.context.get(VERSION)
-            duplicate = values | {
-                "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
-                "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
-            }  # fmt: skip
-            return self._insert_once(conn, duplicate)
+        run, created = self._insert_once(conn, values)
+        if created:
+            return run, created
+        if run.input_path == new.input_path:
+            if not _dropped_again(run, new):
+                return run, False
+            why = "the same file dropped again"
+        elif self._unstarted(run) and run.input_path and gone(run.input_path):
+            return self._follow(conn, run, new), True
+        else:
+            why = "same content"
+        # One record per drop: the version in the key makes a rescan or restart find this one again.
+        version = new.context.get(VERSION)
+        duplicate = values | {
+            "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
+            "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
+        }  # fmt: skip
+        return self._insert_once(conn, duplicate)
 
     def claim(
         self,

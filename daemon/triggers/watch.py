@@ -2,8 +2,9 @@
 
 Three ways a file is found: watchdog events (inotify, or polling), the scan at start-up, and the
 periodic rescan that catches events lost to queue overflows and watcher restarts. All three end
-in `_offer`, which skips a file version already submitted (see `Submitted`), so a rescan costs a
-stat per file, not a hash; the store's dedupe on sha256 is the final word on "once".
+in `Handover.offer_all`, which skips a file version already submitted (see `Submitted`), so a rescan
+costs a stat per file, not a hash; the store's dedupe on sha256 is the final word on "once". The
+files of a settle pass or a scan are queued in batches, one write transaction each (handover.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -34,14 +34,14 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon import words
 from daemon.engine.intake import Intake
-from daemon.errors import GristmillError, StoreError
 from daemon.files.paths import static_base
 from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.handover import QUEUE_BATCH, Handover
 from daemon.triggers.match import Matcher
 from daemon.triggers.roots import ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
-from daemon.triggers.submitted import LINK, Submitted
+from daemon.triggers.submitted import Submitted
 from daemon.workflow import WatchTrigger, Workflow
 from daemon.workflow.fields import problem
 
@@ -127,6 +127,7 @@ class Watcher(TriggerSource):
         self.tracker = SettleTracker(self.clock)
         self.submitted = Submitted()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self.handover = Handover(self.intake, self.submitted, lambda path: self._events.put((str(path), Arrival.RETRY)))
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -155,11 +156,17 @@ class Watcher(TriggerSource):
 
         Files changed within their settle time go to the settle loop instead of straight to intake.
         """
-        count = 0
+        count, chunk = 0, []
         for watch in self._watches:
             for found in oldest_first(watch.matcher):
-                count += self._consider(watch, found)
-        return count
+                taken = self._consider(watch, found)
+                if taken is None:
+                    chunk.append((watch.workflow, found.path))
+                else:
+                    count += taken
+                if len(chunk) == QUEUE_BATCH:  # a 100,000-file backlog is queued a batch at a time
+                    count, chunk = count + self.handover.offer_all(chunk), []
+        return count + self.handover.offer_all(chunk)
 
     def catch_up(self) -> None:
         """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
@@ -274,7 +281,7 @@ class Watcher(TriggerSource):
             return
         if os.path.islink(path):
             for watch in wanting:
-                self._refuse_link(watch, path)
+                self.handover.refuse_link(watch.workflow, path)
             return
         settle = max(w.settle for w in wanting)
         if how is Arrival.RETRY:
@@ -283,59 +290,18 @@ class Watcher(TriggerSource):
         self.tracker.touch(path, settle, wait=max(w.wait_for(how) for w in wanting))
 
     def _submit_ready(self) -> None:
-        for path in self.tracker.ready():
-            for watch in self._watches:
-                if watch.matcher.wants(path):
-                    self._offer(watch, path)
+        ready = self.tracker.ready()
+        self.handover.offer_all((w.workflow, path) for path in ready for w in self._watches if w.matcher.wants(path))
 
     # -- handing files to intake ------------------------------------------------------------
-    def _consider(self, watch: Watch, found: Found) -> bool:
-        """A file found by a scan: refuse links, settle recent files, offer the rest."""
+    def _consider(self, watch: Watch, found: Found) -> bool | None:
+        """A file found by a scan: refuse links, settle recent files; None for one to offer now."""
         if found.is_symlink:
-            return self._refuse_link(watch, found.path)
+            return self.handover.refuse_link(watch.workflow, found.path)
         if self.wall() - found.mtime_ns / 1e9 < watch.settle:
             self._events.put((str(found.path), Arrival.CHANGED))  # still being written, perhaps
             return True
-        return self._offer(watch, found.path)
-
-    def _offer(self, watch: Watch, path: Path) -> bool:
-        """Submit this version of the file unless it was submitted already; True when submitted."""
-        try:
-            info = os.lstat(path)
-        except OSError:
-            return False  # gone before it settled: nothing to do
-        if stat.S_ISLNK(info.st_mode):
-            return self._refuse_link(watch, path)
-        if not stat.S_ISREG(info.st_mode):
-            return False
-        key, signature = (watch.workflow.name, str(path)), (info.st_ino, info.st_size, info.st_mtime_ns)
-        if self.submitted.has(key, signature):
-            return False
-        try:
-            self.intake.file(watch.workflow, path)
-        except StoreError:  # the database is away (said once by intake): offered again soon, not at the rescan
-            self._events.put((str(path), Arrival.RETRY))
-            return True
-        except GristmillError as exc:  # vanished or unreadable: said once, found again by a rescan
-            log.warning("not queued for %s: %s", watch.workflow.name, exc)
-            return True
-        except Exception:  # one bad file must not stop the watcher
-            log.exception("could not queue %s for %s", path, watch.workflow.name)
-            return False
-        self.submitted.add(key, signature)
-        return True
-
-    def _refuse_link(self, watch: Watch, path: Path) -> bool:
-        key = (watch.workflow.name, str(path))
-        if self.submitted.has(key, LINK):
-            return False
-        try:
-            self.intake.refuse(watch.workflow, path, f"{path} is a symbolic link; gristmill does not follow links")
-        except Exception:
-            log.exception("could not record the symbolic link %s for %s", path, watch.workflow.name)
-            return False
-        self.submitted.add(key, LINK)
-        return True
+        return None
 
 
 class WatchKind(TriggerKind):
