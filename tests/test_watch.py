@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from watchdog.observers import Observer
 
+from daemon.errors import InputError
 from daemon.triggers.match import JUNK_NAMES
 from daemon.triggers.watch import Watcher
 from daemon.workflow import Workflow, load_workflows
@@ -21,7 +22,7 @@ DEADLINE = 30.0
 
 
 class Recorder:
-    """Stands in for Intake (`file`, `refuse`): remembers what was handed over, and the content then."""
+    """Stands in for Intake (`file`, `files`, `refuse`): remembers what was handed over, and the content then."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -33,6 +34,16 @@ class Recorder:
         with self.lock:
             self.submitted.append((path.name, path.read_bytes()))
         return None, True
+
+    def files(self, pairs: list[tuple[Workflow, Path]]) -> list[tuple[None, bool] | Exception]:
+        """Intake's `files`: each file's outcome, as `file` would give it."""
+        outcomes: list[tuple[None, bool] | Exception] = []
+        for workflow, path in pairs:
+            try:
+                outcomes.append(self.file(workflow, path))
+            except OSError as exc:  # gone before it was read: intake would say InputError
+                outcomes.append(InputError(str(exc)))
+        return outcomes
 
     def refuse(self, workflow: Workflow, path: Path, reason: str) -> None:
         with self.lock:

@@ -12,9 +12,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from daemon import words
 from daemon.engine.intake import Intake
@@ -47,8 +45,6 @@ class Handover:
 
     def __init__(self, intake: Intake, submitted: Submitted, retry: Callable[[Path], None]) -> None:
         self.intake, self.submitted, self.retry = intake, submitted, retry
-        found = getattr(intake, "files", None)
-        self._files: Callable[[list[tuple[Workflow, Path]]], list[Any]] = found or partial(_one_by_one, intake)
 
     def offer_all(self, files: Iterable[tuple[Workflow, Path]]) -> int:
         """Submit each file's version unless it was submitted already; how many were submitted (or refused)."""
@@ -92,7 +88,7 @@ class Handover:
     def _submit(self, batch: list[_Offer]) -> int:
         """Queue a batch in one write transaction; how many of its files count as submitted."""
         try:
-            outcomes = self._files([(offer.workflow, offer.path) for offer in batch])
+            outcomes = self.intake.files([(offer.workflow, offer.path) for offer in batch])
         except StoreError as exc:  # the transaction failed: none of the batch was queued
             outcomes = [exc] * len(batch)
         except Exception:  # a bad batch must not stop the watcher; the rescan offers its files again
@@ -113,14 +109,3 @@ class Handover:
         else:
             self.submitted.add(offer.key, offer.signature)
         return True
-
-
-def _one_by_one(intake: Intake, files: list[tuple[Workflow, Path]]) -> list[object]:
-    """`Intake.files` for a stand-in that has only `file` (the tests' recorders): each file's outcome."""
-    outcomes: list[object] = []
-    for workflow, path in files:
-        try:
-            outcomes.append(intake.file(workflow, path))
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
