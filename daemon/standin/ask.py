@@ -41,3 +41,7 @@ class Work:
         on the request (computing the answer, rendering it) is part of it, not added on top.
         """
         return self.begun + self.latency + extra - time.monotonic()
+
+    def pacing(self, chunks: int, stall: float, at: int) -> dict[str, Any]:
+        """`Exchange.stream`'s timing for an answer in `chunks` pieces, stalled `stall` s before chunk `at`."""
+        return {"delay": self.latency / chunks, "stall": (at, stall) if stall else None, "start": self.begun}

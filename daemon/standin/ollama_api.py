@@ -146,14 +146,7 @@ def _answer(h: Exchange, kind: str, body: dict[str, Any], work: Work) -> None:
     chunks: list[Any] = [frame(kind, body, "", piece) for piece in brain.pieces(answer.thinking)]
     chunks += [frame(kind, body, piece) for piece in brain.pieces(answer.content)]
     chunks.append(lambda: frame(kind, body, "", None, True) | _counters(h, work))
-    h.stream(
-        chunks,
-        "application/x-ndjson",
-        ndjson,
-        work.latency / len(chunks),
-        (1, stall) if stall else None,
-        start=work.begun,
-    )
+    h.stream(chunks, "application/x-ndjson", ndjson, **work.pacing(len(chunks), stall, at=1))
 
 
 def _counters(h: Exchange, work: Work) -> dict[str, Any]:

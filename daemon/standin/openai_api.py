@@ -267,14 +267,7 @@ def _render(h: Exchange, ask: Ask, work: Work, stream: bool, include_usage: bool
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.done_reason}
         return h.send_json(200, {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(answer)})
     chunks = _chunks({**head, "object": "chat.completion.chunk"}, answer, include_usage)
-    h.stream(
-        chunks,
-        "text/event-stream; charset=utf-8",
-        sse,
-        work.latency / len(chunks),
-        (2, stall) if stall else None,
-        start=work.begun,
-    )
+    h.stream(chunks, "text/event-stream; charset=utf-8", sse, **work.pacing(len(chunks), stall, at=2))
 
 
 def _chunks(head: dict[str, Any], answer: brain.Answer, include_usage: bool) -> list[Any]:
