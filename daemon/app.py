@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
 
 from daemon.domain import Origin, Run, RunStatus
 from daemon.engine.doorbell import Doorbell
@@ -41,9 +43,6 @@ from daemon.store.migrate import upgrade
 from daemon.triggers import TriggerServices, TriggerSource
 from daemon.words import count
 from daemon.workflow import Workflow, load_workflows
-
-if TYPE_CHECKING:
-    import httpx
 
 log = logging.getLogger("gristmill")
 
@@ -117,7 +116,7 @@ class App:
         self.sources: dict[str, TriggerSource] = {
             name: kind.source(services) for name, kind in registry().triggers.items()
         } if settings.role.takes_in else {}  # fmt: skip  # a worker node takes nothing in: it only executes runs
-        self._webhooks: httpx.Client | None = None  # made at the first webhook (see _post; httpx loads then)
+        self._webhooks: httpx.Client | None = None  # made at the first webhook (see _post)
         self._webhook_lock = threading.Lock()
         self.web: Any = None  # the dashboard, while serving
         self.health: Health | None = None
@@ -159,15 +158,7 @@ class App:
         if pool is not None:
             pool.wake()
 
-    def _warm(self) -> None:
-        try:
-            self.router.warm()
-        except Exception:  # the first call makes the backend again and reports what is wrong, per run
-            log.exception("could not make the model servers' clients; the first call tries again")
-
     def _post(self, url: str, body: dict[str, Any]) -> None:
-        import httpx
-
         with self._webhook_lock:  # one pooled client: keep-alive connections to the receivers, per thread
             if self._webhooks is None:
                 self._webhooks = httpx.Client(timeout=self.settings.connect_timeout * 2)
@@ -257,8 +248,6 @@ class App:
         # What start-up made (modules, settings, workflows) lives as long as the daemon: out of the
         # collector's sight, so its full collections walk only what runs make.
         gc.freeze()
-        # The model servers' clients are made now, beside the first runs, not before ready (see Upstream).
-        threading.Thread(target=self._warm, name="warm-up", daemon=True).start()
         if self.web is not None:
             self.web.begin()  # the page's own imports wait until the daemon is ready
         self._serve_loop(life, self._watchdog(notifier, folder))

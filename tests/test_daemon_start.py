@@ -133,34 +133,3 @@ def test_runs_that_succeed_while_their_lease_is_renewed_never_log_a_lost_lease(h
 
     assert {r.status for r in all_runs(home)} == {RunStatus.SUCCEEDED}
     assert "lost its lease" not in daemon.log
-
-
-# Says on stderr when this process first imports the module named in GRISTMILL_TEST_NOTE_IMPORT.
-NOTE_IMPORT = textwrap.dedent("""\
-    import os, sys
-
-    class _NoteImport:
-        def find_spec(self, name, path=None, target=None):
-            if name == os.environ.get("GRISTMILL_TEST_NOTE_IMPORT"):
-                sys.meta_path.remove(self)
-                print(f"importing {name}", file=sys.stderr, flush=True)
-            return None
-
-    sys.meta_path.insert(0, _NoteImport())
-""")
-
-
-def test_the_model_client_is_made_after_ready_and_the_first_run_still_gets_its_answer(home, tmp_path):
-    """Importing `ollama` and making its clients was a quarter of start-up; it happens after "ready" now."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(NOTE_IMPORT)
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-
-    daemon = home.daemon(PYTHONPATH=path, GRISTMILL_TEST_NOTE_IMPORT="ollama").start()
-    wait_for(lambda: "importing ollama" in daemon.log, timeout=DEADLINE, what="the warm-up to import the client")
-    assert daemon.log.index("gristmill ready") < daemon.log.index("importing ollama"), daemon.log
-    home.drop("invoice.txt", INVOICE)
-    wait_for(lambda: finished(home, 1), timeout=DEADLINE, what="the file's run")
-    assert [r.status for r in all_runs(home)] == [RunStatus.SUCCEEDED]
-    assert daemon.stop() == 0, daemon.log

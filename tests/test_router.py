@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 import pytest
 
@@ -52,33 +51,12 @@ def router_for(urls: dict[str, str], slots: int = 2, clock: Clock | None = None,
     for config in settings.model_servers.values():
         kind = kind_of(config)
         gate = OutageGate(cap=8, clock=clock, jitter=lambda: 1.0, name=config.name, url=config.url)
-        upstreams.append(
-            Upstream(config, kind, partial(kind.backend, config, settings), gate, list_seconds=60, clock=clock)
-        )
+        upstreams.append(Upstream(config, kind, kind.backend(config, settings), gate, list_seconds=60, clock=clock))
     return Router(upstreams, model_timeout=settings.model_timeout)
 
 
 def chat(router: Router, model: str = "llama3.2", text: str = "hello there") -> ModelCall:
     return router.chat(ModelCall(model=model, messages=[{"role": "user", "content": f"<document>{text}</document>"}]))
-
-
-def test_a_servers_backend_is_made_once_at_its_first_use_by_whichever_thread_comes_first():
-    """Making the clients is left out of start-up (the daemon warms them after "ready"), and made once."""
-    settings = settings_for({"a": f"http://127.0.0.1:{free_port()}"})  # nothing is asked of it
-    config = settings.model_servers["a"]
-    made: list[object] = []
-
-    def make():
-        made.append(kind_of(config).backend(config, settings))
-        return made[-1]
-
-    upstream = Upstream(config, kind_of(config), make, OutageGate(cap=8), list_seconds=60)
-    assert not upstream.made() and made == []
-    with ThreadPoolExecutor(4) as threads:
-        backends = list(threads.map(lambda _: upstream.backend, range(8)))
-    assert len(made) == 1 and all(b is made[0] for b in backends) and upstream.made()
-    upstream.warm()
-    assert len(made) == 1
 
 
 def test_calls_spread_over_both_servers_within_each_ones_slots(pair):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from daemon import defaults
 from daemon.engine.outage import OutageGate
 from daemon.errors import SettingsError
 from daemon.llm.router import Router
-from daemon.llm.servers import ServerKind, api_key
+from daemon.llm.servers import ServerKind
 from daemon.llm.upstream import Upstream
 from daemon.netguard import check_url
 from daemon.plugins import registry
@@ -38,14 +36,12 @@ def guard(config: ServerConfig, settings: Settings) -> None:
 
 
 def upstream(config: ServerConfig, settings: Settings) -> Upstream:
-    """One server, ready for the router: guarded, its backend to be made, its own outage state."""
+    """One server, ready for the router: guarded, its backend built, its own outage state."""
     kind = kind_of(config)
     guard(config, settings)
-    api_key(config)  # a missing key is said at start-up, not at the first call (the backend reads it then)
     gate = OutageGate(cap=settings.backoff_max_seconds, name=config.name, url=config.url)
-    return Upstream(
-        config, kind, partial(kind.backend, config, settings), gate, list_seconds=defaults.MODEL_LIST_SECONDS
-    )
+    backend = kind.backend(config, settings)
+    return Upstream(config, kind, backend, gate, list_seconds=defaults.MODEL_LIST_SECONDS)
 
 
 def build_router(settings: Settings) -> Router:

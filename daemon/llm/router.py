@@ -127,13 +127,7 @@ class Router(ModelBackend):
 
     def close(self) -> None:
         for upstream in self.upstreams:
-            if upstream.made():
-                upstream.backend.close()
-
-    def warm(self) -> None:
-        """Make every server's backend now (the daemon does this right after it is ready)."""
-        for upstream in self.upstreams:
-            upstream.warm()
+            upstream.backend.close()
 
     # -- choosing a server ------------------------------------------------------------------
     def _take(self, ref: ModelRef, tried: set[str], *, wait: bool = True) -> Upstream:

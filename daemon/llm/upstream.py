@@ -18,50 +18,24 @@ class Upstream:
 
     Its model list is read again when older than `list_seconds` (a pull, or models loaded or removed
     by hand, show up without a restart) and right after the server comes back.
-
-    Its backend is made at its first use, or by `warm()`: the daemon warms every server right after
-    "ready", on a thread of its own. Making the clients (importing `ollama`, `httpx` and `httpcore`,
-    TLS set-up) was a quarter of the daemon's start-up (BENCHMARKS.md, issue 17).
     """
 
     def __init__(
         self,
         config: ServerConfig,
         kind: ServerKind,
-        make_backend: Callable[[], ModelBackend],
+        backend: ModelBackend,
         gate: OutageGate,
         *,
         list_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config, self.kind, self.gate = config, kind, gate
+        self.config, self.kind, self.backend, self.gate = config, kind, backend, gate
         self.name, self.slots, self.list_seconds, self.clock = config.name, config.slots, list_seconds, clock
         self.busy = 0
-        self._make_backend = make_backend
-        self._backend: ModelBackend | None = None
-        self._making = threading.Lock()
         self._models: list[str] | None = None  # None: never listed
         self._listed_at = float("-inf")
         self._listing = threading.Lock()
-
-    @property
-    def backend(self) -> ModelBackend:
-        """The server's backend, made by the first thread that needs it (the others wait for it)."""
-        backend = self._backend
-        if backend is None:
-            with self._making:
-                if self._backend is None:
-                    self._backend = self._make_backend()
-                backend = self._backend
-        return backend
-
-    def warm(self) -> None:
-        """Make the backend now, so the first call does not wait for it."""
-        _ = self.backend
-
-    def made(self) -> bool:
-        """Whether the backend was made (closing one that never was has nothing to close)."""
-        return self._backend is not None
 
     @property
     def models(self) -> list[str]:

@@ -12,6 +12,8 @@ import re
 import ssl
 from typing import Any
 
+import httpx
+
 from daemon.errors import NotAModelServer
 from daemon.settings import ServerConfig
 
@@ -59,6 +61,4 @@ def tls_context() -> ssl.SSLContext:
     httpx builds a context with certifi's bundle for each client it makes unless given one (about
     30 ms each; three clients per server made start-up 0.1 s longer). Verification is the same.
     """
-    import httpx  # with the clients, after start-up (see Upstream)
-
     return httpx.create_ssl_context()
