@@ -165,8 +165,17 @@ class Watcher(TriggerSource):
                 else:
                     count += taken
                 if len(chunk) == QUEUE_BATCH:  # a 100,000-file backlog is queued a batch at a time
-                    count, chunk = count + self.handover.offer_all(chunk), []
+                    count, chunk = count + self._offer_paced(chunk), []
         return count + self.handover.offer_all(chunk)
+
+    def _offer_paced(self, chunk: list[tuple[Workflow, Path]]) -> int:
+        """Offer one chunk of a scan, then wait as long as it took: a large backlog is queued at half
+        speed, and the workers, who take turns with intake on the GIL and the store's write lock, keep
+        their pace meanwhile (BENCHMARKS.md, the 100,000-file backlog)."""
+        started = time.monotonic()
+        count = self.handover.offer_all(chunk)
+        self._stop.wait(time.monotonic() - started)
+        return count
 
     def catch_up(self) -> None:
         """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
