@@ -20,6 +20,7 @@ POINTS = frozenset({
     "after_write_before_commit", # a write step's file exists; its step output is not recorded yet
     "before_finish",             # every step is recorded; the run is not marked succeeded yet
     "document_read",             # a run's document was read; its own work in this process goes on
+    "mid_enqueue_batch",         # a batch of files is being queued: one inserted, nothing committed
 })  # fmt: skip
 
 # Points outside the file moves (the crash tests of tests/test_crash.py go through POINTS only).

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from daemon import failpoints
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.store.db import check_database_file, reading, writing
@@ -138,7 +139,10 @@ class RunStore:
         # A kill before this commits queues none of the batch: nothing was acknowledged, and its
         # files are still in their folder, where the start-up scan finds and queues them.
         with writing(self._engine) as conn:
-            found = [self._enqueue_in(conn, new, gone) for new in news]
+            found = []
+            for new in news:
+                found.append(self._enqueue_in(conn, new, gone))
+                failpoints.hit("mid_enqueue_batch")
             # PostgreSQL: at commit, an idle worker on every node looks (once for the whole batch).
             announce(conn, sum(created and run.status is QUEUED for run, created in found))
         return found
