@@ -169,9 +169,11 @@ class Watcher(TriggerSource):
         return count + self.handover.offer_all(chunk)
 
     def _offer_paced(self, chunk: list[tuple[Workflow, Path]]) -> int:
-        """Offer one chunk of a scan, then wait as long as it took: a large backlog is queued at half
-        speed, and the workers, who take turns with intake on the GIL and the store's write lock, keep
-        their pace meanwhile (BENCHMARKS.md, the 100,000-file backlog)."""
+        """Offer one chunk of a scan, then wait as long as that took.
+
+        A large backlog is thus queued at half speed, and the workers, who take turns with intake on
+        the GIL and the store's write lock, keep their pace meanwhile (BENCHMARKS.md, the backlog).
+        """
         started = time.monotonic()
         count = self.handover.offer_all(chunk)
         self._stop.wait(time.monotonic() - started)
