@@ -27,10 +27,6 @@ def _gone(path: str) -> bool:
     return not os.path.lexists(path)
 
 
-def _never(path: str) -> bool:
-    return False
-
-
 class Intake:
     """Queues runs for files and wakes the workers."""
 
@@ -58,7 +54,7 @@ class Intake:
         """
         path = Path(os.path.abspath(path))
         new = self._file_run(workflow, path, trigger, dry_run)
-        found = self._enqueue([new], _gone)[0]
+        found = self._enqueue([new], gone=_gone)[0]
         self._queued(workflow, path, *found)
         return found
 
@@ -76,7 +72,7 @@ class Intake:
                 ready.append((place, workflow, path, self._file_run(workflow, path, Origin.FILE, False)))
             except Exception as exc:  # one bad file (vanished, unreadable, a bug) must not keep the others out
                 outcomes[place] = exc
-        found = self._enqueue([new for *_, new in ready], _gone)
+        found = self._enqueue([new for *_, new in ready], gone=_gone)
         for (place, workflow, path, _), (run, created) in zip(ready, found, strict=True):
             outcomes[place] = run, created
             self._queued(workflow, path, run, created)
@@ -117,12 +113,10 @@ class Intake:
         elif created:
             self.wake()
 
-    def _enqueue(self, news: Sequence[NewRun], gone: Callable[[str], bool] = _never) -> list[tuple[Run, bool]]:
+    def _enqueue(self, news: Sequence[NewRun], **kwargs: Any) -> list[tuple[Run, bool]]:
         """`store.enqueue_many`, with a failing store noted as an outage (the caller offers the files again later)."""
-        if not news:
-            return []
         try:
-            found = self.store.enqueue_many(news, gone=gone)
+            found = self.store.enqueue_many(news, **kwargs)
         except StoreError as exc:
             if not exc.fatal:
                 self.store_outage.failed(exc)

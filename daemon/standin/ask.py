@@ -32,7 +32,7 @@ class Work:
     latency: float
     load_seconds: float
     quirks: frozenset[str]
-    begun: float = field(default_factory=time.monotonic)  # when the answer's latency began (monotonic)
+    begun: float  # when the answer's latency began: its slot was taken (time.monotonic)
 
     def left(self, extra: float = 0.0) -> float:
         """Seconds still to wait for the answer to have taken its latency (plus `extra`) since `begun`.
