@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,9 @@ from daemon.metrics import Metrics
 from daemon.settings import load_settings
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
+from daemon.web.address import HttpAddress
 from daemon.web.app import build_app
+from daemon.web.server import DashboardServer
 from daemon.web.source import DatabaseSource
 from tests.dashboard_support import serve, wait_finished
 from tests.support import INVOICE, free_port, make_home, wait_for
@@ -190,3 +194,28 @@ def test_the_dashboard_starts_with_the_daemon_and_stops_with_it(tmp_path, standi
     assert daemon.stop() == 0
     with pytest.raises(httpx.HTTPError):
         httpx.get(base + "/healthz", timeout=2)
+
+
+def test_the_idle_server_answers_with_a_date_and_stops_when_told(tmp_path, monkeypatch):
+    # The server sleeps until a request or a stop (no tick): the stop must still wake it, and each
+    # response still carries a current Date although uvicorn's own (refreshed by that tick) is off.
+    monkeypatch.setenv("GRISTMILL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GRISTMILL_WORKFLOWS", str(tmp_path / "workflows"))
+    settings = load_settings()
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    source = DatabaseSource(settings, RunStore(engine), probe=lambda url: "ConnectError: refused")
+    server = DashboardServer(HttpAddress("127.0.0.1", free_port()), source, token=None)
+    assert server.start()
+    server.begin()
+    try:
+        wait_for(lambda: _get(server.address.url + "/healthz"), timeout=60, what="the dashboard to answer")
+        answer = httpx.get(server.address.url + "/healthz")
+        dates = answer.headers.get_list("date")
+        assert len(dates) == 1
+        assert abs((parsedate_to_datetime(dates[0]) - datetime.now(UTC)).total_seconds()) < 120
+    finally:
+        server.stop(timeout=30)
+    assert not server.alive()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(server.address.url + "/healthz", timeout=2)

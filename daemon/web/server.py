@@ -77,7 +77,7 @@ class DashboardServer:
         self._stopping.set()
         self._begin.set()
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.exit()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._socket is not None:
@@ -92,14 +92,14 @@ class DashboardServer:
             import uvicorn
 
             from daemon.web.app import build_app
-            from daemon.web.calm import CalmServer
+            from daemon.web.calm import CalmServer, Dated
 
             recorder = metrics.Metrics(queue_depth=self.source.queue_depth, servers_up=self.source.servers_up)
             metrics.install(recorder)
             app = build_app(self.source, recorder, token=self.token, host=self.address.host)
             config = uvicorn.Config(
-                app, log_config=None, access_log=False, lifespan="off", loop="asyncio", http="h11", ws="none",
-                server_header=False, timeout_graceful_shutdown=2,
+                Dated(app), log_config=None, access_log=False, lifespan="off", loop="asyncio", http="h11", ws="none",
+                server_header=False, date_header=False, timeout_graceful_shutdown=2,
             )  # fmt: skip
             self._server = CalmServer(config)
             if not self._stopping.is_set():
