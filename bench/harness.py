@@ -90,8 +90,10 @@ class BenchHome:
         if not self.db.exists():
             return 0
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
+            # `+status`: the run ids above `after`, not the status index, which walked every recorded run (80 ms
+            # at a million, every 20 ms of the history scenario: most of a core taken from the daemon measured).
             row = conn.execute(
-                "select count(*) from runs where id > ? and status in ('succeeded','failed','skipped')", (after,)
+                "select count(*) from runs where id > ? and +status in ('succeeded','failed','skipped')", (after,)
             )
             return row.fetchone()[0]
 

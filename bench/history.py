@@ -9,6 +9,7 @@ hold the whole history), has one recorded model call, outputs and search text li
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from bench.harness import BenchHome
 
 CACHE = Path(tempfile.gettempdir()) / "gristmill-bench-history"
+_LAYOUT = 2  # part of a template's name: changes when what a template holds changes (2: its FTS index merged)
 
 _RUNS = """
 INSERT INTO runs (workflow, status, trigger, input_path, sha256, dedupe_key, context, outputs, attempts,
@@ -50,6 +52,10 @@ def seeded(home: BenchHome, count: int, workflow: str) -> int:
     template = _template(count, workflow)
     home.db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, home.db)
+    # On disk before the daemon starts: otherwise the kernel writes the copy back (a gigabyte at a
+    # million runs) while the runs are measured, and the daemon's fsyncs wait behind it.
+    with open(home.db, "rb+") as copy:
+        os.fsync(copy.fileno())
     return count
 
 
@@ -59,13 +65,17 @@ def _template(count: int, workflow: str) -> Path:
         _upgrade(blank)
         with sqlite3.connect(blank.db) as conn:
             revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        path = CACHE / f"{revision}-{workflow}-{count}.db"
+        path = CACHE / f"{revision}-{workflow}-{count}-{_LAYOUT}.db"
         if path.exists():
             return path
         CACHE.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(blank.db) as conn:
             conn.execute(_RUNS, {"count": count, "workflow": workflow})
             conn.execute(_CALLS)
+            # One INSERT of a million rows leaves FTS5 with large segments whose merge it has barely begun;
+            # each later write does a share of it (8 pages a run here, for the first ~2,000 runs). A daemon
+            # that recorded its runs one by one merged as it went: the template's index is merged now.
+            conn.execute("INSERT INTO runs_fts(runs_fts) VALUES ('optimize')")
         with sqlite3.connect(blank.db) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         partial = path.with_suffix(".partial")

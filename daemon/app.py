@@ -313,7 +313,7 @@ class App:
         return True
 
     def _status(self) -> str:
-        counts = self.store.counts()
+        counts = self.store.in_queue()  # every heartbeat: never a count of the whole history
         away = [u.name for u in self.router.upstreams if u.gate.is_down]
         noun = "model server" if len(self.router.upstreams) == 1 else "model servers"
         model = f"{noun} away: {', '.join(away)}" if away else f"{noun} up"

@@ -27,7 +27,7 @@ from daemon.store.db import make_engine
 from daemon.store.tables import include_name, metadata, runs
 
 REPO = Path(daemon.__file__).resolve().parent.parent
-HEAD = "0005"  # the newest revision
+HEAD = "0007"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -143,6 +143,7 @@ EXPECTED = {
             "ix_runs_workflow_id": (["workflow", "id"], False),
             "ix_runs_created_at": (["created_at"], False),
             "ix_runs_queued_id": (["id"], False),
+            "ix_runs_finished_at_status": (["finished_at", "status"], False),
         },
         "uniques": {"uq_runs_workflow_dedupe_key": ["workflow", "dedupe_key"]},
         "fks": [],

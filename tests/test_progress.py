@@ -10,8 +10,10 @@ import select
 import subprocess
 import sys
 
-from daemon.domain import RunStatus
-from daemon.engine.progress import Progress
+from daemon.domain import NewRun, Origin, RunStatus
+from daemon.engine.progress import Progress, ProgressMeter
+from daemon.store import RunStore, make_engine
+from daemon.store.migrate import upgrade
 from tests.support import INVOICE, LETTER, make_home, wait_for
 from tests.test_crash import DEADLINE, Daemon, finished
 from tests.test_long_inputs import WORKFLOW as LONG_WORKFLOW
@@ -104,3 +106,19 @@ def test_a_long_run_logs_each_part_it_has_read(tmp_path, standin):
 def test_counted_nouns_agree():
     one = Progress({RunStatus.SUCCEEDED: 1}, queued=0, running=0)
     assert one.line() == "1 of 1 run done (1 succeeded); 0 queued, 0 running"
+
+
+def test_the_meter_counts_the_runs_that_ended_since_it_was_made(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    store = RunStore(engine)
+    for _ in range(4):
+        store.enqueue(NewRun("w", Origin.MANUAL))
+    store.finish(store.claim("a", 30).id, "a", RunStatus.SUCCEEDED)  # before the meter: not counted
+    meter = ProgressMeter(store)
+    store.finish(store.claim("a", 30).id, "a", RunStatus.FAILED)
+    store.claim("a", 30)
+    progress = meter.read(final=True)
+    engine.dispose()
+    assert progress == Progress({RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.SKIPPED: 0}, 1, 1, True)
+    assert progress.line() == "1 of 3 runs done (1 failed); 1 queued, 1 running"

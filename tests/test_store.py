@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import StatementError
 
 from daemon.domain import ModelCall, NewRun, Origin, RunStatus
@@ -472,6 +473,47 @@ def test_counts(store):
     assert store.counts() == {Q: 2, R: 1, S: 0, F: 0, K: 0}
     assert store.counts(workflow="a") == {Q: 1, R: 1, S: 0, F: 0, K: 0}
     assert store.counts(workflow="zzz") == dict.fromkeys(RunStatus, 0)
+
+
+def test_the_queue_and_the_runs_ended_since_a_moment(store, clock):
+    # What the progress line and the heartbeat's status read, instead of a count of every run recorded.
+    assert store.in_queue() == {Q: 0, R: 0} and store.ended_since(clock.now) == {S: 0, F: 0, K: 0}
+    ids = [store.enqueue(manual())[0].id for _ in range(5)]
+    store.finish(store.claim("w", 30).id, "w", S)  # ended before the moment
+    clock.advance(10)
+    since = store.now()
+    assert since == clock.now
+    store.finish(store.claim("w", 30).id, "w", F)  # ended at the moment itself: counted
+    clock.advance(5)
+    assert store.skip(ids[2], "not wanted")
+    store.claim("w", 30)
+    store.enqueue(manual())
+    assert store.ended_since(since) == {S: 0, F: 1, K: 1}
+    assert store.ended_since(since - timedelta(seconds=60)) == {S: 1, F: 1, K: 1}
+    assert store.ended_since(clock.now + timedelta(seconds=1)) == {S: 0, F: 0, K: 0}
+    assert store.in_queue() == {Q: 2, R: 1}
+    assert store.retry([ids[1]]) == [ids[1]]  # queued again: no longer ended
+    assert store.ended_since(since) == {S: 0, F: 0, K: 1} and store.in_queue() == {Q: 3, R: 1}
+
+
+def test_sqlite_counts_for_the_progress_line_read_only_recent_or_waiting_runs(tmp_path, clock):
+    # Flat as the history grows: neither count walks every run ever recorded (BENCHMARKS.md, "Cost per
+    # run as the history grows"); a GROUP BY status made the planner walk the status index through all of them.
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine)
+    store, seen = RunStore(engine, clock=clock), []
+    listen = lambda conn, cursor, sql, params, context, many: seen.append((sql, params))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    store.ended_since(clock.now)
+    store.in_queue()
+    event.remove(engine, "before_cursor_execute", listen)
+    plans = []
+    with engine.connect() as conn:
+        for sql, params in [(sql, params) for sql, params in seen if sql.lstrip().upper().startswith("SELECT")]:
+            plans.append([row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)])
+    engine.dispose()
+    assert plans[0] == ["SEARCH runs USING COVERING INDEX ix_runs_finished_at_status (finished_at>?)"], plans
+    assert plans[1] == ["SEARCH runs USING COVERING INDEX ix_runs_status_not_before_id (status=?)"], plans
 
 
 def test_record_call_and_calls_round_trip(store, clock):

@@ -506,6 +506,32 @@ class RunStore:
             found = {RunStatus(status): count for status, count in conn.execute(stmt)}
         return {status: found.get(status, 0) for status in RunStatus}
 
+    def in_queue(self) -> dict[RunStatus, int]:
+        """How many runs are queued and how many running: a short walk of the status index, whatever the history."""
+        waiting = (QUEUED, RUNNING)
+        stmt = select(runs.c.status, func.count()).where(runs.c.status.in_([s.value for s in waiting]))
+        with reading(self._engine) as conn:
+            found = {RunStatus(status): count for status, count in conn.execute(stmt.group_by(runs.c.status))}
+        return {status: found.get(status, 0) for status in waiting}
+
+    def ended_since(self, since: datetime) -> dict[RunStatus, int]:
+        """How many runs ended at or after `since` (the store's clock), by outcome, zeros included.
+
+        Reads the index of ended runs by time (ix_runs_finished_at_status) from `since` on: the
+        recent runs only, where `counts` walks every run ever recorded.
+        """
+        ended = [status for status in RunStatus if status.finished]
+        # A count per status, not GROUP BY status: SQLite's planner would walk the status index for
+        # the grouping's order, every run ever recorded, instead of the ended runs from `since` on.
+        stmt = select(*(func.count().filter(runs.c.status == status.value) for status in ended))
+        with reading(self._engine) as conn:
+            found = conn.execute(stmt.where(runs.c.finished_at >= since)).one()
+        return dict(zip(ended, found, strict=True))
+
+    def now(self) -> datetime:
+        """The store's clock: the time it records as a run's creation and end."""
+        return self._clock()
+
     def next_due(self) -> datetime | None:
         """When the earliest queued run that is not due yet becomes due; None if there is none."""
         stmt = select(func.min(runs.c.not_before)).where(

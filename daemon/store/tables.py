@@ -105,6 +105,7 @@ def _walk(value: Any, change: Any) -> Any:
 _STATUSES = ", ".join(f"'{status.value}'" for status in RunStatus)
 
 _QUEUED = text("status = 'queued'")
+_ENDED = text("finished_at IS NOT NULL")
 
 runs = Table(
     "runs",
@@ -145,6 +146,9 @@ runs = Table(
     # The dashboard: a workflow's runs newest first (keyset pages), and the overview's time windows.
     Index(None, "workflow", "id"),
     Index(None, "created_at"),
+    # Runs that ended since a moment, by status (the daemon's progress line, `run --once`): the recent
+    # ones only, where a count by status walked every run ever recorded.
+    Index(None, "finished_at", "status", postgresql_where=_ENDED, sqlite_where=_ENDED),
     # Ids are shown to users; AUTOINCREMENT keeps SQLite from reusing one after a deletion.
     sqlite_autoincrement=True,
 )
