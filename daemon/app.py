@@ -240,11 +240,14 @@ class App:
         self.shadow.start()
         # Migrated and watching: ready for systemd, before a long scan can outlast its start timeout.
         notifier.ready("scanning the watched folders")
-        queued = sum(source.scan() for source in self.sources.values())
+        # What arrived while the daemon was down, on a thread of its own: a backlog is queued as the
+        # workers take it (hours for a large one), while this thread feeds systemd's watchdog.
+        scanning = threading.Thread(target=self._scan_at_start, args=(life,), name="start-up scan", daemon=True)
+        scanning.start()
         servers = ", ".join(f"{u.name} {u.config.url} ({count(u.slots, 'slot')})" for u in self.router.upstreams)
-        log.info("gristmill ready as node %s (role %s): %s, %s found at start, model servers: %s",
+        log.info("gristmill ready as node %s (role %s): %s, scanning the watched folders, model servers: %s",
                  self.node.id, self.settings.role.value, count(len(self.workflows), "workflow"),
-                 count(queued, "file"), servers)  # fmt: skip
+                 servers)  # fmt: skip
         # What start-up made (modules, settings, workflows) lives as long as the daemon: out of the
         # collector's sight, so its full collections walk only what runs make.
         gc.freeze()
@@ -255,10 +258,21 @@ class App:
         folder.stop()
         doorbell.stop()
         self._stop_serving(life)
+        scanning.join(timeout=5)  # the sources' stop ended its wait: it returns within a batch
         wakeups.close()
         self.node.stopped()
         if self.pool.fatal is not None:
             raise self.pool.fatal  # one sentence from the command, exit code 1
+
+    def _scan_at_start(self, life: Lifecycle) -> None:
+        """Queue what is in the watched folders at start (see `serve`); say how many files it found."""
+        try:
+            found = sum(source.scan() for source in self.sources.values())
+        except Exception:  # a bug must not end the daemon: the periodic rescan finds what is left
+            log.exception("the start-up scan of the watched folders failed")
+            return
+        if not life.stopping:
+            log.info("start-up scan done: %s found at start", count(found, "file"))
 
     def _serve_loop(self, life: Lifecycle, dog: Watchdog) -> None:
         # Runs older than their workflow's retention are forgotten at start and every few hours.

@@ -88,3 +88,26 @@ def test_files_outside_the_root_are_never_wanted():
 
     assert not matcher.wants(Path("/elsewhere/a.pdf"))
     assert not matcher.wants(Path("/watched-too/a.pdf"))
+
+
+MATCHERS = [
+    Matcher(ROOT),
+    Matcher(ROOT, recursive=True),
+    Matcher(ROOT, ignore=("draft-*", "private/*"), recursive=True),
+    Matcher(ROOT, patterns=("*.pdf",), recursive=True, depth=1),
+    Matcher(ROOT, patterns=("invoices/*.pdf", "**/receipts/*.pdf", "*.TXT"), recursive=True),
+    Matcher(ROOT, recursive=True, exclude=(ROOT / "done", ROOT / "out" / "notes")),
+]
+PATHS = [
+    *JUNK, "invoice.pdf", "notes.txt", "draft-1.pdf", "done", "private/a.pdf", "public/a.pdf", "2026/03/SCAN.PDF",
+    "invoices/a.pdf", "invoices/2026/a.pdf", "x/receipts/r.pdf", "receipts/r.pdf", "out/notes", "out/notes.txt",
+    *(f"{folder}/invoice.pdf" for folder in JUNK_FOLDERS), "a/b/c/deep.pdf",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_what_a_scan_asks_of_a_listed_name_means_what_wants_means(matcher):
+    for relative in PATHS:
+        *folders, name = relative.split("/")
+        if all(matcher.wants_dir(tuple(folders[: n + 1])) for n in range(len(folders))):  # the scan got there
+            assert matcher.wants_listed(tuple(folders), name) == matcher.wants(ROOT / relative), relative

@@ -38,6 +38,7 @@ from daemon.store.statements import (
     fenced_update,
     insert_absent_statement,
     moving_to,
+    queued_from_statement,
 )  # fmt: skip
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
@@ -531,6 +532,16 @@ class RunStore:
     def now(self) -> datetime:
         """The store's clock: the time it records as a run's creation and end."""
         return self._clock()
+
+    def queued_from(self, run_id: int) -> int:
+        """How many runs with an id from `run_id` on are still queued, by any node's workers or none.
+
+        What a scan asks to queue a backlog only as fast as the workers take it: cheap, since it
+        reads the partial index of the queued runs, never the history.
+        """
+        with reading(self._engine) as conn:
+            stmt = queued_from_statement(conn.dialect.name == "sqlite")
+            return conn.execute(stmt, {"b_id": run_id}).scalar_one()
 
     def next_due(self) -> datetime | None:
         """When the earliest queued run that is not due yet becomes due; None if there is none."""

@@ -86,6 +86,20 @@ def claim_statement(which: str, on_sqlite: bool) -> Any:
     )
 
 
+@cache
+def queued_from_statement(on_sqlite: bool) -> Any:
+    """Count the queued runs from id b_id on, on their partial index (ix_runs_queued_id).
+
+    The status is written out, as in the claim, since a bound parameter cannot match the index's
+    WHERE; on SQLite likelihood() keeps the planner on that index, not (status, not_before, id),
+    which would read every queued run, those before b_id too.
+    """
+    queued = runs.c.status == literal_column(f"'{QUEUED.value}'")
+    if on_sqlite:
+        queued = func.likelihood(queued, literal_column("0.9"))
+    return select(func.count()).where(queued, runs.c.id >= bindparam("b_id"))
+
+
 def fenced_update(target: RunStatus | None, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The fenced UPDATE setting `values`, and its parameters: bound ones reuse one compiled statement."""
     stmt = _fenced_statement(target)

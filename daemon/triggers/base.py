@@ -91,7 +91,11 @@ class TriggerSource(ABC):
         """Begin listening (observers, timers, connections) on background threads."""
 
     def scan(self) -> int:
-        """Queue what arrived while the daemon was down; how many runs were queued."""
+        """Queue what arrived while the daemon was down; how many runs were queued.
+
+        It may take long (the watcher queues a backlog as the workers take it): the daemon calls it
+        on a thread of its own, and `stop` ends it.
+        """
         return 0
 
     def catch_up(self) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import words
+from daemon.domain import Run
 from daemon.engine.intake import Intake
 from daemon.errors import GristmillError, StoreError
 from daemon.triggers.submitted import LINK, Submitted
@@ -46,8 +47,13 @@ class Handover:
     def __init__(self, intake: Intake, submitted: Submitted, retry: Callable[[Path], None]) -> None:
         self.intake, self.submitted, self.retry = intake, submitted, retry
 
-    def offer_all(self, files: Iterable[tuple[Workflow, Path]]) -> int:
-        """Submit each file's version unless it was submitted already; how many were submitted (or refused)."""
+    def offer_all(
+        self, files: Iterable[tuple[Workflow, Path]], *, seen: Callable[[Run], None] = lambda run: None
+    ) -> int:
+        """Submit each file's version unless it was submitted already; how many were submitted (or refused).
+
+        `seen` hears of each run a batch queued or found (a paced scan counts them).
+        """
         count, batch = 0, []
         for workflow, path in files:
             found = self._offerable(workflow, path)
@@ -56,8 +62,8 @@ class Handover:
             else:
                 count += found
             if len(batch) == QUEUE_BATCH:
-                count, batch = count + self._submit(batch), []
-        return count + (self._submit(batch) if batch else 0)
+                count, batch = count + self._submit(batch, seen), []
+        return count + (self._submit(batch, seen) if batch else 0)
 
     def refuse_link(self, workflow: Workflow, path: Path) -> bool:
         """Record a symbolic link as skipped, once; whether it was recorded now."""
@@ -85,7 +91,7 @@ class Handover:
         offer = _Offer(workflow, path, (workflow.name, str(path)), (info.st_ino, info.st_size, info.st_mtime_ns))
         return False if self.submitted.has(offer.key, offer.signature) else offer
 
-    def _submit(self, batch: list[_Offer]) -> int:
+    def _submit(self, batch: list[_Offer], seen: Callable[[Run], None]) -> int:
         """Queue a batch in one write transaction; how many of its files count as submitted."""
         try:
             outcomes = self.intake.files([(offer.workflow, offer.path) for offer in batch])
@@ -95,9 +101,9 @@ class Handover:
             shown = ", ".join(str(offer.path) for offer in batch[:3]) + (", …" if len(batch) > 3 else "")
             log.exception("could not queue %s (%s)", words.count(len(batch), "file"), shown)
             return 0
-        return sum(self._submitted(offer, outcome) for offer, outcome in zip(batch, outcomes, strict=True))
+        return sum(self._submitted(offer, outcome, seen) for offer, outcome in zip(batch, outcomes, strict=True))
 
-    def _submitted(self, offer: _Offer, outcome: object) -> bool:
+    def _submitted(self, offer: _Offer, outcome: object, seen: Callable[[Run], None]) -> bool:
         """Act on what intake did with one file; whether it counts as submitted."""
         if isinstance(outcome, StoreError):  # the database is away (said once by intake): offered again soon
             self.retry(offer.path)
@@ -108,4 +114,5 @@ class Handover:
             return False
         else:
             self.submitted.add(offer.key, offer.signature)
+            seen(outcome[0])  # type: ignore[index]  # outcome is (run, created) here
         return True

@@ -62,6 +62,22 @@ class Matcher:
             return False
         return c.patterns is None or c.patterns.matches(relative, name)
 
+    def wants_listed(self, folders: tuple[str, ...], name: str) -> bool:
+        """`wants` for a file a scan listed in the folder `folders` (relative), which `wants_dir` let it into.
+
+        Only the checks on the name are left (the folder's were made once, for the folder): a
+        quarter of `wants`'s cost, for each of a backlog's 100,000 files before the first is queued.
+        """
+        c = self._compiled
+        if c.junk_names.match(name):
+            return False
+        relative = "/".join((*folders, name)) if folders else name
+        if c.exclude and c.prefix + relative in c.exclude:
+            return False
+        if c.ignore is not None and c.ignore.matches(relative, name):
+            return False
+        return c.patterns is None or c.patterns.matches(relative, name)
+
     def wants_dir(self, relative_parts: tuple[str, ...]) -> bool:
         """Whether a scan should descend into a subfolder at this relative path."""
         if not self.recursive or any(_any(p, JUNK_DIRS) for p in relative_parts):

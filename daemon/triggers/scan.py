@@ -55,10 +55,11 @@ def _entries(matcher: Matcher, folder: Path, relative: tuple[str, ...]) -> Itera
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISDIR(info.st_mode):
+            mode = info.st_mode
+            if stat.S_ISDIR(mode):
                 subfolders.append(entry.name)
-            elif (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)) and matcher.wants(entry.path):
-                yield info.st_mtime_ns, os.fsencode(entry.path), stat.S_ISLNK(info.st_mode)
+            elif (stat.S_ISREG(mode) or stat.S_ISLNK(mode)) and matcher.wants_listed(relative, entry.name):
+                yield info.st_mtime_ns, os.fsencode(entry.path), stat.S_ISLNK(mode)
     for name in subfolders:
         if matcher.wants_dir((*relative, name)):
             yield from _entries(matcher, folder / name, (*relative, name))

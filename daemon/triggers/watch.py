@@ -4,7 +4,8 @@ Three ways a file is found: watchdog events (inotify, or polling), the scan at s
 periodic rescan that catches events lost to queue overflows and watcher restarts. All three end
 in `Handover.offer_all`, which skips a file version already submitted (see `Submitted`), so a rescan
 costs a stat per file, not a hash; the store's dedupe on sha256 is the final word on "once". The
-files of a settle pass or a scan are queued in batches, one write transaction each (handover.py).
+files of a settle pass or a scan are queued in batches, one write transaction each (handover.py),
+and a scan's batches only as fast as the workers take their runs (pacing.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 
 from watchdog.events import (
@@ -38,6 +41,7 @@ from daemon.files.paths import static_base
 from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices, TriggerSource
 from daemon.triggers.handover import QUEUE_BATCH, Handover
 from daemon.triggers.match import Matcher
+from daemon.triggers.pacing import Pacer
 from daemon.triggers.roots import ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
@@ -50,6 +54,7 @@ log = logging.getLogger("gristmill")
 CLOSE_GRACE = 0.5  # seconds a file closed after writing must stay unchanged (a writer may reopen it)
 STORE_RETRY = 5.0  # seconds before a file the database could not take (locked, full) is offered again
 BATCH = 256  # events noted at most before the settle loop looks for ready files (one pass per batch)
+FIRST_BATCH = 32  # files of a scan's first batch: the workers start on it while the full batches follow
 # The events a watch acts on. Asked of watchdog per schedule, so inotify's mask leaves out the rest
 # (opens and closes without writing: our own hashing and reading of every file, several per run) in
 # the kernel, and the directory events watchdog adds to each create, move and delete never reach us.
@@ -115,11 +120,15 @@ class Watcher(TriggerSource):
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         observer_factory: Callable[[], BaseObserver] = Observer,
+        queued_from: Callable[[int], int] | None = None,
     ) -> None:
         self.intake, self.rescan_seconds = intake, rescan_seconds
         self.clock, self.wall, self.observer_factory = clock, wall, observer_factory
+        # The store's count of the queued runs from an id on: with it, a scan is paced (pacing.py).
+        self.queued_from = queued_from
         self._watches: list[Watch] = []
         self._running = False
+        self._scanning = threading.Lock()  # one scan at a time: a rescan does not start beside a long one
         self._reset()
         self.rescans = 0  # periodic rescans completed (for logs and tests)
 
@@ -131,6 +140,7 @@ class Watcher(TriggerSource):
         self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._scans: list[threading.Thread] = []  # a reload's scan: it ends, so the health check leaves it out
 
     def configure(self, workflows: list[Workflow]) -> None:
         """Take the watch workflows among `workflows`; while watching, a changed watch restarts it."""
@@ -140,7 +150,7 @@ class Watcher(TriggerSource):
             self.stop()
             self._reset()
             self.start()
-            self.scan()
+            self._scan_in_background()
 
     def start(self) -> None:
         """Watch every configured folder; settle (and periodically rescan) on background threads."""
@@ -155,35 +165,22 @@ class Watcher(TriggerSource):
         """Offer every wanted file in the watched folders, oldest first; return how many were new.
 
         Files changed within their settle time go to the settle loop instead of straight to intake.
+        With the store's count (`queued_from`) the scan is paced: each batch waits while the runs
+        it queued before keep the workers busy, so a backlog of 100,000 files is queued as the
+        workers take it, which may take hours; a stop ends the wait and the scan at once.
         """
-        count, chunk = 0, []
-        for watch in self._watches:
-            for found in oldest_first(watch.matcher):
-                taken = self._consider(watch, found)
-                if taken is None:
-                    chunk.append((watch.workflow, found.path))
-                else:
-                    count += taken
-                if len(chunk) == QUEUE_BATCH:  # a 100,000-file backlog is queued a batch at a time
-                    count, chunk = count + self._offer_paced(chunk), []
-        return count + self.handover.offer_all(chunk)
-
-    def _offer_paced(self, chunk: list[tuple[Workflow, Path]]) -> int:
-        """Offer one chunk of a scan, then wait as long as that took.
-
-        A large backlog is thus queued at half speed, and the workers, who take turns with intake on
-        the GIL and the store's write lock, keep their pace meanwhile (BENCHMARKS.md, the backlog).
-        """
-        started = time.monotonic()
-        count = self.handover.offer_all(chunk)
-        self._stop.wait(time.monotonic() - started)
-        return count
+        with self._scanning:
+            return self._scan(self._pacer())
 
     def catch_up(self) -> None:
-        """`run --once`: queue what is in the folders now, waiting for recent files to settle."""
+        """`run --once`: queue what is in the folders now, waiting for recent files to settle.
+
+        Not paced: the workers start once everything is queued.
+        """
         for watch in self._watches:
             ensure_root(watch.matcher.root, watch.workflow.name)
-        self.scan()
+        with self._scanning:
+            self._scan(None)
         self.settle_pending()
 
     def settle_pending(self) -> None:
@@ -210,7 +207,7 @@ class Watcher(TriggerSource):
             observer.stop()
         for observer in self._observers:
             observer.join(timeout=5)
-        for thread in self._threads:
+        for thread in [*self._threads, *self._scans]:
             thread.join(timeout=5)
 
     # -- observers --------------------------------------------------------------------------
@@ -281,7 +278,12 @@ class Watcher(TriggerSource):
 
     def _rescan_loop(self) -> None:
         while not self._stop.wait(self.rescan_seconds):
-            found = self.scan()
+            if not self._scanning.acquire(blocking=False):
+                continue  # a paced scan is still queueing a backlog: the next rescan lists the folder
+            try:
+                found = self._scan(self._pacer())
+            finally:
+                self._scanning.release()
             self.rescans += 1
             if found:
                 log.info("rescan: %s the watcher had not reported", words.count(found, "file"))
@@ -304,12 +306,58 @@ class Watcher(TriggerSource):
         ready = self.tracker.ready()
         self.handover.offer_all((w.workflow, path) for path in ready for w in self._watches if w.matcher.wants(path))
 
+    # -- scans ------------------------------------------------------------------------------
+    def _pacer(self) -> Pacer | None:
+        return None if self.queued_from is None else Pacer(self.queued_from, self._stop)
+
+    def _scan(self, pacer: Pacer | None) -> int:
+        """`scan`, paced by `pacer` (None: at full speed); the caller holds `_scanning`."""
+        stop, count = self._stop, 0  # a reload replaces self._stop: this scan ends with its own
+        seen = pacer.saw if pacer is not None else lambda run: None
+        size = FIRST_BATCH
+        for watch in self._watches:
+            listing = oldest_first(watch.matcher)
+            while batch := list(islice(listing, size)):  # 100,000 files are offered a batch at a time
+                if stop.is_set() or (pacer is not None and not pacer.wait()):
+                    return count
+                size = QUEUE_BATCH
+                offers = []
+                for found in batch:
+                    taken = self._consider(watch, found)
+                    if taken is None:
+                        offers.append((watch.workflow, found.path))
+                    else:
+                        count += taken
+                count += self.handover.offer_all(offers, seen=seen)
+        return count
+
+    def _scan_in_background(self) -> None:
+        """Scan on a thread of its own (after a reload): the caller, the daemon's main loop, goes on."""
+
+        def scan() -> None:
+            try:
+                self.scan()
+            except Exception:  # a bug must not end the daemon: the periodic rescan finds what is left
+                log.exception("the scan of the watched folders failed")
+
+        thread = threading.Thread(target=scan, name="scan", daemon=True)
+        thread.start()
+        self._scans.append(thread)
+
     # -- handing files to intake ------------------------------------------------------------
     def _consider(self, watch: Watch, found: Found) -> bool | None:
-        """A file found by a scan: refuse links, settle recent files; None for one to offer now."""
-        if found.is_symlink:
+        """A file of a scan as it is now: refuse links, settle recent files; None for one to offer now.
+
+        Looked at again, not as listed: a paced scan reaches the last files of a backlog long after
+        listing them, and one rewritten meanwhile must settle, not be taken half written.
+        """
+        try:
+            info = os.lstat(found.path)
+        except OSError:
+            return False  # gone since it was listed (filed by its run, say)
+        if stat.S_ISLNK(info.st_mode):
             return self.handover.refuse_link(watch.workflow, found.path)
-        if self.wall() - found.mtime_ns / 1e9 < watch.settle:
+        if self.wall() - info.st_mtime_ns / 1e9 < watch.settle:
             self._events.put((str(found.path), Arrival.CHANGED))  # still being written, perhaps
             return True
         return None
@@ -323,7 +371,10 @@ class WatchKind(TriggerKind):
     moves_failed_files = True
 
     def source(self, services: TriggerServices) -> Watcher:
-        return Watcher(services.intake, rescan_seconds=services.settings.rescan_seconds)
+        # Paced where workers of its own share the CPU and the write lock with intake; an intake node
+        # queues at full speed (the workers elsewhere take turns on the database, not on this process).
+        paced = services.store.queued_from if services.settings.role.works else None
+        return Watcher(services.intake, rescan_seconds=services.settings.rescan_seconds, queued_from=paced)
 
     def describe(self, spec: WatchTrigger) -> str:
         patterns = ",".join(spec.patterns) or "*"
