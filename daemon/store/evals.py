@@ -14,7 +14,9 @@ from daemon.domain import Run, RunStatus
 from daemon.errors import UsageError
 from daemon.evals.values import Answer, Timing
 from daemon.store.db import reading, writing
-from daemon.store.runs import RUN_COLUMNS, row_to_run, utcnow
+from daemon.store.queries import to_run
+from daemon.store.runs import utcnow
+from daemon.store.statements import RUN_COLUMNS
 from daemon.store.tables import evals, runs, shadow_calls
 
 
@@ -38,7 +40,7 @@ def recorded_runs(
     if limit is not None:
         stmt = stmt.limit(limit)
     with reading(engine) as conn:
-        found = [row_to_run(row) for row in conn.execute(stmt)]
+        found = [to_run(row) for row in conn.execute(stmt)]
     return found[::-1]
 
 

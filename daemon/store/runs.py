@@ -1,17 +1,14 @@
-"""RunStore: queue, lease and record runs with one short transaction per operation."""
+"""RunStore: queue, lease and record runs with one short transaction per operation (its reads: store/queries.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
-    Row,
     Text,
     case,
     cast,
@@ -28,9 +25,9 @@ from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.pending import PendingCalls, call_values, insert_calls
+from daemon.store.queries import RunQueries, to_run
 from daemon.store.searchtext import name_words, output_words
 from daemon.store.statements import (
-    KNOWN,
     OUTPUTS,
     RECORD_CALL,
     RUN_COLUMNS,
@@ -38,7 +35,6 @@ from daemon.store.statements import (
     fenced_update,
     insert_absent_statement,
     moving_to,
-    queued_from_statement,
 )  # fmt: skip
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
 from daemon.store.wakeup import Wakeups, announce, subscribe
@@ -47,7 +43,6 @@ QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatu
 SUCCEEDED = RunStatus.SUCCEEDED
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
 
 PRUNED_PREFIX = "pruned:"
 VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
@@ -77,11 +72,6 @@ def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def real_runs() -> ColumnElement[bool]:
-    """WHERE clause: runs that really happened; dry runs are consumed by nothing (digests, eval, since)."""
-    return runs.c.dry_run.is_(False)
-
-
 def _dropped_again(run: Run, new: NewRun) -> bool:
     """Whether `new` is the same file at the same path as finished `run`, but put there anew.
 
@@ -92,21 +82,13 @@ def _dropped_again(run: Run, new: NewRun) -> bool:
     return run.status.finished and seen is not None and now is not None and seen != now
 
 
-def _to_run(row: Row[Any]) -> Run:
-    values = dict(row._mapping)
-    values["status"] = RunStatus(values["status"])
-    values["trigger"] = Origin(values["trigger"])
-    return Run(**values)
-
-
-class RunStore:
+class RunStore(RunQueries):
     """Every run and model call; safe to share between threads (one connection per call)."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         if engine.dialect.name not in _INSERTS:
             raise StoreError(f"the run store supports SQLite and PostgreSQL, not {engine.dialect.name}")
-        self._engine = engine
-        self._clock = clock
+        super().__init__(engine, clock)
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*RUN_COLUMNS)
         self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
@@ -201,7 +183,7 @@ class RunStore:
         else:
             stmt = claim_statement("any", on_sqlite)
         row = conn.execute(stmt, params).first()
-        return None if row is None else _to_run(row)
+        return None if row is None else to_run(row)
 
     def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
         """Extend `owner`'s lease; False when the run is no longer theirs."""
@@ -327,7 +309,7 @@ class RunStore:
         """Every running run, oldest first (a handful: one per worker of each process)."""
         stmt = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
         with reading(self._engine) as conn:
-            return [_to_run(row) for row in conn.execute(stmt)]
+            return [to_run(row) for row in conn.execute(stmt)]
 
     def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
         """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.
@@ -360,7 +342,7 @@ class RunStore:
         if not ids:
             return []
         with writing(self._engine) as conn:
-            found = {run.id: run for run in map(_to_run, conn.execute(select(*RUN_COLUMNS).where(runs.c.id.in_(ids))))}
+            found = {run.id: run for run in map(to_run, conn.execute(select(*RUN_COLUMNS).where(runs.c.id.in_(ids))))}
             missing = [run_id for run_id in ids if run_id not in found]
             if missing:
                 raise RunNotFound(missing[0])
@@ -425,30 +407,6 @@ class RunStore:
         with writing(self._engine) as conn:
             return self._insert_once(conn, values)
 
-    def active(self, workflow: str) -> Run | None:
-        """The oldest queued or running run of `workflow`, if any."""
-        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status.in_([QUEUED.value, RUNNING.value]))
-        with reading(self._engine) as conn:
-            row = conn.execute(stmt.order_by(runs.c.id).limit(1)).first()
-        return None if row is None else _to_run(row)
-
-    def last_succeeded(self, workflow: str) -> Run | None:
-        """The succeeded real (not dry) run of `workflow` that finished last, if any."""
-        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
-        stmt = stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1)
-        with reading(self._engine) as conn:
-            row = conn.execute(stmt).first()
-        return None if row is None else _to_run(row)
-
-    def succeeded_since(self, workflow: str, since: datetime | None, limit: int) -> list[Run]:
-        """Succeeded real (not dry) runs of `workflow` that finished after `since`, oldest first, at most `limit`."""
-        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, runs.c.status == SUCCEEDED.value, real_runs())
-        if since is not None:
-            stmt = stmt.where(runs.c.finished_at > since)
-        stmt = stmt.order_by(runs.c.finished_at, runs.c.id).limit(limit)
-        with reading(self._engine) as conn:
-            return [_to_run(row) for row in conn.execute(stmt)]
-
     def check_file(self) -> None:
         """DatabaseLost when the SQLite file was deleted or replaced since it was opened."""
         check_database_file(self._engine)
@@ -468,115 +426,7 @@ class RunStore:
         """Record one model call of a running run with the run's next write (store/pending.py says why)."""
         self._pending.add(run_id, call_values(run_id, call, attempt, self._clock()))
 
-    def calls(self, run_id: int) -> list[ModelCall]:
-        """The model calls of a run, in the order they were made."""
-        stmt = select(*_CALL_COLUMNS).where(model_calls.c.run_id == run_id).order_by(model_calls.c.id)
-        with reading(self._engine) as conn:
-            return [ModelCall(**row._mapping) for row in conn.execute(stmt)]
-
-    # -- reading --------------------------------------------------------------------------
-
-    def get(self, run_id: int) -> Run:
-        """The run with this id; RunNotFound otherwise."""
-        with reading(self._engine) as conn:
-            row = conn.execute(select(*RUN_COLUMNS).where(runs.c.id == run_id)).first()
-        if row is None:
-            raise RunNotFound(run_id)
-        return _to_run(row)
-
-    def history(
-        self, *, workflow: str | None = None, status: RunStatus | None = None, limit: int = 50, real_only: bool = False
-    ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and one status; `real_only`: no dry runs."""
-        stmt = select(*RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-        if real_only:
-            stmt = stmt.where(real_runs())
-        if workflow is not None:
-            stmt = stmt.where(runs.c.workflow == workflow)
-        if status is not None:
-            stmt = stmt.where(runs.c.status == RunStatus(status).value)
-        with reading(self._engine) as conn:
-            return [_to_run(row) for row in conn.execute(stmt)]
-
-    def counts(self, *, workflow: str | None = None) -> dict[RunStatus, int]:
-        """How many runs are in each status (every status present, zeros included)."""
-        stmt = select(runs.c.status, func.count()).group_by(runs.c.status)
-        if workflow is not None:
-            stmt = stmt.where(runs.c.workflow == workflow)
-        with reading(self._engine) as conn:
-            found = {RunStatus(status): count for status, count in conn.execute(stmt)}
-        return {status: found.get(status, 0) for status in RunStatus}
-
-    def in_queue(self) -> dict[RunStatus, int]:
-        """How many runs are queued and how many running: a short walk of the status index, whatever the history."""
-        waiting = (QUEUED, RUNNING)
-        stmt = select(runs.c.status, func.count()).where(runs.c.status.in_([s.value for s in waiting]))
-        with reading(self._engine) as conn:
-            found = {RunStatus(status): count for status, count in conn.execute(stmt.group_by(runs.c.status))}
-        return {status: found.get(status, 0) for status in waiting}
-
-    def ended_since(self, since: datetime) -> dict[RunStatus, int]:
-        """How many runs ended at or after `since` (the store's clock), by outcome, zeros included.
-
-        Reads the index of ended runs by time (ix_runs_finished_at_status) from `since` on: the
-        recent runs only, where `counts` walks every run ever recorded.
-        """
-        ended = [status for status in RunStatus if status.finished]
-        # A count per status, not GROUP BY status: SQLite's planner would walk the status index for
-        # the grouping's order, every run ever recorded, instead of the ended runs from `since` on.
-        stmt = select(*(func.count().filter(runs.c.status == status.value) for status in ended))
-        with reading(self._engine) as conn:
-            found = conn.execute(stmt.where(runs.c.finished_at >= since)).one()
-        return dict(zip(ended, found, strict=True))
-
-    def now(self) -> datetime:
-        """The store's clock: the time it records as a run's creation and end."""
-        return self._clock()
-
-    def queued_from(self, run_id: int) -> int:
-        """How many runs with an id from `run_id` on are still queued, by any node's workers or none.
-
-        What a scan asks to queue a backlog only as fast as the workers take it: cheap, since it
-        reads the partial index of the queued runs, never the history.
-        """
-        with reading(self._engine) as conn:
-            stmt = queued_from_statement(conn.dialect.name == "sqlite")
-            return conn.execute(stmt, {"b_id": run_id}).scalar_one()
-
-    def next_due(self) -> datetime | None:
-        """When the earliest queued run that is not due yet becomes due; None if there is none."""
-        stmt = select(func.min(runs.c.not_before)).where(
-            runs.c.status == QUEUED.value, runs.c.not_before > self._clock()
-        )
-        with reading(self._engine) as conn:
-            return conn.execute(stmt).scalar()
-
-    def with_content(self, sha256: str) -> list[Run]:
-        """Every run of any workflow on this content (sha256), oldest first."""
-        stmt = select(*RUN_COLUMNS).where(runs.c.sha256 == sha256).order_by(runs.c.id)
-        with reading(self._engine) as conn:
-            return [_to_run(row) for row in conn.execute(stmt)]
-
-    def known(self, workflow: str, dedupe_key: str) -> Run | None:
-        """The run of `workflow` recorded under `dedupe_key`, if any."""
-        with reading(self._engine) as conn:
-            return self._known(conn, workflow, dedupe_key)
-
-    def find_by_context(self, workflow: str, path: tuple[str, ...], value: str) -> Run | None:
-        """The first run of `workflow` whose context holds `value` at `path`: a second "once" key (a mail's place).
-
-        Not indexed: the workflow's own runs are scanned, which suits keys looked up once per arrival.
-        """
-        found = runs.c.context[path].as_string() == value
-        stmt = select(*RUN_COLUMNS).where(runs.c.workflow == workflow, found).order_by(runs.c.id).limit(1)
-        with reading(self._engine) as conn:
-            row = conn.execute(stmt).first()
-        return None if row is None else _to_run(row)
-
-    def get_meta(self, key: str) -> str | None:
-        """A value of the small key/value table."""
-        with reading(self._engine) as conn:
-            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    # -- meta -----------------------------------------------------------------------------
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a value of the small key/value table."""
@@ -586,11 +436,6 @@ class RunStore:
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
-
-    @staticmethod
-    def _known(conn: Connection, workflow: str, key: str) -> Run | None:
-        row = conn.execute(KNOWN, {"b_workflow": workflow, "b_key": key}).first()
-        return None if row is None else _to_run(row)
 
     @staticmethod
     def _unstarted(run: Run) -> bool:
@@ -603,7 +448,7 @@ class RunStore:
         if run.status is SKIPPED:
             moved |= _FRESH
         row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*RUN_COLUMNS)).one()
-        return _to_run(row)
+        return to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
@@ -620,7 +465,7 @@ class RunStore:
             return found, False
         row = row or conn.execute(self._insert_ignore, values).first()
         if row is not None:
-            return _to_run(row), True
+            return to_run(row), True
         # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
         found = self._known(conn, values["workflow"], key)
         if found is None:
@@ -663,7 +508,3 @@ class RunStore:
         except BaseException:
             self._pending.put_back(run_id, calls)
             raise
-
-
-# For queries that sit beside the store's own (the dashboard's pages): a row as a Run (and RUN_COLUMNS).
-row_to_run = _to_run

@@ -10,8 +10,9 @@ from sqlalchemy import Engine, case, func, literal_column, select
 
 from daemon.domain import Run, RunStatus
 from daemon.store.db import reading
-from daemon.store.runs import RUN_COLUMNS, row_to_run
+from daemon.store.queries import to_run
 from daemon.store.search import RunFilter
+from daemon.store.statements import RUN_COLUMNS
 from daemon.store.tables import runs
 
 FINISHED = [status.value for status in RunStatus if status.finished]
@@ -31,7 +32,7 @@ def page_of_runs(engine: Engine, where: RunFilter, *, before: int | None, size: 
     if before is not None:
         stmt = stmt.where(runs.c.id < before)
     with reading(engine) as conn:
-        found = [row_to_run(row) for row in conn.execute(stmt)]
+        found = [to_run(row) for row in conn.execute(stmt)]
     more = len(found) > size
     return RunPage(found[:size], found[size - 1].id if more else None)
 
@@ -87,7 +88,7 @@ def last_failures(engine: Engine, limit: int = 10) -> list[Run]:
     """The runs that failed last."""
     stmt = select(*RUN_COLUMNS).where(runs.c.status == RunStatus.FAILED.value).order_by(runs.c.id.desc()).limit(limit)
     with reading(engine) as conn:
-        return [row_to_run(row) for row in conn.execute(stmt)]
+        return [to_run(row) for row in conn.execute(stmt)]
 
 
 def last_outcome(engine: Engine, workflow: str) -> Run | None:
@@ -100,7 +101,7 @@ def last_outcome(engine: Engine, workflow: str) -> Run | None:
     )
     with reading(engine) as conn:
         row = conn.execute(stmt).first()
-    return None if row is None else row_to_run(row)
+    return None if row is None else to_run(row)
 
 
 def windows(now: datetime) -> dict[str, datetime]:
