@@ -222,9 +222,10 @@ class App:
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
         notifier = Notifier(self.settings.notify_socket)
-        from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
+        if self.settings.http_address is not None:  # the dashboard's modules only when it is on
+            from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
 
-        self.web = start_dashboard(self)  # before the workers, so the metrics count every run
+            self.web = start_dashboard(self)  # before the workers, so the metrics count every run
         self._life = life
         self._take_back()
         self.node.register()
