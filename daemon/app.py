@@ -31,6 +31,7 @@ from daemon.health import Health, Watchdog
 from daemon.lifecycle import FolderWatch, Lifecycle, keep_last_good
 from daemon.llm.configured import build_router
 from daemon.llm.router import Router
+from daemon.llm.wire import prepare_tls_context
 from daemon.nodes import Presence
 from daemon.notify import Notifier
 from daemon.plugins import registry
@@ -75,6 +76,8 @@ class App:
 
     def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
         self.settings = settings
+        if router is None:
+            prepare_tls_context()  # on a thread, beside the work below: the model clients take it
         self.engine = make_engine(settings.db_url, busy_timeout_ms=int(settings.database_timeout * 1000))
         upgrade(self.engine)
         self.store = RunStore(self.engine)
@@ -222,9 +225,10 @@ class App:
     def serve(self, life: Lifecycle) -> None:
         """The daemon: recover, watch and work until asked to stop; reload workflows on edits and SIGHUP."""
         notifier = Notifier(self.settings.notify_socket)
-        from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
+        if self.settings.http_address is not None:  # the dashboard's modules only when it is on
+            from daemon.web.server import start_dashboard  # the web stack itself loads on its own thread
 
-        self.web = start_dashboard(self)  # before the workers, so the metrics count every run
+            self.web = start_dashboard(self)  # before the workers, so the metrics count every run
         self._life = life
         self._take_back()
         self.node.register()

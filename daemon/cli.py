@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -56,6 +57,17 @@ def _store(settings: Settings):
     return RunStore(engine)
 
 
+def collect_from_here() -> None:
+    """The cyclic collector on again, blind to what start-up made (it lives as long as the process).
+
+    Only when it is off, as `python -m daemon` and `gristmill` start (`daemon/__main__.py`); a
+    command called in a process of its own choosing (a test's) leaves that process's collector alone.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _print_json(value: Any) -> None:
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     # A file name that is not UTF-8 holds lone surrogates; as \udcXX escapes it is valid JSON and exact.
@@ -69,6 +81,7 @@ def main(ctx: click.Context) -> None:
     """gristmill: watched folders and schedules, a local model, every call recorded."""
     if ctx.invoked_subcommand != "run":
         early_signals.release()  # only the daemon stops gracefully; the others stop at once as usual
+        collect_from_here()  # `run` keeps the collector off until the daemon is built
 
 
 @main.command()
@@ -87,6 +100,7 @@ def run(once: bool, role: str | None) -> None:
     else:
         life.install()  # before start-up (and taking signals noted earlier), so an early SIGTERM stops cleanly
     app = _app(_settings(**({"role": role} if role else {})))
+    collect_from_here()  # built: the app's modules, settings, workflows and model clients
     if once:
         from daemon.commands.once import run_once
 

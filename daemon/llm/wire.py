@@ -7,9 +7,9 @@ Also the one TLS context the clients share.
 
 from __future__ import annotations
 
-import functools
 import re
 import ssl
+import threading
 from typing import Any
 
 import httpx
@@ -54,11 +54,27 @@ def not_a_server(server: ServerConfig, title: str, what: str) -> NotAModelServer
     )
 
 
-@functools.cache
+_tls_lock = threading.Lock()
+_tls: ssl.SSLContext | None = None
+
+
 def tls_context() -> ssl.SSLContext:
     """One TLS context for every model-server client of the process, made at the first ask.
 
     httpx builds a context with certifi's bundle for each client it makes unless given one (about
     30 ms each; three clients per server made start-up 0.1 s longer). Verification is the same.
     """
-    return httpx.create_ssl_context()
+    global _tls
+    with _tls_lock:  # a caller during `prepare_tls_context` waits for that one, the only one
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
+def prepare_tls_context() -> None:
+    """Start making the context on a thread of its own, before start-up's other work.
+
+    OpenSSL reads the certificates (about 30 ms) without holding the GIL: on a second core, while
+    the daemon imports its libraries.
+    """
+    threading.Thread(target=tls_context, name="tls-context", daemon=True).start()

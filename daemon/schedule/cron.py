@@ -7,11 +7,13 @@ numbers them from Sunday (0 and 7) and fires when either restricted day field ma
 from __future__ import annotations
 
 from datetime import UTC
-
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING
 
 from daemon.errors import GristmillError
 from daemon.words import count
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FULL_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -27,6 +29,8 @@ class CronError(GristmillError):
 
 def wall_triggers(expression: str) -> list[CronTrigger]:
     """Triggers whose fire times, read in UTC, are the expression's wall-clock times (any one fires)."""
+    from apscheduler.triggers.cron import CronTrigger  # here: a start without cron schedules does without APScheduler
+
     fields = expression.split()
     if len(fields) not in (5, 6):
         raise CronError(expression, f"it has {count(len(fields), 'field')}, not 5 (or 6 with seconds first)")

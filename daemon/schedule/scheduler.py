@@ -9,35 +9,19 @@ wake-up per workflow at a time.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from daemon.errors import GristmillError
 from daemon.schedule.firing import TickFirer, schedule_ticks, ticks_of
-from daemon.schedule.ticks import Ticks, zone_of
+from daemon.schedule.ticks import zone_of
 from daemon.triggers.base import TriggerKind, TriggerServices, TriggerSource
 from daemon.workflow import ScheduleTrigger, Workflow
 
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
 log = logging.getLogger("gristmill")
-
-JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
-
-
-class TickTrigger(BaseTrigger):
-    """An APScheduler trigger that fires at our ticks (DST-correct, crontab weekdays)."""
-
-    def __init__(self, ticks: Ticks) -> None:
-        self.ticks = ticks
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
-        return self.ticks.next_after(previous_fire_time or now)
-
-    def __str__(self) -> str:
-        return f"ticks {self.ticks}"
 
 
 class Scheduler(TriggerSource):
@@ -47,6 +31,7 @@ class Scheduler(TriggerSource):
         self.firer = firer
         self._workflows: dict[str, Workflow] = {}
         self._aps: BackgroundScheduler | None = None
+        self._started = False
 
     def fire_all(self, *, coalesce: bool = False) -> int:
         """Record every due or missed tick of every scheduled workflow now; runs created."""
@@ -59,14 +44,8 @@ class Scheduler(TriggerSource):
     def start(self) -> None:
         """Catch up, then wake at every tick until `stop`."""
         self.fire_all()
-        self._aps = BackgroundScheduler(
-            jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(2)},
-            job_defaults=JOB_DEFAULTS,
-            timezone=UTC,
-        )
+        self._started = True
         self._add_jobs()
-        self._aps.start()
 
     def configure(self, workflows: list[Workflow]) -> None:
         """One job per scheduled workflow; called again after the workflows were reloaded."""
@@ -74,14 +53,21 @@ class Scheduler(TriggerSource):
         self._add_jobs()
 
     def _add_jobs(self) -> None:
+        if not self._started or (self._aps is None and not self._workflows):
+            return  # APScheduler is imported and started with the first scheduled workflow (start-up time)
+        from daemon.schedule.alarm import TickTrigger, alarm_clock
+
+        starting = self._aps is None
         if self._aps is None:
-            return
+            self._aps = alarm_clock()
         for job in self._aps.get_jobs():
             if job.id not in self._workflows:
                 job.remove()
         for name, workflow in self._workflows.items():
             trigger = TickTrigger(schedule_ticks(workflow))
             self._aps.add_job(self._fire, trigger, args=[name], id=name, name=name, replace_existing=True)
+        if starting:
+            self._aps.start()
 
     def alive(self) -> bool:
         """False only when started and APScheduler's thread is gone."""
@@ -91,7 +77,7 @@ class Scheduler(TriggerSource):
         """Stop waking up; a tick being recorded finishes first."""
         if self._aps is not None and self._aps.running:
             self._aps.shutdown(wait=True)
-        self._aps = None
+        self._aps, self._started = None, False
 
     def _fire(self, name: str, *, coalesce: bool = False) -> list:
         workflow = self._workflows.get(name)
