@@ -70,6 +70,10 @@ class BenchHome:
     def env(self, ollama_url: str, concurrency: int, http: str = "off") -> dict[str, str]:
         """The daemon's environment; the dashboard is off unless a scenario measures it (`http`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "OLLAMA_"))}
+        # An installed daemon starts from the bytecode pip wrote (a checkout's, from the __pycache__
+        # its first start writes); with this machine's PYTHONDONTWRITEBYTECODE=1 every launch would
+        # compile the daemon's modules again: 0.15-0.2 s of each start-up measured (BENCHMARKS.md).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(
             HOME=str(self.root), GRISTMILL_DATA_DIR=str(self.root / "data"),
             GRISTMILL_WORKFLOWS=str(self.root / "workflows"), GRISTMILL_OLLAMA_URL=ollama_url,
