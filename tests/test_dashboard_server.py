@@ -45,13 +45,18 @@ class FailingDatabase(DatabaseSource):
         return Health({"database": database, "workflows": lambda: True})
 
 
-def _client(tmp_path: Path, monkeypatch, *, token: str | None = None, source_class=DatabaseSource) -> TestClient:
+def _source(tmp_path: Path, monkeypatch, source_class=DatabaseSource) -> DatabaseSource:
+    """A dashboard source over a fresh database in `tmp_path`, with a model server that refuses."""
     monkeypatch.setenv("GRISTMILL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GRISTMILL_WORKFLOWS", str(tmp_path / "workflows"))
     settings = load_settings()
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    source = source_class(settings, RunStore(engine), probe=lambda url: "ConnectError: refused")
+    return source_class(settings, RunStore(engine), probe=lambda url: "ConnectError: refused")
+
+
+def _client(tmp_path: Path, monkeypatch, *, token: str | None = None, source_class=DatabaseSource) -> TestClient:
+    source = _source(tmp_path, monkeypatch, source_class)
     metrics = Metrics(queue_depth=source.queue_depth, servers_up=source.servers_up)
     app = build_app(source, metrics, token=token, host="127.0.0.1")
     return TestClient(app, base_url="http://127.0.0.1:8377", follow_redirects=False)
@@ -199,13 +204,7 @@ def test_the_dashboard_starts_with_the_daemon_and_stops_with_it(tmp_path, standi
 def test_the_idle_server_answers_with_a_date_and_stops_when_told(tmp_path, monkeypatch):
     # The server sleeps until a request or a stop (no tick): the stop must still wake it, and each
     # response still carries a current Date although uvicorn's own (refreshed by that tick) is off.
-    monkeypatch.setenv("GRISTMILL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GRISTMILL_WORKFLOWS", str(tmp_path / "workflows"))
-    settings = load_settings()
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
-    source = DatabaseSource(settings, RunStore(engine), probe=lambda url: "ConnectError: refused")
-    server = DashboardServer(HttpAddress("127.0.0.1", free_port()), source, token=None)
+    server = DashboardServer(HttpAddress("127.0.0.1", free_port()), _source(tmp_path, monkeypatch), token=None)
     assert server.start()
     server.begin()
     try:
