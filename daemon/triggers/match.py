@@ -56,11 +56,7 @@ class Matcher:
             return False
         if folders and any(c.junk_dirs.match(part) for part in folders):
             return False
-        if c.junk_names.match(name):
-            return False
-        if c.ignore is not None and c.ignore.matches(relative, name):
-            return False
-        return c.patterns is None or c.patterns.matches(relative, name)
+        return self._wants_name(relative, name)
 
     def wants_listed(self, folders: tuple[str, ...], name: str) -> bool:
         """`wants` for a file a scan listed in the folder `folders` (relative), which `wants_dir` let it into.
@@ -69,10 +65,15 @@ class Matcher:
         quarter of `wants`'s cost, for each of a backlog's 100,000 files before the first is queued.
         """
         c = self._compiled
-        if c.junk_names.match(name):
-            return False
         relative = "/".join((*folders, name)) if folders else name
         if c.exclude and c.prefix + relative in c.exclude:
+            return False
+        return self._wants_name(relative, name)
+
+    def _wants_name(self, relative: str, name: str) -> bool:
+        """The checks on the file itself, its folder let in: not junk, not ignored, matching a pattern."""
+        c = self._compiled
+        if c.junk_names.match(name):
             return False
         if c.ignore is not None and c.ignore.matches(relative, name):
             return False
