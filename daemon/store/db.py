@@ -328,7 +328,8 @@ def driver_failure(conn: Connection, exc: Exception, sql: str, params: Any) -> E
     the handle_error hook translates it, the one sentence users read ("database is locked": the
     database stayed locked …). For statements run on the driver's cursor, which bypass that hook.
     """
-    wrapped = DBAPIError.instance(sql, params, exc, sqlite3.Error, dialect=conn.dialect)
+    hide = conn.engine.hide_parameters
+    wrapped = DBAPIError.instance(sql, params, exc, sqlite3.Error, hide_parameters=hide, dialect=conn.dialect)
     return translated(wrapped, conn.engine.url) or wrapped
 
 
