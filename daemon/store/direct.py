@@ -2,8 +2,8 @@
 
 A run's writes (its enqueue, claim, model calls, intents and finish) are a few statements each, and
 SQLAlchemy's generic execution of one (the compiled cache's lookup, its parameters built anew, the
-execution context, the result's set-up, the events) cost several times what SQLite spent running
-it (BENCHMARKS.md, "The write path"). Here the same Core statement is compiled once per shape; each
+execution context, the result's set-up, the events) cost about twice what SQLite spent running
+it (BENCHMARKS.md, "The write path" and the fourth round). Here the same Core statement is compiled once per shape; each
 execution only orders the parameters, runs them through the very bind processors the Core path
 uses (the stored values are the same, byte for byte) and hands them to the `sqlite3` cursor of the
 caller's connection, in the caller's transaction. Rows read back go through the columns' own result
