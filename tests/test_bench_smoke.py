@@ -38,3 +38,11 @@ def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_p
     assert backlog["first_call_s"] > 0 and backlog["peak_rss_mb"] > 0 and backlog["runs_ratio_large_to_small"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "| history | runs/s, 500 runs recorded before |" in table
+
+
+def test_the_store_alone_loop_runs():
+    argv = [sys.executable, "-m", "bench.store_alone", "40"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("the store alone: µs of CPU per run, 3 rounds of 40: ")

@@ -30,7 +30,11 @@ def real_runs() -> ColumnElement[bool]:
 
 def to_run(row: Row[Any]) -> Run:
     """A row of RUN_COLUMNS as a Run."""
-    values = dict(row._mapping)
+    return run_of(dict(row._mapping))
+
+
+def run_of(values: dict[str, Any]) -> Run:
+    """RUN_COLUMNS' values by name, as read, as a Run (the dict is used up)."""
     values["status"] = RunStatus(values["status"])
     values["trigger"] = Origin(values["trigger"])
     return Run(**values)

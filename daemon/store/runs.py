@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Text,
@@ -24,8 +25,9 @@ from daemon import failpoints
 from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.store.db import check_database_file, reading, writing
+from daemon.store.direct import HotStatements
 from daemon.store.pending import PendingCalls, call_values, insert_calls
-from daemon.store.queries import RunQueries, to_run
+from daemon.store.queries import RunQueries, run_of, to_run
 from daemon.store.searchtext import name_words, output_words
 from daemon.store.statements import (
     OUTPUTS,
@@ -33,7 +35,6 @@ from daemon.store.statements import (
     RUN_COLUMNS,
     claim_statement,
     fenced_update,
-    insert_absent_statement,
     moving_to,
 )  # fmt: skip
 from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
@@ -85,13 +86,16 @@ def _dropped_again(run: Run, new: NewRun) -> bool:
 class RunStore(RunQueries):
     """Every run and model call; safe to share between threads (one connection per call)."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow, *, direct: bool = True) -> None:
+        """`direct=False` keeps SQLite on SQLAlchemy's Core path too (the tests compare the two paths)."""
         if engine.dialect.name not in _INSERTS:
             raise StoreError(f"the run store supports SQLite and PostgreSQL, not {engine.dialect.name}")
         super().__init__(engine, clock)
         self._insert = _INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*RUN_COLUMNS)
         self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
+        # SQLite: the run's hot statements on the driver's cursor (store/direct.py); PostgreSQL: Core.
+        self._hot = HotStatements(engine.dialect) if direct and engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> Engine:
@@ -177,12 +181,15 @@ class RunStore(RunQueries):
             "b_now": now, "b_owner": owner, "b_expires": now + timedelta(seconds=lease_seconds),
         }  # fmt: skip
         if run_id is not None:
-            stmt, params["b_id"] = claim_statement("id", on_sqlite), run_id
+            which, params["b_id"] = "id", run_id
         elif workflows is not None:
-            stmt, params["b_names"] = claim_statement("among", on_sqlite), list(workflows)
+            which, params["b_names"] = "among", list(workflows)
         else:
-            stmt = claim_statement("any", on_sqlite)
-        row = conn.execute(stmt, params).first()
+            which = "any"
+        if self._hot is not None:
+            rows = self._hot.claim(which, len(params.get("b_names", ()))).rows(conn, params)
+            return run_of(rows[0]) if rows else None
+        row = conn.execute(claim_statement(which, on_sqlite), params).first()
         return None if row is None else to_run(row)
 
     def renew(self, run_id: int, owner: str, lease_seconds: float) -> bool:
@@ -453,19 +460,23 @@ class RunStore(RunQueries):
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
         key = values["dedupe_key"]
-        if key is not None and conn.dialect.name == "sqlite":
+        made: Run | None = None
+        if key is not None and self._hot is not None:
             # One statement for a new key (the common case): it inserts only where no run holds the key,
             # so nothing conflicts and no id is used up. (PostgreSQL would need casts; it looks first.)
-            row = conn.execute(insert_absent_statement(tuple(values)), values).first()
-            found = None if row is not None else self._known(conn, values["workflow"], key)
+            rows = self._hot.insert_absent(tuple(values)).rows(conn, values)
+            made = run_of(rows[0]) if rows else None
+            found = None if made is not None else self._known(conn, values["workflow"], key)
         else:
             # Look first: a conflicting insert would still use up an id (rescans would leave gaps).
-            row, found = None, None if key is None else self._known(conn, values["workflow"], key)
+            found = None if key is None else self._known(conn, values["workflow"], key)
         if found is not None:
             return found, False
-        row = row or conn.execute(self._insert_ignore, values).first()
-        if row is not None:
-            return to_run(row), True
+        if made is None:
+            row = conn.execute(self._insert_ignore, values).first()
+            made = None if row is None else to_run(row)
+        if made is not None:
+            return made, True
         # Lost a race with another PostgreSQL writer (SQLite's write lock rules that out).
         found = self._known(conn, values["workflow"], key)
         if found is None:
@@ -495,9 +506,8 @@ class RunStore(RunQueries):
             # PostgreSQL runs each statement on its own unless the write wakes others (its NOTIFY
             # goes with the update); the calls then commit before the update, never after it.
             with writing(self._engine, one_statement=not wakes) as conn:
-                insert_calls(conn, calls)
-                stmt, params = fenced_update(target, values(conn) if callable(values) else values)
-                done = conn.execute(stmt, {**params, "b_id": run_id, "b_owner": owner}).rowcount == 1
+                self._insert_calls(conn, calls)
+                done = self._update_fenced(conn, run_id, owner, target, values(conn) if callable(values) else values)
                 announce(conn, int(done and wakes))
                 return done, None if then is None else then(conn)
         except IntegrityError:
@@ -508,3 +518,21 @@ class RunStore(RunQueries):
         except BaseException:
             self._pending.put_back(run_id, calls)
             raise
+
+    def _insert_calls(self, conn: Connection, calls: list[dict[str, Any]]) -> None:
+        """Store deferred model calls' rows in the caller's transaction."""
+        columns = tuple(calls[0]) if calls else ()
+        if self._hot is None or any(tuple(row) != columns for row in calls):
+            insert_calls(conn, calls)
+        elif calls:
+            self._hot.calls(columns).execute_many(conn, calls)
+
+    def _update_fenced(
+        self, conn: Connection, run_id: int, owner: str, target: RunStatus | None, values: dict[str, Any]
+    ) -> bool:
+        """The fenced UPDATE in the caller's transaction; whether it found the run under `owner`'s lease."""
+        fence = {"b_id": run_id, "b_owner": owner}
+        if self._hot is not None and not any(isinstance(v, ColumnElement) for v in values.values()):
+            return self._hot.fenced(target, tuple(values)).execute(conn, {**values, **fence}).rowcount == 1
+        stmt, params = fenced_update(target, values)
+        return conn.execute(stmt, {**params, **fence}).rowcount == 1
