@@ -2,8 +2,8 @@
 
 The official client builds each request through pydantic and httpx's client layers (URL merging,
 cookies, auth, redirects, text decoding) and parses each streamed line into a pydantic model: about
-0.9 ms of CPU per call on an instant model, the same request over httpcore about 0.45 ms
-(BENCHMARKS.md, issue 17, fourth round). What those layers did for this one request is kept:
+0.9 ms of CPU per call on the overhead scenario's instant stand-in, the same request over httpcore
+about 0.45 ms (issue 17; a run makes one such call). What those layers did for this request is kept:
 - the body is the JSON the client sends (its messages without empty fields, `tools: []`, no None);
 - the headers are the client's own (User-Agent, Authorization, OLLAMA_API_KEY), without compression;
 - the timeouts are the same four numbers httpx hands httpcore: `read` is the silence allowed
