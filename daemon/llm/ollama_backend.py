@@ -11,11 +11,12 @@ What it does that a naive client does not (each a real complaint in other projec
 - `think` only for models whose capabilities include "thinking";
 - answers are streamed, so the timeout is one of silence: a slow but steady model is never cut off,
   a server that stops sending is caught after `timeout` seconds without a token;
-- one client per server for the life of the process, shared by the workers: httpx's pool keeps a
-  keep-alive connection for each thread that calls at once (a profile of the overhead scenario
-  shows no connect after the first calls). Making it at the first call instead, to import `ollama`
-  and `httpx` after "ready", cost that first call about a second on a loaded machine and bought
-  no start-up time that could be told from the noise (BENCHMARKS.md, issue 17).
+- one client (and one connection pool for the calls) per server for the life of the process,
+  shared by the workers: the pool keeps a keep-alive connection for each thread that calls at
+  once (a profile of the overhead scenario shows no connect after the first calls). Making it at
+  the first call instead, to import `ollama` and `httpx` after "ready", cost that first call about
+  a second on a loaded machine and bought no start-up time that could be told from the noise
+  (BENCHMARKS.md, issue 17).
 """
 
 from __future__ import annotations
