@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import ollama
 import pytest
 
 from daemon.domain import ModelCall
-from daemon.errors import AnswerCut, ModelError, ModelTimeout, NotAModelServer
+from daemon.errors import AnswerCut, ModelError, ModelTimeout, ModelUnavailable, NotAModelServer
 from daemon.llm.ask import Asker
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.settings import ServerConfig
@@ -61,7 +66,7 @@ def test_keep_alive_is_sent_with_every_call(standin):
 
 
 def test_think_goes_only_to_models_that_can_think(standin):
-    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"]})
+    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"], "vision": ["qwen3"]})
     backend = backend_for(standin)
 
     for model in ("llama3.2", "qwen3"):
@@ -158,3 +163,64 @@ def test_a_fresh_server_answers_the_version_probe(standin):
     assert backend_for(standin).version() == "0.12.6"
     with StandinServer(StandinConfig(models=["a"])) as other:
         assert backend_for(other).list_models() == ["a:latest"]
+
+
+def test_a_call_sends_the_body_the_official_client_sends(standin):
+    # The model calls go over httpcore without the client's layers (ollama_chat.py): same JSON all the same.
+    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"], "vision": ["qwen3"]})
+    schema = {"type": "object", "properties": {"label": {"enum": ["a", "b"]}}}
+    messages = [
+        {"role": "system", "content": "Be brief. ünïcode"},
+        {"role": "user", "content": SHORT, "images": ["aGVsbG8="]},
+        {"role": "assistant", "content": ""},  # an empty answer quoted in a re-ask
+        {"role": "user", "content": "Again."},
+    ]
+    backend = backend_for(standin, keep_alive="30m")
+    backend.chat(ModelCall(model="qwen3", messages=messages, options={"num_ctx": 4096}, format=schema), think=False)
+    official = ollama.Client(host=standin.url, timeout=10).chat(
+        model="qwen3", messages=messages, options={"num_ctx": 4096}, format=schema, think=False, keep_alive="30m",
+        stream=True,
+    )  # fmt: skip
+    list(official)
+
+    ours, theirs = (r["body"] for r in standin.recorded())
+    assert ours == theirs
+
+
+def test_a_redirected_call_is_followed_as_the_official_client_follows_it(standin):
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802  (the handler's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(307)
+            self.send_header("Location", f"{standin.url}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as front:
+        threading.Thread(target=front.serve_forever, daemon=True).start()
+        try:
+            config = ServerConfig(name="front", kind="ollama", url=f"http://127.0.0.1:{front.server_port}")
+            call = OllamaBackend(config, timeout=10).chat(
+                ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}], options={"num_ctx": 2048})
+            )
+        finally:
+            front.shutdown()
+
+    assert call.answer and call.done_reason == "stop"
+    assert [r["path"] for r in standin.recorded()] == ["/api/chat"]
+
+
+def test_a_proxy_set_in_the_environment_is_used_for_calls(standin, monkeypatch):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    call = ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}], options={"num_ctx": 2048})
+
+    with pytest.raises(ModelUnavailable, match="is unreachable"):  # the proxy is, not the server
+        backend_for(standin).chat(call)
+    assert standin.recorded() == []

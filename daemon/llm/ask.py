@@ -122,29 +122,28 @@ class Asker:
             self.backend.chat(call, think=self.think)
         finally:
             self.record(call)
-        self._check_cut(call)
-        self._learn(call)
+        if call.prompt_tokens:  # unknown: old servers omit it on cached prompts
+            # The context as sent (num_ctx included), looked up once for both (through the router and the journal).
+            window = self.context_in_effect(call.options)
+            self._check_cut(call, window)
+            self._learn(call, window)
         return call
 
-    def _learn(self, call: ModelCall) -> None:
+    def _learn(self, call: ModelCall, window: int) -> None:
         """Compare the tokens the server evaluated with the estimate (images count there, not here)."""
         if self.calibration is None or not call.prompt_tokens or any(m.get("images") for m in call.messages):
             return
-        context = self.context_in_effect(call.options)
-        self.calibration.observe(self.model, messages_tokens(call.messages), call.prompt_tokens, context=context)
+        self.calibration.observe(self.model, messages_tokens(call.messages), call.prompt_tokens, context=window)
 
     def token_ratio(self) -> float:
         """Real prompt tokens per estimated one for this model, as learnt so far (1.0 until then)."""
         return 1.0 if self.calibration is None else self.calibration.ratio(self.model)
 
-    def _check_cut(self, call: ModelCall) -> None:
-        """Raise `PromptCut` when the server reports it evaluated as many tokens as its context holds.
+    def _check_cut(self, call: ModelCall, window: int) -> None:
+        """Raise `PromptCut` when the server reports it evaluated as many tokens as its context (`window`) holds.
 
         Ollama keeps only the last num_ctx tokens of a longer prompt and reports exactly num_ctx as
         prompt_eval_count; a prompt planned to leave room for the answer never fills the window.
         """
-        if not call.prompt_tokens:  # unknown (old servers omit it on cached prompts)
-            return
-        window = self.context_in_effect(call.options)  # the options as sent, num_ctx included
-        if call.prompt_tokens >= window:
+        if call.prompt_tokens and call.prompt_tokens >= window:
             raise PromptCut(self.step_id, call.prompt_tokens, window, messages_tokens(call.messages))

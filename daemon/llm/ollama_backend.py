@@ -1,5 +1,8 @@
 """The Ollama backend, over the official `ollama` client: `/api/*`, never Ollama's `/v1`.
 
+The model calls themselves send the client's request over httpcore without the client's layers
+(ollama_chat.py says what that keeps and what it saves); listings, `show`, `ps` and pulls use the client.
+
 What it does that a naive client does not (each a real complaint in other projects' trackers):
 - one `num_ctx` per model for the life of the process: the workflow's `options.num_ctx`, else
   `context_tokens` capped by the model's own context, sent with every call (Ollama reloads a model
@@ -8,11 +11,12 @@ What it does that a naive client does not (each a real complaint in other projec
 - `think` only for models whose capabilities include "thinking";
 - answers are streamed, so the timeout is one of silence: a slow but steady model is never cut off,
   a server that stops sending is caught after `timeout` seconds without a token;
-- one client per server for the life of the process, shared by the workers: httpx's pool keeps a
-  keep-alive connection for each thread that calls at once (a profile of the overhead scenario
-  shows no connect after the first calls). Making it at the first call instead, to import `ollama`
-  and `httpx` after "ready", cost that first call about a second on a loaded machine and bought
-  no start-up time that could be told from the noise (BENCHMARKS.md, issue 17).
+- one client (and one connection pool for the calls) per server for the life of the process,
+  shared by the workers: the pool keeps a keep-alive connection for each thread that calls at
+  once (a profile of the overhead scenario shows no connect after the first calls). Making it at
+  the first call instead, to import `ollama` and `httpx` after "ready", cost that first call about
+  a second on a loaded machine and bought no start-up time that could be told from the noise
+  (BENCHMARKS.md, issue 17).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from daemon.errors import ModelError, ModelMissing, ModelTimeout, ModelUnavailab
 from daemon.llm import wire
 from daemon.llm.answers import split_thinking
 from daemon.llm.base import LoadedModel, ModelBackend, ModelInfo, PullProgress
+from daemon.llm.ollama_chat import DirectChat
 from daemon.settings import ServerConfig
 
 TITLE = "an Ollama server"
@@ -54,7 +59,8 @@ class OllamaBackend(ModelBackend):
         self.keep_alive, self.context_tokens = keep_alive, context_tokens
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         limits, verify = httpx.Timeout(timeout, connect=connect_timeout), wire.tls_context()
-        self._client = ollama.Client(host=self.url, timeout=limits, headers=headers, verify=verify)  # answers and pulls
+        self._client = ollama.Client(host=self.url, timeout=limits, headers=headers, verify=verify)  # pulls
+        self._chat = DirectChat(self._client, limits, verify)  # answers: the client's request, fewer layers
         # Listings and the health probe answer at once or the server is in trouble: a short timeout.
         self._admin = ollama.Client(host=self.url, timeout=connect_timeout * 2, headers=headers, verify=verify)
         self._probe = httpx.Client(base_url=self.url, timeout=connect_timeout * 2, headers=headers, verify=verify)
@@ -68,15 +74,14 @@ class OllamaBackend(ModelBackend):
         start = time.perf_counter()
         try:
             call.options = self.options_for(call.model, call.options)
-            parts = self._client.chat(
-                model=call.model,
-                messages=call.messages,
-                format=call.format,
-                options=call.options,
-                think=think if think is not None and self._thinks(call.model) else None,
-                keep_alive=self.keep_alive,
-                stream=True,
-            )
+            parts = self._chat.parts({
+                "model": call.model,
+                "messages": call.messages,
+                "format": call.format,
+                "options": call.options,
+                "think": think if think is not None and self._thinks(call.model) else None,
+                "keep_alive": self.keep_alive,
+            })  # fmt: skip
             _gather(call, parts, f"the model server '{self.server.name}' at {self.url}")
         except Exception as exc:
             call.wall_ms = (time.perf_counter() - start) * 1000
@@ -193,7 +198,7 @@ class OllamaBackend(ModelBackend):
             raise self.translate(exc, model) from exc
 
     def close(self) -> None:
-        for client in (self._client, self._admin, self._probe):
+        for client in (self._chat, self._client, self._admin, self._probe):
             client.close()
 
     # -- errors -----------------------------------------------------------------------------
@@ -236,29 +241,30 @@ class OllamaBackend(ModelBackend):
         return ModelError(f"the model server '{name}' refused the request ({status}: {said})")
 
 
-def _gather(call: ModelCall, parts: Any, where: str) -> None:
-    """Fill `call` from a streamed answer: the pieces of content and thinking, then the counters."""
+def _gather(call: ModelCall, parts: Iterator[dict[str, Any]], where: str) -> None:
+    """Fill `call` from a streamed answer (its parts as Ollama sends them): the pieces of content and thinking,
+    then the counters."""
     content: list[str] = []
     thoughts: list[str] = []
-    last = None
+    last: dict[str, Any] = {}
     for part in parts:
-        message = part.message
-        content.append(message.content or "")
-        thoughts.append(message.thinking or "")
+        message = part.get("message") or {}
+        content.append(message.get("content") or "")
+        thoughts.append(message.get("thinking") or "")
         last = part
-    if last is None or not last.done:
+    if not last.get("done"):
         raise ModelUnavailable(f"{where} closed the answer before it was complete")
     text = "".join(content)
     _, inline_thoughts = split_thinking(text)
     call.answer = text
     call.thinking = "".join(thoughts) or inline_thoughts
-    call.done_reason = last.done_reason
-    call.prompt_tokens = last.prompt_eval_count
-    call.completion_tokens = last.eval_count
-    call.total_duration_ns = last.total_duration
-    call.load_duration_ns = last.load_duration
-    call.prompt_eval_duration_ns = last.prompt_eval_duration
-    call.eval_duration_ns = last.eval_duration
+    call.done_reason = last.get("done_reason")
+    call.prompt_tokens = _int(last.get("prompt_eval_count"))
+    call.completion_tokens = _int(last.get("eval_count"))
+    call.total_duration_ns = _int(last.get("total_duration"))
+    call.load_duration_ns = _int(last.get("load_duration"))
+    call.prompt_eval_duration_ns = _int(last.get("prompt_eval_duration"))
+    call.eval_duration_ns = _int(last.get("eval_duration"))
 
 
 def _int(value: Any) -> int | None:
