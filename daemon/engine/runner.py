@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -190,10 +191,16 @@ class Runner:
 
     def _limits(self, workflow: Workflow) -> ReadLimits:
         """How to read the file: a scan's pages rendered too, when a model will read the document."""
+        plain, scanning = self._read_limits
+        return scanning if any(step.kind.calls_model for step in workflow.steps) else plain
+
+    @functools.cached_property
+    def _read_limits(self) -> tuple[ReadLimits, ReadLimits]:
+        # Settings are read once at start: both sets of limits are made once, not at every run.
         limits = self.settings.read_limits
-        if self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps):
-            return dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
-        return limits
+        if not self.settings.scan_pages:
+            return limits, limits
+        return limits, dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
 
     def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
         """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
