@@ -216,3 +216,21 @@ def test_images_are_passed_on_as_images():
     result = read_document(Path("receipt.png"), png, LIMITS)
     assert result.kind == "image" and result.images == (png,)
     assert result.meta["width"] == 640 and result.meta["height"] == 480
+
+
+def test_binary_is_told_by_the_share_of_control_characters_as_counted_byte_by_byte():
+    import random
+
+    from daemon.documents.sniff import looks_binary
+
+    def by_byte(head: bytes) -> bool:  # the rule as written before it was counted in C
+        if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return True
+        return sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127) > len(head) // 10
+
+    rng = random.Random(17)
+    samples = [b"", b"plain text\n", b"\x1b[0m colours", bytes(range(1, 256)), b"\x7f" * 10 + b"a" * 90]
+    samples += [b"a" * 89 + bytes([rng.choice([1, 2, 27, 127, 9, 10, 13])]) * 11 for _ in range(50)]
+    samples += [bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 400))) for _ in range(200)]
+    for head in samples:
+        assert looks_binary(head) == by_byte(head), head

@@ -339,16 +339,54 @@ def test_ten_thousand_taken_names_are_a_clear_error(tmp_path):
     assert (caught.value.path, caught.value.base) == ("a.txt", folder) and src.exists()
 
 
-def test_ten_thousand_temporary_names_taken_are_a_clear_error(tmp_path):
+def test_ten_thousand_temporary_names_taken_are_a_clear_error_and_a_write_needs_none_of_them(tmp_path):
     for n in range(ops.MAX_SUFFIX):
         (tmp_path / f".gristmill-tmp-{os.getpid()}-{n}").touch()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"theirs")
 
     with pytest.raises(UnsafePathError) as caught:
-        ops.write_exact(tmp_path / "a.md", b"ours")
+        ops.copy_exact(src, tmp_path / "a.md")  # a copy (across file systems) fills a named temporary
 
     assert str(caught.value) == f"cannot create a temporary file in {tmp_path}"
     assert (caught.value.path, caught.value.base) == (str(tmp_path), tmp_path)
     assert not (tmp_path / "a.md").exists()
+    if ops.UNNAMED_TEMPORARIES:  # Linux: a written file has no name until it is complete
+        ops.write_exact(tmp_path / "b.md", b"ours")
+        assert (tmp_path / "b.md").read_bytes() == b"ours"
+        assert len(os.listdir(tmp_path)) == ops.MAX_SUFFIX + 2
+
+
+def test_a_write_makes_its_folder_and_refuses_a_linked_folder_or_a_file_in_the_way(tmp_path):
+    from daemon.errors import FolderBlocked
+
+    ops.write_exact(tmp_path / "new" / "deeper" / "a.md", b"ours")
+    assert (tmp_path / "new" / "deeper" / "a.md").read_bytes() == b"ours"
+    assert os.listdir(tmp_path / "new" / "deeper") == ["a.md"]  # no temporary left behind
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UnsafePathError):
+        ops.write_exact(tmp_path / "link" / "a.md", b"ours")
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(FolderBlocked):
+        ops.write_exact(tmp_path / "file" / "a.md", b"ours")
+    assert os.listdir(tmp_path / "real") == [] and (tmp_path / "file").read_text() == "a file"
+
+
+def test_a_write_into_a_folder_it_may_not_list_still_publishes_under_its_exact_name(tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    folder.chmod(0o300)  # write and enter, not read: the folder cannot be opened, so paths are used
+    try:
+        ops.write_exact(folder / "a.md", b"ours")
+        with pytest.raises(FileExistsError):
+            ops.write_exact(folder / "a.md", b"again")
+        src = tmp_path / "bill.pdf"
+        src.write_bytes(b"bill")
+        ops.place_exact(src, folder / "bill.pdf")
+        assert (folder / "a.md").read_bytes() == b"ours" and (folder / "bill.pdf").read_bytes() == b"bill"
+    finally:
+        folder.chmod(0o700)
 
 
 # -- Effects: free names, and what an earlier attempt already did
@@ -460,3 +498,19 @@ def test_a_destination_folder_that_is_a_link_is_refused(tmp_path):
         ops.ensure_folder(tmp_path / "link")
     assert str(caught.value) == f"{tmp_path / 'link'} is a symbolic link; gristmill does not follow links"
     assert caught.value.path == str(tmp_path / "link")
+
+
+@pytest.mark.parametrize("name", ["a.txt", "a", "a.", "x.tar.gz", ".notes.txt", "..x", "a b.pdf", "y" * 250 + ".pdf"])
+def test_the_names_a_move_tries_are_those_pathlib_would_make(tmp_path, name):
+    from pathlib import PurePath
+
+    path = PurePath(name)
+    stem, suffix = (name, "") if name.startswith(".") else (path.stem, path.suffix)
+    expected = [tmp_path / name] + [
+        tmp_path / f"{ops._fit(stem, ops.MAX_NAME_BYTES - len(f' ({n}){suffix}'.encode()))} ({n}){suffix}"
+        for n in range(1, 5)
+    ]
+    tried = ops.names(str(tmp_path), name)
+    assert [next(tried) for _ in range(5)] == [str(p) for p in expected]
+    made = ops.candidates(tmp_path, name)
+    assert [next(made) for _ in range(5)] == expected

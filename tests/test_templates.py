@@ -6,7 +6,7 @@ import pytest
 from jinja2 import TemplateSyntaxError
 
 from daemon.errors import TemplateError
-from daemon.workflow.templates import check_template, render, slug
+from daemon.workflow.templates import ENVIRONMENT, check_template, render, slug
 
 SCOPE = {
     "file": {"name": "Invoice 42.pdf", "stem": "Invoice 42", "suffix": ".pdf"},
@@ -123,3 +123,25 @@ def test_slug_is_at_most_80_chars_and_a_filter() -> None:
     long = slug("word " * 40)
     assert len(long) <= 80 and not long.endswith("-")
     assert render("{{ kind.label | slug }}-{{ file.name | slug }}.md", SCOPE) == "invoice-invoice-42-pdf.md"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "~/Out/invoices",
+        "plain text\n",
+        "a } b %} #} $x",
+        "tabs\tand\nnewlines\n\n",
+        "",
+        "ümlaut/名前",
+        "{{ kind.label }}",
+    ],
+)
+def test_a_source_without_tags_renders_as_jinja_renders_it(source: str) -> None:
+    # Sources with no "{" (most folders) skip Jinja; what they render to must not change.
+    scope = {"kind": {"label": "invoice"}}
+    assert render(source, scope) == ENVIRONMENT.from_string(source).render(scope)
+
+
+def test_carriage_returns_are_still_turned_into_newlines() -> None:
+    assert render("one\r\ntwo\rthree", {}) == "one\ntwo\nthree"

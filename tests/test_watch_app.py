@@ -233,6 +233,19 @@ def test_without_on_failure_a_failed_file_stays_where_it_is(make_app, tmp_path):
     assert (tmp_path / "Inbox" / "bad.txt").read_bytes() == b"this one fails"
 
 
+def test_a_file_is_read_to_its_end_even_when_it_grew_after_it_was_measured(tmp_path):
+    from daemon.engine.runner import _read_all
+
+    path = tmp_path / "growing.txt"
+    path.write_bytes(bytes(range(256)) * 20)
+    for measured in (0, 3, 5119, 5120, 9000):  # what fstat said; one read when it still holds
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert _read_all(fd, measured) == path.read_bytes()
+        finally:
+            os.close(fd)
+
+
 def test_a_symlink_in_the_backlog_is_recorded_as_skipped_once(make_app, tmp_path):
     (tmp_path / "secret.txt").write_text("outside the inbox")
     (tmp_path / "Inbox" / "link.txt").symlink_to(tmp_path / "secret.txt")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 _SAMPLE = 8192
 _TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".log", ".rst", ".org", ""}
+# Control characters that text does not hold (tab, newlines, form feed and carriage return are text).
+_CONTROLS = bytes(b for b in range(256) if b < 9 or 13 < b < 32 or b == 127)
 
 
 class Kind(StrEnum):
@@ -45,7 +47,7 @@ def looks_binary(head: bytes) -> bool:
     """NUL bytes, or many control characters, mean this is not text in any 8-bit encoding."""
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127)
+    controls = len(head) - len(head.translate(None, _CONTROLS))  # counted in C, not byte by byte
     return controls > len(head) // 10
 
 

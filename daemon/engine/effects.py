@@ -36,20 +36,23 @@ class Effects:
 
     def place(self, kind: Placement, source: Path, folder: Path, sha256: str | None = None) -> Path:
         """Move or copy `source` into `folder` under a free name; return the destination."""
-        if kind == "move_to" and source.parent == folder:
+        # Strings, made once: pathlib's parsing on every step of every move showed in the profile.
+        src, into = str(source), str(folder)
+        src_folder, name = os.path.split(src)
+        if kind == "move_to" and (src_folder or ".") == into:
             return source  # already there: a move would only rename it (a refile to the folder it is in)
         if self.dry_run:
-            return next(p for p in ops.candidates(folder, source.name) if not p.exists())
-        finished = self._finished(kind, "folder", str(folder))
+            return next(p for p in ops.candidates(folder, name) if not p.exists())
+        finished = self._finished(kind, "folder", into)
         if finished is not None:
             return finished
-        intent = {"intent": kind, "source": str(source), "folder": str(folder), "sha256": sha256 or sha256_file(source)}
+        intent = {"intent": kind, "source": src, "folder": into, "sha256": sha256 or sha256_file(source)}
         if kind == "copy_to":
-            return self._claim(folder, source.name, intent, lambda dest: ops.copy_exact(source, dest))
-        with ops.held(source):  # another workflow taking the same file waits, then finds it gone
-            dest = self._claim(folder, source.name, intent, lambda dest: ops.place_exact(source, dest))
+            return self._claim(into, name, intent, lambda dest: ops.copy_exact(source, Path(dest)))
+        with ops.held(src):  # another workflow taking the same file waits, then finds it gone
+            dest = self._claim(into, name, intent, lambda dest: ops.place_exact(src, dest))
             failpoints.hit("after_link_before_unlink")
-            ops.remove_moved(source)
+            ops.remove_moved(src)
         failpoints.hit("after_move_before_commit")
         return dest
 
@@ -62,8 +65,10 @@ class Effects:
             return finished
         # A file name that is not UTF-8 (lone surrogates) is written as U+FFFD: the file stays valid UTF-8.
         data = content.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
-        intent = {"intent": "write", "requested": str(path), "sha256": sha256_bytes(data)}
-        dest = self._claim(path.parent, path.name, intent, lambda dest: ops.write_exact(dest, data))
+        requested = str(path)
+        intent = {"intent": "write", "requested": requested, "sha256": sha256_bytes(data)}
+        folder, name = os.path.split(requested)
+        dest = self._claim(folder, name, intent, lambda dest: ops.write_exact(dest, data))
         failpoints.hit("after_write_before_commit")
         return dest
 
@@ -83,19 +88,19 @@ class Effects:
             return None
         return Path(intent["destination"])
 
-    def _claim(self, folder: Path, name: str, intent: dict[str, Any], put: Callable[[Path], None]) -> Path:
+    def _claim(self, folder: str, name: str, intent: dict[str, Any], put: Callable[[str], None]) -> Path:
         """Record the first free name as the destination, then put the file there under exactly it."""
-        for dest in ops.candidates(folder, name):
+        for dest in ops.names(folder, name):
             if os.path.lexists(dest):
                 continue
-            self.record({**intent, "destination": str(dest)})
+            self.record({**intent, "destination": dest})
             failpoints.hit("after_intent")
             try:
                 put(dest)
             except FileExistsError:
                 continue  # another run took the name between our look and our link
-            return dest
-        raise UnsafePathError(f"no free name for {name} in {folder}", name, folder)
+            return Path(dest)
+        raise UnsafePathError(f"no free name for {name} in {folder}", name, Path(folder))
 
 
 def is_intent(output: Any) -> bool:

@@ -8,8 +8,9 @@ the workflow's steps, each a registered `StepKind` given a `StepContext` and ret
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
 import os
-import stat
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -151,18 +152,7 @@ class Runner:
 
     def _read(self, run: Run, workflow: Workflow, path: Path, *, fresh: bool) -> tuple[dict, str, tuple, dict]:
         """What templates see of the file, the text the model reads, its images, and how it was read."""
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError as exc:
-            raise SkipRun(self.shared.why_gone(run, path) or f"{path} was removed before its run started") from exc
-        if stat.S_ISLNK(info.st_mode):
-            raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links")
-        if info.st_size > self.settings.max_file_bytes:
-            raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.settings.max_file_bytes}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+        info, data = self._load(run, path)
         digest = sha256_bytes(data)
         if fresh and run.trigger is Origin.FILE and run.sha256 and digest != run.sha256:
             self._requeue_changed(workflow, path)
@@ -179,12 +169,38 @@ class Runner:
         )  # fmt: skip  # (the fields read as one record)
         return file, document.text, document.images, read
 
+    def _load(self, run: Run, path: Path) -> tuple[os.stat_result, bytes]:
+        """The file's status and bytes: opened once, never through a symbolic link, refused over the size limit."""
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError as exc:
+            raise SkipRun(self.shared.why_gone(run, path) or f"{path} was removed before its run started") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+                raise SkipRun(f"{path} is a symbolic link; gristmill does not follow links") from exc
+            raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+        try:
+            info = os.fstat(fd)
+            if info.st_size > self.settings.max_file_bytes:
+                raise SkipRun(f"{path.name} is {info.st_size} bytes, over the limit of {self.settings.max_file_bytes}")
+            return info, _read_all(fd, info.st_size)
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
+
     def _limits(self, workflow: Workflow) -> ReadLimits:
         """How to read the file: a scan's pages rendered too, when a model will read the document."""
+        plain, scanning = self._read_limits
+        return scanning if any(step.kind.calls_model for step in workflow.steps) else plain
+
+    @functools.cached_property
+    def _read_limits(self) -> tuple[ReadLimits, ReadLimits]:
+        # Settings are read once at start: both sets of limits are made once, not at every run.
         limits = self.settings.read_limits
-        if self.settings.scan_pages and any(step.kind.calls_model for step in workflow.steps):
-            return dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
-        return limits
+        if not self.settings.scan_pages:
+            return limits, limits
+        return limits, dataclasses.replace(limits, scan_pages=self.settings.scan_pages)
 
     def _read_scans(self, run: Run, workflow: Workflow, path: Path, document: Document) -> tuple[Document, dict]:
         """Pages without a text layer, read by the workflow's vision model; their text joins the document."""
@@ -289,6 +305,21 @@ class _Waiting(ModelBackend):
     def version(self) -> str | None:
         with self.waiting():
             return self.inner.version()
+
+
+# O_NONBLOCK: a FIFO put where the file was does not hang the worker at open (reading it then fails).
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The file's bytes to its end: one read when it is still `size` bytes (a short read is its end)."""
+    chunks, want = [], size + 1
+    while chunk := os.read(fd, want):
+        chunks.append(chunk)
+        if len(chunk) < want:
+            break
+        want = max(want, 1 << 20)  # it grew since it was measured: read on to its end
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _metadata_only(workflow: Workflow, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -67,12 +67,20 @@ def confine(rendered: str, template: str) -> Path:
 
 def _base(template: str) -> str:
     """The template's static folder, absolute and normalised."""
-    return _base_in(template, os.path.expanduser("~"), os.getcwd())
+    home = os.path.expanduser("~")
+    # The working folder (a system call) is asked for only when the folder is relative to it.
+    return _absolute_base(template, home) or _base_in(template, home, os.getcwd())
+
+
+@lru_cache(maxsize=1024)
+def _absolute_base(template: str, home: str) -> str | None:
+    # Templates are few and this runs for every move and write: worked out once per home.
+    base = static_base(template)
+    return os.path.normpath(base) if base.is_absolute() else None
 
 
 @lru_cache(maxsize=1024)
 def _base_in(template: str, home: str, cwd: str) -> str:
-    # Templates are few and this runs for every move and write: worked out once per home and cwd.
     return os.path.normpath(os.path.abspath(static_base(template)))
 
 

@@ -79,8 +79,11 @@ def check_template(source: str) -> None:
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render `source` with `context`; raises TemplateError with one sentence on any failure."""
+    if "{" not in source and "\r" not in source:
+        # No tag can start without "{" (nor a newline be changed without "\r"): it renders as itself.
+        return source
     try:
-        return _compile(source).render(dict(context))
+        return _compile(source).render(context)
     except JinjaError as exc:
         raise TemplateError(f"template '{_short(source)}' failed: {_reason(exc)}") from exc
     except Exception as exc:  # a template's own arithmetic or filter misuse: still the user's template
