@@ -66,11 +66,16 @@ def test_three_nodes_one_killed_mid_way_every_file_filed_once(cluster, standin):
     for name, text in files.items():
         home.drop(name, text)
 
+    killed_runs: set[int] = set()
+
     def frozen_holding_runs() -> bool:
         # Frozen first, then looked at: a node seen holding runs could otherwise finish them
-        # all before the SIGKILL lands, and the kill would prove nothing.
+        # all before the SIGKILL lands, and the kill would prove nothing. What it holds is read
+        # while it is frozen: once it is dead, the survivors' heartbeat takes its runs back at once.
         victim.send(signal.SIGSTOP)
-        if held_by(home, victim.proc.pid)[1] > 0:
+        victim_id, in_hand = held_by(home, victim.proc.pid)
+        if in_hand > 0:
+            killed_runs.update(run.id for run in all_runs(home) if run.lease_owner == victim_id)
             return True
         victim.send(signal.SIGCONT)
         return False
@@ -79,9 +84,7 @@ def test_three_nodes_one_killed_mid_way_every_file_filed_once(cluster, standin):
              timeout=DEADLINE, what="a fifth of the files done while the victim holds runs")  # fmt: skip
     victim.send(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    victim_id, in_hand = held_by(home, victim.proc.pid)
-    assert in_hand > 0, "the killed node held no runs: the kill proved nothing"
-    killed_runs = {run.id for run in all_runs(home) if run.lease_owner == victim_id}
+    assert killed_runs, "the killed node held no runs: the kill proved nothing"
 
     wait_for(lambda: _succeeded(home) == FILES, timeout=DEADLINE, what="every file to be filed")
     assert survivor.stop() == 0 and worker.stop() == 0
