@@ -132,8 +132,9 @@ class Runner:
         step_id = step.step_id
 
         def record_intent(intent: dict[str, Any]) -> None:
-            # Not indexed for search (bookkeeping): the finish indexes the outputs it stores.
-            self._save(ctx, owner, {**ctx.outputs, step_id: intent}, index=False)
+            # Not indexed for search (bookkeeping): the finish indexes the outputs it stores. On the
+            # disk before the file is touched, so that after a power loss too `recover` knows the name.
+            self._save(ctx, owner, {**ctx.outputs, step_id: intent}, index=False, durable=True)
 
         effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
         return StepContext(
@@ -144,9 +145,11 @@ class Runner:
             trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  # (one field a line would hide the shape)
 
-    def _save(self, ctx: RunContext, owner: str, outputs: dict[str, Any], *, index: bool = True) -> None:
+    def _save(
+        self, ctx: RunContext, owner: str, outputs: dict[str, Any], *, index: bool = True, durable: bool = False
+    ) -> None:
         """Store the outputs so far; LeaseLost when another worker owns the run now."""
-        if not self.store.save_outputs(ctx.run.id, owner, outputs, index=index):
+        if not self.store.save_outputs(ctx.run.id, owner, outputs, index=index, durable=durable):
             raise LeaseLost(ctx.run.id)
         ctx.unsaved = False
 

@@ -142,9 +142,12 @@ class CorrectionStore:
         return _to_correction(row)
 
     def set_refile(self, correction_id: int, refile: dict[str, Any]) -> None:
-        """Record what `--refile` did (or, first, what it is about to do) beside a correction."""
+        """Record what `--refile` did (or, first, what it is about to do) beside a correction.
+
+        Durable (a power loss included) when it returns: it holds a move's intent before the move.
+        """
         stmt = update(corrections).where(corrections.c.id == correction_id).values(refile=refile)
-        with writing(self._engine) as conn:
+        with writing(self._engine, durable=True) as conn:
             conn.execute(stmt)
 
     def latest(self, run_id: int, step_id: str) -> Correction | None:

@@ -10,7 +10,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +75,23 @@ class _Writer:
         self.held: Connection | None = None
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """BEGIN … COMMIT (ROLLBACK on an exception); the caller holds the turn."""
+    def transaction(self, *, durable: bool = False) -> Iterator[Connection]:
+        """BEGIN … COMMIT (ROLLBACK on an exception); the caller holds the turn. See `writing`."""
         if not self.keeps:
             with self.engine.begin() as conn:
                 yield conn
             return
         conn, self.held = self.held or self.engine.connect(), None
         try:
-            with conn.begin():
-                yield conn
+            if durable:
+                _driver(conn).execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if durable:  # the pool hands this same connection out again: back to NORMAL whatever happened
+                    with suppress(sqlite3.Error):  # left at FULL, later commits are only slower
+                        _driver(conn).execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()  # back to the pool, which resets it; the next write checks it out afresh
             raise
@@ -123,12 +130,17 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
 
 
 @contextmanager
-def writing(engine: Engine, *, one_statement: bool = False) -> Iterator[Connection]:
+def writing(engine: Engine, *, one_statement: bool = False, durable: bool = False) -> Iterator[Connection]:
     """A write transaction (BEGIN IMMEDIATE on SQLite), one thread of this process at a time.
 
     DatabaseLost, before anything is written, when the SQLite file was deleted or replaced.
     `one_statement`: the caller executes a single statement, which PostgreSQL then runs as its own
     transaction (autocommit): one round trip to the server instead of three (BEGIN, it, COMMIT).
+    `durable`: on SQLite, the commit is on the disk when it returns (its WAL fsynced). Every commit
+    survives the death of the process; with `synchronous=NORMAL` the last ones may not survive a
+    power loss, which is fine for what the next start finds again (a file still in its folder, a
+    run done again from its last durable outputs) but not for a file's intent, which must outlive
+    the move or write it announces. PostgreSQL's commits are durable already.
     """
     writer = _WRITERS[engine]
     if one_statement and not is_sqlite(writer.engine):
@@ -137,8 +149,12 @@ def writing(engine: Engine, *, one_statement: bool = False) -> Iterator[Connecti
         return
     with writer.turn:
         check_database_file(engine)
-        with writer.transaction() as conn:
+        with writer.transaction(durable=durable) as conn:
             yield conn
+
+
+def _driver(conn: Connection) -> Any:
+    return conn.connection.driver_connection
 
 
 def shown_url(url: str) -> str:

@@ -198,15 +198,18 @@ class RunStore(RunQueries):
         # The heartbeat's thread leaves the run's deferred calls to the worker's next write (see _fenced).
         return self._fenced(run_id, owner, None, {"lease_expires_at": expires}, with_calls=False)[0]
 
-    def save_outputs(self, run_id: int, owner: str, outputs: dict[str, Any], *, index: bool = True) -> bool:
+    def save_outputs(
+        self, run_id: int, owner: str, outputs: dict[str, Any], *, index: bool = True, durable: bool = False
+    ) -> bool:
         """Store the outputs so far of a running run; False when the run is no longer theirs.
 
         `index=False` leaves search's index of the run as it was (a file's intent is bookkeeping,
         and each index update cost more than the save itself); the run's finish indexes its outputs.
+        `durable`: on the disk when this returns, a power loss included (a file's intent: see `writing`).
         """
         # The search columns are written with what they index, so search never sees a stale run.
         values = {"outputs": outputs, "search_text": output_words(outputs)} if index else {"outputs": outputs}
-        return self._fenced(run_id, owner, None, values)[0]
+        return self._fenced(run_id, owner, None, values, durable=durable)[0]
 
     def finish(
         self,
@@ -493,6 +496,7 @@ class RunStore(RunQueries):
         wakes: bool = False,
         then: Callable[[Connection], Run | None] | None = None,
         with_calls: bool = True,
+        durable: bool = False,
     ) -> tuple[bool, Run | None]:
         """Update a run only while it is running under `owner`'s lease; `wakes`: it becomes claimable.
 
@@ -505,7 +509,7 @@ class RunStore(RunQueries):
         try:
             # PostgreSQL runs each statement on its own unless the write wakes others (its NOTIFY
             # goes with the update); the calls then commit before the update, never after it.
-            with writing(self._engine, one_statement=not wakes) as conn:
+            with writing(self._engine, one_statement=not wakes, durable=durable) as conn:
                 self._insert_calls(conn, calls)
                 done = self._update_fenced(conn, run_id, owner, target, values(conn) if callable(values) else values)
                 announce(conn, int(done and wakes))
