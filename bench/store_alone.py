@@ -2,9 +2,10 @@
 
 `python -m bench.store_alone [RUNS]` (2,000) does, per run, what the daemon does: the enqueue (in
 batches of 16, as a settle pass would), the claim (then each finish claims the next), a model call
-held for the next write, two intents (`save_outputs(index=False)`) and the finish, on a fresh SQLite
-file; three rounds, and prints µs of process CPU per run for each and the best. Run it under the
-machine's benchmark lock, sides interleaved (BENCHMARKS.md, "Issue 17, fourth round").
+held for the next write, two intents (`save_outputs(index=False, durable=True)`, as the runner
+saves them) and the finish, on a fresh SQLite file; three rounds, and prints µs of process CPU per
+run for each and the best. Run it under the machine's benchmark lock, sides interleaved
+(BENCHMARKS.md, "Issue 17, fourth round").
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def one_round(folder: Path, runs: int) -> float:
             store.defer_call(run.id, _call(), attempt=run.attempts)
             outputs = {"classify": {"label": "invoice", "confidence": 0.9}}
             outputs["route"] = {"intent": "move_to", "destination": f"/out/invoice/file-{run.id}.txt"}
-            assert store.save_outputs(run.id, OWNER, dict(outputs), index=False)
+            assert store.save_outputs(run.id, OWNER, dict(outputs), index=False, durable=True)
             outputs["write"] = {"intent": "write", "path": f"/out/notes/{run.id}.md"}
-            assert store.save_outputs(run.id, OWNER, dict(outputs), index=False)
+            assert store.save_outputs(run.id, OWNER, dict(outputs), index=False, durable=True)
             finished, run = store.finish_and_claim(
                 run.id, OWNER, RunStatus.SUCCEEDED, outputs=outputs, lease_seconds=300, workflows=WORKFLOWS
             )

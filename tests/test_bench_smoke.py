@@ -46,3 +46,14 @@ def test_the_store_alone_loop_runs():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("the store alone: µs of CPU per run, 3 rounds of 40: ")
+
+
+def test_the_floor_measures_each_part_and_all_together():
+    argv = [sys.executable, "-m", "bench.floor", "20"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "the floor: µs of CPU per run, 3 rounds of 20:"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["model", "db", "files", "db+files+model"]
+    assert all(len(line.split(":")[1].split(",")) == 3 for line in lines[1:])
