@@ -1,4 +1,5 @@
-"""A file's intent is on the disk before the file is touched, a power loss included.
+"""A file's intent is on the disk before the file is touched, a power loss included; so is a run
+acknowledged to someone outside (a hook's 202).
 
 SQLite runs in WAL with `synchronous=NORMAL`: a commit survives the death of the process, but the
 last ones may not survive a power loss. That is fine for what the next start finds again, not for
@@ -13,6 +14,7 @@ import pytest
 
 from daemon.app import App
 from daemon.domain import RunStatus
+from daemon.inbound.hook import BodyKind, HookBody
 from daemon.settings import Settings
 from daemon.store import make_engine
 from daemon.store.db import writing
@@ -82,3 +84,23 @@ def test_the_commits_that_carry_a_files_intent_are_the_durable_ones(tmp_path, st
         assert '"intent"' in durable and "UPDATE runs" in durable and "COMMIT" in durable
     outside = [sql for i, sql in enumerate(seen) if not any(s < i < e for s, e in zip(full, normal, strict=True))]
     assert not any('"intent"' in sql for sql in outside)
+
+
+def test_a_hooks_run_is_durable_before_its_202(tmp_path, standin, monkeypatch):
+    monkeypatch.setenv("FORM_TRIAGE_TOKEN", "durable-token")
+    home = make_home(tmp_path, standin.url)
+    home.use_example("form-triage.yaml")
+    app = App(Settings(data_dir=home.data, workflows=home.workflows, ollama_url=standin.url))
+    seen: list[str] = []
+    try:
+        with writing(app.engine) as conn:
+            conn.connection.driver_connection.set_trace_callback(seen.append)
+        body = HookBody(BodyKind.TEXT, b"Please help: the export is broken.", "text/plain")
+        run = app.sources["http"].accept(app.workflows["form-triage"], body)
+    finally:
+        app.close()
+
+    assert run.status is RunStatus.QUEUED
+    full, normal = seen.index("PRAGMA synchronous=FULL"), seen.index("PRAGMA synchronous=NORMAL")
+    durable = " ".join(seen[full:normal])
+    assert "INSERT INTO runs" in durable and "COMMIT" in durable

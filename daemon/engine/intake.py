@@ -143,12 +143,16 @@ class Intake:
     def spooled(
         self, workflow: Workflow, spooled: Spooled, *, trigger: Origin, dedupe_key: str, context: dict[str, Any]
     ) -> tuple[Run, bool]:
-        """Queue `workflow` on a body stored durably in the inbound spool (a hook's, a mail's), once per key."""
+        """Queue `workflow` on a body stored durably in the inbound spool (a hook's, a mail's), once per key.
+
+        The run is on the disk when this returns, a power loss included: the caller acknowledges it
+        next (a hook's 202, a mail's cursor), and no scan would find the spooled body again.
+        """
         new = NewRun(
             workflow=workflow.name, trigger=trigger, input_path=str(spooled.path), sha256=spooled.sha256,
             dedupe_key=dedupe_key, context=context, max_attempts=self.max_attempts,
         )  # fmt: skip
-        run, created = self._enqueue([new])[0]
+        run, created = self._enqueue([new], durable=True)[0]
         if created:
             self.wake()
         return run, created

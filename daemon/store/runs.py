@@ -113,19 +113,21 @@ class RunStore(RunQueries):
         return self.enqueue_many([new], gone=gone)[0]
 
     def enqueue_many(
-        self, news: Sequence[NewRun], *, gone: Callable[[str], bool] = lambda path: False
+        self, news: Sequence[NewRun], *, gone: Callable[[str], bool] = lambda path: False, durable: bool = False
     ) -> list[tuple[Run, bool]]:
         """`enqueue` each of `news` in order, all in one write transaction; (run, created) for each.
 
         One transaction for a settle pass's files instead of one each: BEGIN, COMMIT and the turn
         on the write lock cost more than a file's insert. Each file sees the ones before it (the
-        same content twice in a batch is one queued run and one skipped duplicate).
+        same content twice in a batch is one queued run and one skipped duplicate). `durable`: on
+        the disk when this returns, a power loss included (see `db.writing`), for a run that is
+        acknowledged to someone outside (a hook's 202, a mail's cursor moved past it).
         """
         if not news:
             return []
         # A kill before this commits queues none of the batch: nothing was acknowledged, and its
         # files are still in their folder, where the start-up scan finds and queues them.
-        with writing(self._engine) as conn:
+        with writing(self._engine, durable=durable) as conn:
             found = []
             for new in news:
                 found.append(self._enqueue_in(conn, new, gone))
