@@ -84,14 +84,14 @@ class _Writer:
         conn, self.held = self.held or self.engine.connect(), None
         try:
             if durable:
-                _driver(conn).execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
+                driver(conn).execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
             try:
                 with conn.begin():
                     yield conn
             finally:
                 if durable:  # the pool hands this same connection out again: back to NORMAL whatever happened
                     with suppress(sqlite3.Error):  # left at FULL, later commits are only slower
-                        _driver(conn).execute("PRAGMA synchronous=NORMAL")
+                        driver(conn).execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()  # back to the pool, which resets it; the next write checks it out afresh
             raise
@@ -153,8 +153,9 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
             yield conn
 
 
-def _driver(conn: Connection) -> Any:
-    return conn.connection.driver_connection
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The `sqlite3` connection under `conn` (in `conn`'s transaction, if one is begun)."""
+    return conn.connection.driver_connection  # type: ignore[return-value]
 
 
 def shown_url(url: str) -> str:
@@ -305,7 +306,7 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # round), its failure translated as the handle_error hook translates SQLAlchemy's.
         begin = conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE")
         try:
-            conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+            driver(conn).execute(begin)
         except sqlite3.Error as exc:
             raise driver_failure(conn, exc, begin, ()) from exc
 

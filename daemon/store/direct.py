@@ -23,6 +23,7 @@ from sqlalchemy import Column, Connection
 from sqlalchemy.engine import Dialect
 
 from daemon.domain import RunStatus
+from daemon.store.db import driver
 from daemon.store.db import driver_failure as failure
 from daemon.store.statements import RUN_COLUMNS, claim_statement, fenced_update, insert_absent_statement
 from daemon.store.tables import model_calls
@@ -118,11 +119,6 @@ class Prepared:
         ]
 
 
-def driver(conn: Connection) -> sqlite3.Connection:
-    """The `sqlite3` connection under `conn` (in `conn`'s transaction, if one is begun)."""
-    return conn.connection.driver_connection  # type: ignore[return-value]
-
-
 class HotStatements:
     """The run store's hot statements for one SQLite engine, each shape compiled at its first use.
 
@@ -136,36 +132,35 @@ class HotStatements:
 
     def insert_absent(self, columns: tuple[str, ...]) -> Prepared:
         """`statements.insert_absent_statement(columns)`, returning the run."""
-        key = ("insert_absent", columns)
-        found = self._made.get(key)
-        if found is None:
-            stmt = insert_absent_statement(columns)
-            found = self._made[key] = Prepared(stmt, self._dialect, returns=RUN_COLUMNS)
-        return found
+        return self._shape(
+            ("insert_absent", columns),
+            lambda: Prepared(insert_absent_statement(columns), self._dialect, returns=RUN_COLUMNS),
+        )
 
     def claim(self, which: str, names: int) -> Prepared:
         """`statements.claim_statement(which)` on SQLite, with `names` workflows for "among"; returning the run."""
-        key = ("claim", which, names)
-        found = self._made.get(key)
-        if found is None:
-            expand = {"b_names": names} if which == "among" else None
-            stmt = claim_statement(which, True)
-            found = self._made[key] = Prepared(stmt, self._dialect, expand=expand, returns=RUN_COLUMNS)
-        return found
+        expand = {"b_names": names} if which == "among" else None
+        return self._shape(
+            ("claim", which, names),
+            lambda: Prepared(claim_statement(which, True), self._dialect, expand=expand, returns=RUN_COLUMNS),
+        )
 
     def fenced(self, target: RunStatus | None, columns: tuple[str, ...]) -> Prepared:
         """`statements.fenced_update(target, …)` setting `columns` (bound values, no SQL expressions)."""
-        key = ("fenced", target, columns)
-        found = self._made.get(key)
-        if found is None:
-            stmt = fenced_update(target, {})[0]
-            found = self._made[key] = Prepared(stmt, self._dialect, column_keys=(*columns, "b_id", "b_owner"))
-        return found
+        return self._shape(
+            ("fenced", target, columns),
+            lambda: Prepared(fenced_update(target, {})[0], self._dialect, column_keys=(*columns, "b_id", "b_owner")),
+        )
 
     def calls(self, columns: tuple[str, ...]) -> Prepared:
         """The INSERT of model calls' rows with `columns`."""
-        key = ("calls", columns)
+        return self._shape(
+            ("calls", columns), lambda: Prepared(model_calls.insert(), self._dialect, column_keys=columns)
+        )
+
+    def _shape(self, key: tuple[Any, ...], compile_it: Callable[[], Prepared]) -> Prepared:
+        """The statement of this shape, compiled by `compile_it` the first time it is asked for."""
         found = self._made.get(key)
         if found is None:
-            found = self._made[key] = Prepared(model_calls.insert(), self._dialect, column_keys=columns)
+            found = self._made[key] = compile_it()
         return found
