@@ -49,13 +49,8 @@ def _into(folder: StrPath) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        _outage(folder, exc)
-        raise
-
-
-def _outage(folder: StrPath, exc: OSError) -> None:
-    """FolderUnavailable when `exc`, met putting a file into `folder`, makes it an outage of that folder."""
-    if exc.errno in _OUT_OF_SPACE:
+        if exc.errno not in _OUT_OF_SPACE:
+            raise
         raise FolderUnavailable(Path(folder), _OUT_OF_SPACE[exc.errno]) from exc
 
 
@@ -208,24 +203,21 @@ def place_exact(src: StrPath, dest: StrPath) -> None:
     """
     _check_source(src)
     parent, name = os.path.split(os.fspath(dest))
-    folder = None
-    try:
+    with _into(parent):
         folder = _open_folder(parent)
         try:
-            if folder is None:
-                os.link(src, dest, follow_symlinks=False)
-            else:
-                os.link(src, name, dst_dir_fd=folder, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
-                raise
-            copy_exact(Path(src), Path(dest))
-        _sync_folder(folder, parent)
-    except OSError as exc:
-        _outage(parent, exc)
-        raise
-    finally:
-        _close(folder)
+            try:
+                if folder is None:
+                    os.link(src, dest, follow_symlinks=False)
+                else:
+                    os.link(src, name, dst_dir_fd=folder, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                copy_exact(Path(src), Path(dest))
+            _sync_folder(folder, parent)
+        finally:
+            _close(folder)
 
 
 def copy_exact(src: Path, dest: Path) -> None:
@@ -242,17 +234,14 @@ def copy_exact(src: Path, dest: Path) -> None:
 def write_exact(dest: StrPath, data: bytes) -> None:
     """Write `data` to exactly `dest` via a fsynced temporary file; FileExistsError when taken."""
     parent, name = os.path.split(os.fspath(dest))
-    folder = None
-    try:
+    with _into(parent):
         folder = _open_folder(parent)
-        if folder is not None and _UNNAMED and _write_unnamed(folder, name, data):
-            _sync_folder(folder, parent)
-            return
-    except OSError as exc:
-        _outage(parent, exc)
-        raise
-    finally:
-        _close(folder)
+        try:
+            if folder is not None and _UNNAMED and _write_unnamed(folder, name, data):
+                _sync_folder(folder, parent)
+                return
+        finally:
+            _close(folder)
     _publish(Path(dest), lambda out: out.write(data))
 
 
