@@ -66,7 +66,7 @@ def test_keep_alive_is_sent_with_every_call(standin):
 
 
 def test_think_goes_only_to_models_that_can_think(standin):
-    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"], "vision": ["qwen3"]})
+    standin.config.update({"models": ["llama3.2"], "thinking": ["qwen3"]})
     backend = backend_for(standin)
 
     for model in ("llama3.2", "qwen3"):

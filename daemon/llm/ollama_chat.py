@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.request import getproxies
 
@@ -28,23 +27,9 @@ import httpcore
 import httpx
 import ollama
 
-# What httpx raises for what httpcore raised, most specific first (httpx maps them the same way).
-_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+# httpcore's exceptions as httpx raises them, as the official client would: httpx's own mapping, so the two
+# cannot drift apart (it is the function httpx's transport wraps every request in).
+from httpx._transports.default import map_httpcore_exceptions as _httpx_errors
 
 
 class Redirected(Exception):
@@ -132,15 +117,3 @@ def _part(line: bytes) -> dict[str, Any]:
     if error := part.get("error"):
         raise ollama.ResponseError(error)
     return part
-
-
-@contextmanager
-def _httpx_errors() -> Iterator[None]:
-    """httpx's exception for one of httpcore's, as the official client would raise it; others pass."""
-    try:
-        yield
-    except Exception as exc:
-        ours = next((mapped for theirs, mapped in _ERRORS if isinstance(exc, theirs)), None)
-        if ours is None:
-            raise
-        raise ours(str(exc)) from exc
