@@ -34,8 +34,9 @@ def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_p
     results = json.loads((tmp_path / "latest.json").read_text())["results"]
     history, backlog = results["history"]["median"], results["backlog"]["median"]
     assert history["runs_per_s_0"] > 0 and history["runs_per_s_500"] > 0 and history["cpu_ms_per_run_500"] > 0
-    assert backlog["files"] == 30 and backlog["files_small"] == 10
+    assert backlog["files"] == 30 and backlog["files_small"] == 20  # two windows of 10 runs
     assert backlog["first_call_s"] > 0 and backlog["peak_rss_mb"] > 0 and backlog["runs_ratio_large_to_small"] > 0
+    assert backlog["runs_per_s_next"] > 0 and backlog["runs_ratio_next_large_to_small"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "| history | runs/s, 500 runs recorded before |" in table
 
