@@ -26,6 +26,7 @@ from daemon.standin.__main__ import config_from, parse_args
 from daemon.standin.__main__ import main as standin_main
 from daemon.standin.brain import count_tokens
 from daemon.standin.config import QUIRKS, SWITCHES
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -62,14 +63,6 @@ def ask(server: StandinServer, text: str, fmt=None, **kwargs) -> str:
     messages = [{"role": "user", "content": text}]
     reply = client(server).chat(model="llama3.2", messages=messages, format=fmt, **kwargs)
     return reply.message.content
-
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    """Poll until condition() holds; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -419,7 +412,7 @@ def test_full_queue_answers_503(standin):
 
     worker = threading.Thread(target=first, daemon=True)
     worker.start()
-    wait_until(lambda: standin.calls_in_flight == 1)
+    wait_for(lambda: standin.calls_in_flight == 1, timeout=5.0, what="the first call in flight")
     with pytest.raises(ollama.ResponseError) as error:
         ask(standin, "second")
     assert error.value.status_code == 503 and "maximum pending requests" in error.value.error
