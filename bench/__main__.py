@@ -1,6 +1,6 @@
-"""`python -m bench [--quick] [--repeat N] [--only a,b] [--backlog-files N] [--history-runs a,b,c]`.
+"""`python -m bench [--quick] [--repeat N] [--only a,b] [--backlog-files N] [--history-runs a,b,c] [--keep-homes]`.
 
-Runs the scenarios, writes JSON and Markdown.
+Runs the scenarios, writes JSON and Markdown, then deletes the scenarios' temporary homes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.harness import HOMES, remove_homes
 from bench.report import markdown
 from bench.scenarios import SCENARIOS, Sizes
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overhead-files", type=int, help="files of the overhead and history scenarios (2,000)")
     parser.add_argument("--backlog-files", type=int, help="files of the large backlog (default 10,000)")
     parser.add_argument("--history-runs", help="recorded runs before the history scenario, e.g. 0,100000,1000000")
+    parser.add_argument(
+        "--keep-homes", action="store_true",
+        help="leave the scenarios' homes in the temporary folder (a series of benches deletes them once, at its end)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.overhead_files:
@@ -39,15 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
-    results: dict[str, dict] = {}
-    for name in names:
-        runs = []
-        for n in range(args.repeat):
-            started = time.monotonic()
-            runs.append(SCENARIOS[name](sizes))
-            took = time.monotonic() - started
-            print(f"{name} {n + 1}/{args.repeat}: {_brief(runs[-1])} ({took:.0f}s)", file=sys.stderr)
-        results[name] = {"median": _medians(runs), "runs": runs}
+    try:
+        results = _run(names, sizes, args.repeat)
+    finally:
+        if args.keep_homes:
+            print(f"homes kept: {' '.join(map(str, HOMES))}", file=sys.stderr)
+        else:
+            remove_homes()
     document = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
@@ -60,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.md").write_text(markdown(document))
     print(markdown(document))
     return 0
+
+
+def _run(names: list[str], sizes: Sizes, repeat: int) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    for name in names:
+        runs = []
+        for n in range(repeat):
+            started = time.monotonic()
+            runs.append(SCENARIOS[name](sizes))
+            took = time.monotonic() - started
+            print(f"{name} {n + 1}/{repeat}: {_brief(runs[-1])} ({took:.0f}s)", file=sys.stderr)
+        results[name] = {"median": _medians(runs), "runs": runs}
+    return results
 
 
 def _medians(runs: list[dict]) -> dict[str, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import socket
 import sqlite3
 import statistics
@@ -50,26 +49,23 @@ def dashboard_idle(sizes) -> dict[str, float]:
     from bench.scenarios import CLASSIFY_WORKFLOW, SCHEDULE_WORKFLOW, standin
 
     home = BenchHome()
-    try:
-        for n in range(3):
-            (home.root / f"In{n}").mkdir()
-            home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
-        for n in range(2):
-            home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
-        port = _free_port()
-        with standin() as url:
-            daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
-            daemon.wait_ready()
-            _until_page(f"http://127.0.0.1:{port}/")
-            time.sleep(1.0)
-            before = daemon.cpu()
-            time.sleep(sizes.idle_seconds)
-            used = daemon.cpu() - before
-            rss = daemon.rss()
-            daemon.stop()
-        return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    for n in range(3):
+        (home.root / f"In{n}").mkdir()
+        home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
+    for n in range(2):
+        home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
+    port = _free_port()
+    with standin() as url:
+        daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
+        daemon.wait_ready()
+        _until_page(f"http://127.0.0.1:{port}/")
+        time.sleep(1.0)
+        before = daemon.cpu()
+        time.sleep(sizes.idle_seconds)
+        used = daemon.cpu() - before
+        rss = daemon.rss()
+        daemon.stop()
+    return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
 
 
 def dashboard_startup(sizes) -> dict[str, float]:
@@ -77,20 +73,17 @@ def dashboard_startup(sizes) -> dict[str, float]:
     from bench.scenarios import CLASSIFY_WORKFLOW, standin
 
     home = BenchHome()
-    try:
-        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        ready, page = [], []
-        with standin() as url:
-            for _ in range(sizes.startups):
-                port = _free_port()
-                daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
-                ready.append(daemon.wait_ready())
-                _until_page(f"http://127.0.0.1:{port}/healthz")
-                page.append(time.monotonic() - daemon.launched)
-                daemon.stop()
-        return {"ready_s": statistics.median(ready), "first_page_s": statistics.median(page)}
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+    ready, page = [], []
+    with standin() as url:
+        for _ in range(sizes.startups):
+            port = _free_port()
+            daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
+            ready.append(daemon.wait_ready())
+            _until_page(f"http://127.0.0.1:{port}/healthz")
+            page.append(time.monotonic() - daemon.launched)
+            daemon.stop()
+    return {"ready_s": statistics.median(ready), "first_page_s": statistics.median(page)}
 
 
 def fill(home: BenchHome, count: int, seed: int = 7) -> None:
@@ -151,24 +144,21 @@ PAGES = {
 def dashboard_pages(sizes) -> dict[str, float]:
     """`gristmill web` over `sizes.dashboard_runs` recorded runs: medians of each page's load time."""
     home = BenchHome()
+    fill(home, sizes.dashboard_runs)
+    port = _free_port()
+    env = home.env("http://127.0.0.1:9", 1, http=f"127.0.0.1:{port}")
+    web = subprocess.Popen([sys.executable, "-m", "daemon", "web"], env=env, cwd=home.root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        fill(home, sizes.dashboard_runs)
-        port = _free_port()
-        env = home.env("http://127.0.0.1:9", 1, http=f"127.0.0.1:{port}")
-        web = subprocess.Popen([sys.executable, "-m", "daemon", "web"], env=env, cwd=home.root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _until_page(base + "/healthz")
-            middle = sizes.dashboard_runs // 2
-            with httpx.Client(timeout=60) as client:
-                return {key: _median_ms(client, base + path.format(middle=middle), sizes.page_requests)
-                        for key, path in PAGES.items()} | {"runs": sizes.dashboard_runs}  # fmt: skip
-        finally:
-            web.terminate()
-            web.wait(30)
+        base = f"http://127.0.0.1:{port}"
+        _until_page(base + "/healthz")
+        middle = sizes.dashboard_runs // 2
+        with httpx.Client(timeout=60) as client:
+            return {key: _median_ms(client, base + path.format(middle=middle), sizes.page_requests)
+                    for key, path in PAGES.items()} | {"runs": sizes.dashboard_runs}  # fmt: skip
     finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+        web.terminate()
+        web.wait(30)
 
 
 def _median_ms(client: httpx.Client, url: str, times: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -46,11 +47,31 @@ def switches(pid: int) -> int:
     return total
 
 
+# Every home this process made, deleted together when the bench ends (`remove_homes`), never
+# between scenarios: on an ext4 file system without a journal (this VM's), a new file's inode is
+# found by stepping past every inode freed in the last minutes, a buffer-cache lookup each, so a
+# scenario that had just deleted the 4,000 files of the one before it paid for them in every
+# write step's new file: 4.8-6.5 ms of daemon CPU a run against 3.3-4.1 (BENCHMARKS.md).
+HOMES: list[Path] = []
+
+
+def _new_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="gristmill-bench-"))
+    HOMES.append(root)
+    return root
+
+
+def remove_homes() -> None:
+    """Delete every home this process made (the bench's last step)."""
+    while HOMES:
+        shutil.rmtree(HOMES.pop(), ignore_errors=True)
+
+
 @dataclass
 class BenchHome:
-    """A temporary HOME with an inbox, a workflows folder and a data dir."""
+    """A temporary HOME with an inbox, a workflows folder and a data dir; it lives until `remove_homes`."""
 
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gristmill-bench-")))
+    root: Path = field(default_factory=_new_root)
 
     def __post_init__(self) -> None:
         for sub in ("Inbox", "workflows", "data", "staging"):

@@ -61,29 +61,26 @@ def seeded(home: BenchHome, count: int, workflow: str) -> int:
 
 def _template(count: int, workflow: str) -> Path:
     blank = BenchHome()
-    try:
-        _upgrade(blank)
-        with sqlite3.connect(blank.db) as conn:
-            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        path = CACHE / f"{revision}-{workflow}-{count}-{_LAYOUT}.db"
-        if path.exists():
-            return path
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(blank.db) as conn:
-            conn.execute(_RUNS, {"count": count, "workflow": workflow})
-            conn.execute(_CALLS)
-            # One INSERT of a million rows leaves FTS5 with large segments whose merge it has barely begun;
-            # each later write does a share of it (8 pages a run here, for the first ~2,000 runs). A daemon
-            # that recorded its runs one by one merged as it went: the template's index is merged now.
-            conn.execute("INSERT INTO runs_fts(runs_fts) VALUES ('optimize')")
-        with sqlite3.connect(blank.db) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        partial = path.with_suffix(".partial")
-        shutil.copyfile(blank.db, partial)
-        partial.rename(path)  # whole or absent: a template cut short by Ctrl-C is never reused
+    _upgrade(blank)
+    with sqlite3.connect(blank.db) as conn:
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    path = CACHE / f"{revision}-{workflow}-{count}-{_LAYOUT}.db"
+    if path.exists():
         return path
-    finally:
-        shutil.rmtree(blank.root, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(blank.db) as conn:
+        conn.execute(_RUNS, {"count": count, "workflow": workflow})
+        conn.execute(_CALLS)
+        # One INSERT of a million rows leaves FTS5 with large segments whose merge it has barely begun;
+        # each later write does a share of it (8 pages a run here, for the first ~2,000 runs). A daemon
+        # that recorded its runs one by one merged as it went: the template's index is merged now.
+        conn.execute("INSERT INTO runs_fts(runs_fts) VALUES ('optimize')")
+    with sqlite3.connect(blank.db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    partial = path.with_suffix(".partial")
+    shutil.copyfile(blank.db, partial)
+    partial.rename(path)  # whole or absent: a template cut short by Ctrl-C is never reused
+    return path
 
 
 def _upgrade(home: BenchHome) -> None:

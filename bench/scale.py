@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -104,7 +103,6 @@ def _workers(server, standin_url: str, nodes: int, concurrency: int, files: int)
     finally:
         for worker in workers:
             worker.stop()
-        shutil.rmtree(home.root, ignore_errors=True)
         server.drop(url)
 
 

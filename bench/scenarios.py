@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -119,29 +118,26 @@ def _pipeline(
     url: str, files: int, concurrency: int, env: dict[str, str] | None = None, history: int = 0
 ) -> dict[str, float]:
     home = BenchHome()
-    try:
-        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        seeded = history_db(home, history, "bench")
-        daemon = Daemon(home, url, concurrency=concurrency, env=env)
-        daemon.wait_ready(timeout=300)
-        cpu_ready, switched = daemon.cpu(), daemon.switches()
-        dropped = {f"doc-{n:05d}.txt": home.drop(f"doc-{n:05d}.txt", DOC.format(n=n)) for n in range(files)}
-        wait_until(lambda: home.finished(seeded) >= files, 600, f"{files} runs")
-        cpu_done, switched = daemon.cpu(), daemon.switches() - switched
-        daemon.stop()
-        finished = home.finish_times(seeded)
-        latencies = sorted(finished[name] - at for name, at in dropped.items())
-        elapsed = max(finished.values()) - min(dropped.values())
-        return {
-            "runs_per_s": files / elapsed,
-            "cpu_ms_per_run": (cpu_done - cpu_ready) * 1000 / files,
-            "switches_per_run": switched / files,  # thread hand-offs: waits on a lock, a queue, the GIL
-            "latency_p50_ms": _pct(latencies, 50) * 1000,
-            "latency_p95_ms": _pct(latencies, 95) * 1000,
-            "latency_p99_ms": _pct(latencies, 99) * 1000,
-        }
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+    seeded = history_db(home, history, "bench")
+    daemon = Daemon(home, url, concurrency=concurrency, env=env)
+    daemon.wait_ready(timeout=300)
+    cpu_ready, switched = daemon.cpu(), daemon.switches()
+    dropped = {f"doc-{n:05d}.txt": home.drop(f"doc-{n:05d}.txt", DOC.format(n=n)) for n in range(files)}
+    wait_until(lambda: home.finished(seeded) >= files, 600, f"{files} runs")
+    cpu_done, switched = daemon.cpu(), daemon.switches() - switched
+    daemon.stop()
+    finished = home.finish_times(seeded)
+    latencies = sorted(finished[name] - at for name, at in dropped.items())
+    elapsed = max(finished.values()) - min(dropped.values())
+    return {
+        "runs_per_s": files / elapsed,
+        "cpu_ms_per_run": (cpu_done - cpu_ready) * 1000 / files,
+        "switches_per_run": switched / files,  # thread hand-offs: waits on a lock, a queue, the GIL
+        "latency_p50_ms": _pct(latencies, 50) * 1000,
+        "latency_p95_ms": _pct(latencies, 95) * 1000,
+        "latency_p99_ms": _pct(latencies, 99) * 1000,
+    }
 
 
 def overhead(sizes: Sizes) -> dict[str, float]:
@@ -222,28 +218,25 @@ def _backlog(files: int, timed: int) -> dict[str, float]:
     covers the whole scan.
     """
     home = BenchHome()
-    try:
-        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        for n in range(files):
-            (home.inbox / f"doc-{n:06d}.txt").write_text(DOC.format(n=n))
-        with standin("--slots", "4") as url:
-            launched = time.time()
-            daemon = Daemon(home, url)
-            wait_until(lambda: _first_call(url) is not None, 300, "the first model call")
-            first = _first_call(url)
-            # Polled gently: a count over a large table every 20 ms would take CPU from the daemon.
-            wait_until(lambda: home.finished() >= 2 * timed, 3600, f"{2 * timed} runs of the backlog", every=0.1)
-            wait_until(lambda: home.queued() >= files, 3600, "the whole backlog to be queued", every=0.5)
-            queued = time.time() - launched
-            _, peak = daemon.stop(timeout=120)
-        ends = sorted(home.finish_times().values())
-        return {
-            "first_call_s": first - launched, "runs_per_s": timed / (ends[timed - 1] - first),
-            "runs_per_s_next": timed / (ends[2 * timed - 1] - ends[timed - 1]), "all_queued_s": queued,
-            "peak_rss_mb": peak,
-        }  # fmt: skip
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+    for n in range(files):
+        (home.inbox / f"doc-{n:06d}.txt").write_text(DOC.format(n=n))
+    with standin("--slots", "4") as url:
+        launched = time.time()
+        daemon = Daemon(home, url)
+        wait_until(lambda: _first_call(url) is not None, 300, "the first model call")
+        first = _first_call(url)
+        # Polled gently: a count over a large table every 20 ms would take CPU from the daemon.
+        wait_until(lambda: home.finished() >= 2 * timed, 3600, f"{2 * timed} runs of the backlog", every=0.1)
+        wait_until(lambda: home.queued() >= files, 3600, "the whole backlog to be queued", every=0.5)
+        queued = time.time() - launched
+        _, peak = daemon.stop(timeout=120)
+    ends = sorted(home.finish_times().values())
+    return {
+        "first_call_s": first - launched, "runs_per_s": timed / (ends[timed - 1] - first),
+        "runs_per_s_next": timed / (ends[2 * timed - 1] - ends[timed - 1]), "all_queued_s": queued,
+        "peak_rss_mb": peak,
+    }  # fmt: skip
 
 
 def _first_call(url: str) -> float | None:
@@ -255,44 +248,38 @@ def _first_call(url: str) -> float | None:
 def idle(sizes: Sizes) -> dict[str, float]:
     """Three watch and two schedule workflows, nothing happening: CPU and memory."""
     home = BenchHome()
-    try:
-        for n in range(3):
-            (home.root / f"In{n}").mkdir()
-            home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
-        for n in range(2):
-            home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
-        with standin() as url:
-            daemon = Daemon(home, url)
-            daemon.wait_ready()
-            time.sleep(1.0)  # let start-up work settle before the idle window
-            before = daemon.cpu()
-            time.sleep(sizes.idle_seconds)
-            used = daemon.cpu() - before
-            rss = daemon.rss()
-            daemon.stop()
-        return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    for n in range(3):
+        (home.root / f"In{n}").mkdir()
+        home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
+    for n in range(2):
+        home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
+    with standin() as url:
+        daemon = Daemon(home, url)
+        daemon.wait_ready()
+        time.sleep(1.0)  # let start-up work settle before the idle window
+        before = daemon.cpu()
+        time.sleep(sizes.idle_seconds)
+        used = daemon.cpu() - before
+        rss = daemon.rss()
+        daemon.stop()
+    return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
 
 
 def startup(sizes: Sizes) -> dict[str, float]:
     """Launch to ready, against the bare interpreter's start as the baseline."""
     home = BenchHome()
-    try:
-        home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
-        times, bare = [], []
-        with standin() as url:
-            for _ in range(sizes.startups):
-                daemon = Daemon(home, url)
-                times.append(daemon.wait_ready())
-                daemon.stop()
-                start = time.monotonic()
-                subprocess.run([sys.executable, "-c", "pass"], check=True)
-                bare.append(time.monotonic() - start)
-        ready, base = statistics.median(times), statistics.median(bare)
-        return {"ready_s": ready, "baseline_python_s": base, "ratio_to_python": ready / base}
-    finally:
-        shutil.rmtree(home.root, ignore_errors=True)
+    home.workflow("bench", CLASSIFY_WORKFLOW.format(name="bench", folder="Inbox"))
+    times, bare = [], []
+    with standin() as url:
+        for _ in range(sizes.startups):
+            daemon = Daemon(home, url)
+            times.append(daemon.wait_ready())
+            daemon.stop()
+            start = time.monotonic()
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            bare.append(time.monotonic() - start)
+    ready, base = statistics.median(times), statistics.median(bare)
+    return {"ready_s": ready, "baseline_python_s": base, "ratio_to_python": ready / base}
 
 
 def _pct(values: list[float], pct: float) -> float:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 from tests.support import REPO
 
 
-def _bench(only: str, out) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", only, "--out", str(out)]
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+def _bench(only: str, out, *more: str) -> subprocess.CompletedProcess:
+    """The bench, its temporary files (the scenarios' homes among them) in `out`/tmp."""
+    (out / "tmp").mkdir()
+    argv = [sys.executable, "-m", "bench", "--quick", "--repeat", "1", "--only", only, "--out", str(out), *more]
+    env = {**os.environ, "TMPDIR": str(out / "tmp")}
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+
+
+def _homes(out) -> list[str]:
+    made = (out / "tmp").glob("gristmill-bench-*")
+    return sorted(path.name for path in made if path.name != "gristmill-bench-history")
 
 
 def test_bench_quick_run_writes_json_and_markdown(tmp_path):
     result = _bench("overhead,startup", tmp_path)
 
     assert result.returncode == 0, result.stderr
+    assert _homes(tmp_path) == []  # deleted at the end, not one by one after each scenario
     document = json.loads((tmp_path / "latest.json").read_text())
     overhead = document["results"]["overhead"]["median"]
     assert overhead["runs_per_s"] > 0 and overhead["cpu_ms_per_run"] > 0
@@ -28,9 +38,12 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path):
 
 
 def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_path):
-    result = _bench("history,backlog", tmp_path)
+    result = _bench("history,backlog", tmp_path, "--keep-homes")
 
     assert result.returncode == 0, result.stderr
+    kept = result.stderr.split("homes kept: ")[1].split()
+    assert len(kept) == 5  # the template's, a history size's two, the two backlogs'
+    assert sorted(os.path.basename(home) for home in kept) == _homes(tmp_path)
     results = json.loads((tmp_path / "latest.json").read_text())["results"]
     history, backlog = results["history"]["median"], results["backlog"]["median"]
     assert history["runs_per_s_0"] > 0 and history["runs_per_s_500"] > 0 and history["cpu_ms_per_run_500"] > 0
