@@ -71,3 +71,17 @@ def test_the_floor_measures_each_part_and_all_together():
     assert lines[0] == "the floor: µs of CPU per run, 3 rounds of 20:"
     assert [line.split(":")[0].strip() for line in lines[1:]] == ["model", "db", "files", "db+files+model"]
     assert all(len(line.split(":")[1].split(",")) == 3 for line in lines[1:])
+
+
+def test_a_daemons_peak_memory_is_its_own_not_the_benchs(tmp_path):
+    """Exec records in a child's ru_maxrss the peak of the process it was started from: not read."""
+    from bench.harness import BenchHome, Daemon
+
+    ballast = b"\1" * (300 << 20)  # every page written: this process's peak passes 300 MB
+    del ballast
+    home = BenchHome(tmp_path)
+    daemon = Daemon(home, "http://127.0.0.1:9")  # no model server: it starts all the same
+    daemon.wait_ready(timeout=120)
+    _, peak = daemon.stop()
+
+    assert 20 < peak < 250, peak  # the daemon's own tens of MB, not this process's 300
