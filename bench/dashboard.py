@@ -46,26 +46,14 @@ def _until_page(url: str, timeout: float = 60) -> None:
 
 def dashboard_idle(sizes) -> dict[str, float]:
     """The idle scenario's daemon with the dashboard on and its stack loaded (one page viewed)."""
-    from bench.scenarios import CLASSIFY_WORKFLOW, SCHEDULE_WORKFLOW, standin
+    from bench.scenarios import idle_home, idle_window, standin
 
-    home = BenchHome()
-    for n in range(3):
-        (home.root / f"In{n}").mkdir()
-        home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
-    for n in range(2):
-        home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
     port = _free_port()
     with standin() as url:
-        daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
+        daemon = Daemon(idle_home(), url, http=f"127.0.0.1:{port}")
         daemon.wait_ready()
         _until_page(f"http://127.0.0.1:{port}/")
-        time.sleep(1.0)
-        before = daemon.cpu()
-        time.sleep(sizes.idle_seconds)
-        used = daemon.cpu() - before
-        rss = daemon.rss()
-        daemon.stop()
-    return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
+        return idle_window(daemon, sizes)
 
 
 def dashboard_startup(sizes) -> dict[str, float]:

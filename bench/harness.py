@@ -55,7 +55,8 @@ def switches(pid: int) -> int:
 # between scenarios: on an ext4 file system without a journal (this VM's), a new file's inode is
 # found by stepping past every inode freed in the last minutes, a buffer-cache lookup each, so a
 # scenario that had just deleted the 4,000 files of the one before it paid for them in every
-# write step's new file: 4.8-6.5 ms of daemon CPU a run against 3.3-4.1 (BENCHMARKS.md).
+# write step's new file (5.6-5.8 ms of daemon CPU a run in the two minutes after 16,000 deletions,
+# 4.3-4.7 before them: BENCHMARKS.md, sixth round).
 HOMES: list[Path] = []
 
 

@@ -247,21 +247,31 @@ def _first_call(url: str) -> float | None:
 
 def idle(sizes: Sizes) -> dict[str, float]:
     """Three watch and two schedule workflows, nothing happening: CPU and memory."""
+    with standin() as url:
+        daemon = Daemon(idle_home(), url)
+        daemon.wait_ready()
+        return idle_window(daemon, sizes)
+
+
+def idle_home() -> BenchHome:
+    """A home with the idle scenario's three watch and two schedule workflows."""
     home = BenchHome()
     for n in range(3):
         (home.root / f"In{n}").mkdir()
         home.workflow(f"watch-{n}", CLASSIFY_WORKFLOW.format(name=f"watch-{n}", folder=f"In{n}"))
     for n in range(2):
         home.workflow(f"tick-{n}", SCHEDULE_WORKFLOW.format(name=f"tick-{n}"))
-    with standin() as url:
-        daemon = Daemon(home, url)
-        daemon.wait_ready()
-        time.sleep(1.0)  # let start-up work settle before the idle window
-        before = daemon.cpu()
-        time.sleep(sizes.idle_seconds)
-        used = daemon.cpu() - before
-        rss = daemon.rss()
-        daemon.stop()
+    return home
+
+
+def idle_window(daemon: Daemon, sizes: Sizes) -> dict[str, float]:
+    """The ready daemon's CPU over the idle window and its memory at the end; then it is stopped."""
+    time.sleep(1.0)  # let start-up work settle before the idle window
+    before = daemon.cpu()
+    time.sleep(sizes.idle_seconds)
+    used = daemon.cpu() - before
+    rss = daemon.rss()
+    daemon.stop()
     return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}
 
 
