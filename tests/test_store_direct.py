@@ -18,6 +18,7 @@ import pytest
 from daemon.domain import ModelCall, NewRun, Origin, RunStatus
 from daemon.errors import StoreError
 from daemon.store import RunStore, make_engine
+from daemon.store.db import driver, writing
 from daemon.store.migrate import upgrade
 from daemon.store.search import search
 
@@ -128,6 +129,28 @@ def test_the_driver_path_stores_what_the_core_path_stores(tmp_path: Path):
     finally:
         direct.engine.dispose()
         core.engine.dispose()
+
+
+def test_a_runs_statements_are_compiled_once_not_at_every_execution(tmp_path: Path):
+    """SQLite compiles a statement again when a value bound in its WHERE could match a partial index's."""
+    store = _store(tmp_path / "runs.db", direct=True)
+    try:
+        for n in range(3):  # each statement shape runs at least twice
+            news = [NewRun("inbox", Origin.FILE, f"/in/{n}-{i}.txt", f"{n}-{i}", f"{n}-{i}") for i in range(2)]
+            store.enqueue_many(news)
+            run = store.claim("w1", 30, workflows=["inbox"])
+            while run is not None:
+                store.defer_call(run.id, _call("classify", {"type": "object"}), attempt=run.attempts)
+                store.save_outputs(run.id, "w1", {"kind": {"intent": "move_to"}}, index=False, durable=True)
+                run = store.finish_and_claim(run.id, "w1", S, outputs={"kind": {}}, lease_seconds=30)[1]
+        # SQLite's own account of the statements the writer's connection holds (its sqlite_stmt table).
+        with writing(store.engine) as conn:
+            held = driver(conn).execute("SELECT sql, run, reprep FROM sqlite_stmt").fetchall()
+        ours = {sql.split(" WHERE")[0]: (ran, again) for sql, ran, again in held if "runs" in sql.split("(")[0]}
+        assert sum(ran for ran, _ in ours.values()) >= 20  # the enqueue, claims, intents and finishes
+        assert {sql: again for sql, (_, again) in ours.items() if again} == {}
+    finally:
+        store.engine.dispose()
 
 
 @pytest.mark.parametrize("direct", [True, False])

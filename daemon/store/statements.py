@@ -33,18 +33,34 @@ def _allowed_from(target: RunStatus, via: RunStatus | None, retry: bool) -> tupl
     return tuple(sorted(status.value for status in allowed))
 
 
+def status_in(*statuses: str) -> ColumnElement[bool]:
+    """WHERE clause: the run's status is one of `statuses`, written out in the SQL, never bound.
+
+    SQLite's planner weighs a term against the WHERE of each partial index (ix_runs_queued_id:
+    status = 'queued'); a bound status there marks the statement to be compiled anew whenever that
+    parameter is bound again, which the driver does at every execution: every claim was parsed and
+    planned again, 6 % of the store's CPU (BENCHMARKS.md, seventh round).
+    """
+    written = [_written(status) for status in statuses]
+    return runs.c.status == written[0] if len(written) == 1 else runs.c.status.in_(written)
+
+
+def _written(status: str) -> ColumnElement[str]:
+    return literal_column(f"'{status}'")
+
+
 def moving_to(target: RunStatus, *, via: RunStatus | None = None, retry: bool = False) -> ColumnElement[bool]:
     """WHERE clause: the run's status may become `target` (only from `via`, when given)."""
     allowed = _allowed_from(target, via, retry)
     if not allowed:
         raise InvalidTransition(str(via), str(target), retry)
-    return runs.c.status == allowed[0] if len(allowed) == 1 else runs.c.status.in_(allowed)
+    return status_in(*allowed)
 
 
 def not_overlapping() -> ColumnElement[bool]:
     """A scheduled run waits while another run of its workflow is running (`overlap: queue`)."""
     other = runs.alias("other")
-    busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == RUNNING.value)
+    busy = select(other.c.id).where(other.c.workflow == runs.c.workflow, other.c.status == _written(RUNNING.value))
     return (runs.c.trigger != Origin.SCHEDULE.value) | ~busy.exists()
 
 
@@ -60,7 +76,7 @@ def claim_statement(which: str, on_sqlite: bool) -> Any:
         # statistics here, likelihood() marks it as most rows so the planner walks that index in id
         # order. Otherwise it read every queued run through (status, not_before, id) and sorted them
         # for each claim: 0.5 ms with 2,000 queued, growing with the backlog (BENCHMARKS.md).
-        queued = runs.c.status == literal_column(f"'{QUEUED.value}'")
+        queued = status_in(QUEUED.value)
         if on_sqlite:
             queued = func.likelihood(queued, literal_column("0.9"))
         oldest = select(runs.c.id).where(queued, due, not_overlapping())
@@ -94,7 +110,7 @@ def queued_from_statement(on_sqlite: bool) -> Any:
     WHERE; on SQLite likelihood() keeps the planner on that index, not (status, not_before, id),
     which would read every queued run, those before b_id too.
     """
-    queued = runs.c.status == literal_column(f"'{QUEUED.value}'")
+    queued = status_in(QUEUED.value)
     if on_sqlite:
         queued = func.likelihood(queued, literal_column("0.9"))
     return select(func.count()).where(queued, runs.c.id >= bindparam("b_id"))
@@ -120,7 +136,7 @@ def insert_absent_statement(columns: tuple[str, ...]) -> Any:
 @cache
 def _fenced_statement(target: RunStatus | None) -> Any:
     """UPDATE … WHERE the run is running under the lease of owner b_owner; SET from the parameters."""
-    allowed = runs.c.status == RUNNING.value if target is None else moving_to(target, via=RUNNING)
+    allowed = status_in(RUNNING.value) if target is None else moving_to(target, via=RUNNING)
     return update(runs).where(runs.c.id == bindparam("b_id"), allowed, runs.c.lease_owner == bindparam("b_owner"))
 
 
