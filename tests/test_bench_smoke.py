@@ -62,6 +62,17 @@ def test_the_store_alone_loop_runs():
     assert result.stdout.startswith("the store alone: µs of CPU per run, 3 rounds of 40: ")
 
 
+def test_the_call_alone_measures_the_daemons_call_beside_the_official_clients():
+    argv = [sys.executable, "-m", "bench.call_alone", "20"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["daemon", "official client", "daemon ÷ official client (medians)"]
+    assert all(len(line.split(": ")[2].split(", ")) == 3 for line in lines[:2])
+    assert float(lines[2].rsplit(" ", 1)[1]) > 0
+
+
 def test_the_floor_measures_each_part_and_all_together():
     argv = [sys.executable, "-m", "bench.floor", "20"]
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from daemon.llm.ask import Asker
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.settings import ServerConfig
 from daemon.standin import StandinConfig, StandinServer
+from tests.support import wait_for
 
 SHORT = "<document>A short note about the garden.</document>"
 LONG = "<document>" + " ".join(f"word{i}" for i in range(3000)) + "</document>"
@@ -224,3 +226,65 @@ def test_a_proxy_set_in_the_environment_is_used_for_calls(standin, monkeypatch):
     with pytest.raises(ModelUnavailable, match="is unreachable"):  # the proxy is, not the server
         backend_for(standin).chat(call)
     assert standin.recorded() == []
+
+
+class _OneAnswerThenHangUp(BaseHTTPRequestHandler):
+    """Answers a chat in two streamed lines, then closes the connection without having said it would."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive unless told otherwise: the client keeps the connection
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_POST(self) -> None:  # noqa: N802  (the handler's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        lines = [
+            {"model": "llama3.2", "message": {"role": "assistant", "content": "garden"}, "done": False},
+            {"model": "llama3.2", "message": {"role": "assistant", "content": ""}, "done": True,
+             "done_reason": "stop", "eval_count": 1},
+        ]  # fmt: skip
+        data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True  # as a server that times idle connections out does, a moment later
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _CountsClosed(ThreadingHTTPServer):
+    closed = 0
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        type(self).closed += 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used_again():
+    with _CountsClosed(("127.0.0.1", 0), _OneAnswerThenHangUp) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            config = ServerConfig(name="brief", kind="ollama", url=f"http://127.0.0.1:{server.server_port}")
+            backend = OllamaBackend(config, timeout=10)
+            first = backend.chat(ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}],
+                                           options={"num_ctx": 2048}))  # fmt: skip
+            wait_for(lambda: _CountsClosed.closed == 1, timeout=5, what="the server to close the first connection")
+            second = backend.chat(ModelCall(model="llama3.2", messages=[{"role": "user", "content": SHORT}],
+                                            options={"num_ctx": 2048}))  # fmt: skip
+        finally:
+            server.shutdown()
+
+    assert first.answer == second.answer == "garden"
+    assert _OneAnswerThenHangUp.connections == 2  # the second call on a connection of its own
+
+
+def test_calls_one_after_another_share_one_connection(standin):
+    backend = backend_for(standin)
+    for _ in range(3):
+        assert ask(backend, SHORT, num_ctx=2048).answer
+    assert len({r["peer"] for r in standin.recorded() if r["path"] == "/api/chat"}) == 1

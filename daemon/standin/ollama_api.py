@@ -98,7 +98,7 @@ def _complete(h: Exchange, kind: str) -> None:
         return _error(h, 400, reason)
     standin = h.standin
     config = standin.config
-    standin.record(h.route, body)
+    standin.record(h.route, body, h.client_address[1])
     if failure := config.take_failure():
         return h.send(failure[0], failure_body(failure[1]), JSON_TYPE)
     if problem := problem_of(kind, body, config):

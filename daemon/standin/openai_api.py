@@ -109,7 +109,7 @@ def _chat(h: Exchange) -> None:
     if body is None:
         return send_error(h, ApiError(400, f"We could not parse the JSON body of your request: {reason}"))
     standin = h.standin
-    standin.record(h.route, body)
+    standin.record(h.route, body, h.client_address[1])
     if failure := standin.config.take_failure():
         return send_error(h, _injected(*failure))
     parsed = _parse(body, standin.config, standin.quirks_of)

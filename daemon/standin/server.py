@@ -115,10 +115,10 @@ class StandinServer:
         with self.config.lock:
             self.config.seen_prompts.clear()
 
-    def record(self, path: str, body: dict[str, Any]) -> None:
-        """Remember a model call's request body."""
+    def record(self, path: str, body: dict[str, Any], peer: int) -> None:
+        """Remember a model call's request body, and the client's port (one per connection it kept)."""
         with self._lock:
-            self.requests.append({"path": path, "time": self.clock(), "body": body})
+            self.requests.append({"path": path, "time": self.clock(), "body": body, "peer": peer})
 
     def recorded(self) -> list[dict[str, Any]]:
         """A copy of the recorded requests."""
