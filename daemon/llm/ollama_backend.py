@@ -1,6 +1,6 @@
 """The Ollama backend, over the official `ollama` client: `/api/*`, never Ollama's `/v1`.
 
-The model calls themselves send the client's request over httpcore without the client's layers
+The model calls themselves send the client's request over `http.client` without the client's layers
 (ollama_chat.py says what that keeps and what it saves); listings, `show`, `ps` and pulls use the client.
 
 What it does that a naive client does not (each a real complaint in other projects' trackers):
@@ -11,9 +11,9 @@ What it does that a naive client does not (each a real complaint in other projec
 - `think` only for models whose capabilities include "thinking";
 - answers are streamed, so the timeout is one of silence: a slow but steady model is never cut off,
   a server that stops sending is caught after `timeout` seconds without a token;
-- one client (and one connection pool for the calls) per server for the life of the process,
-  shared by the workers: the pool keeps a keep-alive connection for each thread that calls at
-  once (a profile of the overhead scenario shows no connect after the first calls). Making it at
+- one client per server for the life of the process, shared by the workers, its calls on a
+  keep-alive connection for each thread that calls (a profile of the overhead scenario shows no
+  connect after the first calls). Making the client at
   the first call instead, to import `ollama` and `httpx` after "ready", cost that first call about
   a second on a loaded machine and bought no start-up time that could be told from the noise
   (BENCHMARKS.md, issue 17).

@@ -3,8 +3,8 @@
 The official client builds each request through pydantic and httpx's client layers (URL merging,
 cookies, auth, redirects, text decoding) and parses each streamed line into a pydantic model: about
 0.9 ms of CPU per call on the overhead scenario's instant stand-in; the same request over httpcore
-(the connection pool beneath httpx) about 0.45 ms, over `http.client` about 0.28 (issue 17; a run
-makes one such call). What those layers did for this request is kept:
+(the connection pool beneath httpx) about 0.5 ms, over `http.client` about 0.3 (`python -m
+bench.call_alone`; BENCHMARKS.md, issue 17, seventh round). What those layers did is kept:
 - the body is the JSON the client sends (its messages without empty fields, `tools: []`, no None);
 - the headers are the client's own (User-Agent, Authorization, OLLAMA_API_KEY), without compression;
 - the timeouts are the client's: `connect` to connect, and the silence allowed between two reads
