@@ -16,12 +16,12 @@ from collections.abc import Callable
 
 import ollama
 
+from bench.floor import SCHEMA, official_answer
 from bench.scenarios import DOC, standin
 from daemon.domain import ModelCall
 from daemon.llm.ollama_backend import OllamaBackend
 from daemon.settings import ServerConfig
 
-SCHEMA = {"type": "object", "properties": {"label": {"enum": ["invoice", "letter"]}}, "required": ["label"]}
 MESSAGES = [{"role": "user", "content": f"Classify this document.\n<document>{DOC.format(n=1)}</document>"}]
 
 
@@ -43,9 +43,7 @@ def main(argv: list[str]) -> int:
             return backend.chat(ModelCall(model="llama3.2", messages=MESSAGES, options={}, format=SCHEMA)).answer
 
         def theirs() -> object:
-            parts = client.chat(model="llama3.2", messages=MESSAGES, format=SCHEMA, stream=True,
-                                options={"num_ctx": 8192})  # fmt: skip
-            return "".join(part.message.content or "" for part in parts)
+            return official_answer(client, MESSAGES)
 
         assert ours() == theirs()  # the same answer, and each path's connection made before timing
         rounds: dict[str, list[float]] = {"daemon": [], "official client": []}

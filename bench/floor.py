@@ -28,6 +28,12 @@ SCHEMA = {"type": "object", "properties": {"label": {"enum": ["invoice", "letter
 PARTS = ("model", "db", "files")
 
 
+def official_answer(client: ollama.Client, messages: list[dict[str, str]]) -> str:
+    """The overhead scenario's classify call through the official client, streamed: its answer's text."""
+    parts = client.chat(model="llama3.2", messages=messages, format=SCHEMA, stream=True, options={"num_ctx": 8192})
+    return "".join(part.message.content or "" for part in parts)
+
+
 def _fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -87,11 +93,7 @@ class Floor:
         return time.process_time() - started
 
     def _label(self, text: str) -> str:
-        parts = self.client.chat(
-            model="llama3.2", messages=[{"role": "user", "content": text}], format=SCHEMA, stream=True,
-            options={"num_ctx": 8192},
-        )  # fmt: skip
-        return json.loads("".join(part.message.content or "" for part in parts))["label"]
+        return json.loads(official_answer(self.client, [{"role": "user", "content": text}]))["label"]
 
     def _write(self, path: Path, data: bytes) -> None:
         temporary = path.with_name(f".tmp-{path.name}")

@@ -266,6 +266,7 @@ class _CountsClosed(ThreadingHTTPServer):
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_used_again():
+    _OneAnswerThenHangUp.connections = _CountsClosed.closed = 0  # counted afresh, however often this runs
     with _CountsClosed(("127.0.0.1", 0), _OneAnswerThenHangUp) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
