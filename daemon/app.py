@@ -25,6 +25,7 @@ from daemon.engine.progress import BacklogLog, Progress, ProgressMeter
 from daemon.engine.resource_outage import StoreOutage
 from daemon.engine.runner import Runner
 from daemon.engine.shadow import ShadowLane
+from daemon.engine.spares import Spares
 from daemon.engine.takeover import new_owner
 from daemon.errors import ModelError, StoreError, UsageError, WorkflowError
 from daemon.health import Health, Watchdog
@@ -57,7 +58,8 @@ def workers_for(slots: int) -> int:
     The extra workers file and record their runs while the others hold the model. One is enough
     for a few slots; with many, several runs finish at once and their filing must not leave a slot
     idle: two 4-slot hosts at 200 ms, interleaved on a loaded machine, kept 0.66-0.74 busy with 9
-    workers and 0.80-0.91 with 10 (BENCHMARKS.md).
+    workers and 0.80-0.91 with 10 (BENCHMARKS.md). They stand aside while the daemon is busy on its
+    own (`engine/spares.py`).
     """
     return slots + max(1, -(-slots // 4))
 
@@ -107,6 +109,7 @@ class App:
             store_outage=self.store_outage, succeeded=lambda run: self.shadow.offer(run),
             on_heartbeat=self.node.beat,  # nodes: the node's heartbeat (an intake node's pool has only that)
             moved=self.runner.shared.moved,  # a file on_failure moves: other workflows taking it record so
+            spares=Spares(max(0, workers - self.router.slots)),
         )  # fmt: skip  # (keyword arguments read as one sentence)
         # Shadow candidates are asked only in slots the runs leave free (daemon/engine/shadow.py).
         self.shadow = ShadowLane(

@@ -17,6 +17,7 @@ from daemon.engine.outage import Gate
 from daemon.engine.outcomes import Outcomes
 from daemon.engine.resource_outage import FolderOutages, StoreOutage
 from daemon.engine.runner import Runner
+from daemon.engine.spares import Spares
 from daemon.engine.takeover import Takeover, new_owner
 from daemon.errors import (
     FolderUnavailable,
@@ -70,8 +71,11 @@ class WorkerPool:
         succeeded: Callable[[Run], None] = lambda run: None,
         on_heartbeat: Callable[[], None] = lambda: None,
         moved: Callable[[Run, Path], None] = lambda run, destination: None,
+        spares: Spares | None = None,
     ) -> None:
         self.store, self.runner, self.size, self.gate = store, runner, size, gate
+        # The last `spares.count` workers take runs only while spares are wanted (daemon/engine/spares.py).
+        self.spares = spares or Spares(0)
         self.lease_seconds, self.clock, self.on_fatal = lease_seconds, clock, on_fatal
         self.on_heartbeat = on_heartbeat  # the node's heartbeat (daemon.nodes), with the leases'
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
@@ -89,8 +93,9 @@ class WorkerPool:
             retry_base=retry_base, clock=clock, moved=moved,
         )  # fmt: skip
         self.takeover = Takeover(store, self.journal.folder, me=self.owner, in_hand=lambda: set(self._in_flight))
-        self._lock = threading.Lock()  # guards _idle, _wakes, _in_flight and _ending
+        self._lock = threading.Lock()  # guards _idle, _aside, _wakes, _in_flight and _ending
         self._idle: set[int] = set()
+        self._aside: set[int] = set()  # spares standing aside: never rung by wake(), looking again each window
         # One bell per worker, so that one new run wakes one idle worker, not all of them.
         self._bells = [threading.Event() for _ in range(size)]
         self._wakes = 0  # counts wakes, so a worker never sleeps through one that came mid-claim
@@ -147,8 +152,10 @@ class WorkerPool:
         """A new run was queued: one idle worker looks for it (busy ones look when they finish)."""
         with self._lock:
             self._wakes += 1
-            if self._idle:
-                self._bells[self._idle.pop()].set()
+            if self._idle:  # the lowest: a spare (the last workers) only when no other is idle
+                first = min(self._idle)
+                self._idle.discard(first)
+                self._bells[first].set()
 
     def wake_all(self) -> None:
         """Every worker looks again (workflows changed, a run was retried, or stopping)."""
@@ -165,7 +172,7 @@ class WorkerPool:
     def is_idle(self) -> bool:
         """No run in flight and every worker found nothing to claim since the last wake."""
         with self._lock:
-            return not self._in_flight and len(self._idle) == self.size
+            return not self._in_flight and len(self._idle) + len(self._aside) == self.size
 
     def execute_now(self, run_id: int) -> None:
         """Claim one given queued run and execute it on the calling thread."""
@@ -188,6 +195,9 @@ class WorkerPool:
 
     def _look(self, n: int) -> None:
         """Claim one run and execute it, or sleep until there may be one."""
+        if not self._wanted(n):  # before the gate: a spare standing aside must not take its one probe
+            self._stand_aside(n)
+            return
         allowed, wait = self.gate.may_call()
         if not allowed:
             self._sleep(n, wait, idle=False)
@@ -195,12 +205,25 @@ class WorkerPool:
         wakes = self._wakes
         run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
         while run is not None:
-            after = self._hold(run, chain=True)
+            after = self._hold(run, chain=self._wanted(n))  # a spare no longer wanted claims no next run
             if after is None:
                 return  # the outcome went without a claim: look again from the start
             run, wakes = after  # the next run, claimed by the write that recorded the success
         self.gate.end_probe()
         self._sleep(n, self._idle_wait(), idle=True, unless_woken_since=wakes)
+
+    def _wanted(self, n: int) -> bool:
+        return n < self.size - self.spares.count or self.spares.wanted()
+
+    def _stand_aside(self, n: int) -> None:
+        """A spare not wanted now: it waits a window (or a wake_all) and looks again."""
+        with self._lock:
+            self._aside.add(n)
+        try:
+            self._sleep(n, self.spares.window, idle=False)
+        finally:
+            with self._lock:
+                self._aside.discard(n)
 
     def _hold(self, run: Run, *, chain: bool = False) -> Claimed:
         """Execute a claimed run; `chain`: its success may claim the next run (see `_succeeded`)."""
