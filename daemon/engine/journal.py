@@ -3,14 +3,17 @@
 When a process dies during a run, the next gristmill on this machine reads its journal to learn
 whether the run was doing its own work in that process (reading its file, running its steps,
 filing) or waiting on something outside it (the model server, the sandboxed extraction child).
-Only the first can be the document's fault (see `takeover.py`). Entries are written with one
-`pwrite` each and never fsynced: SIGKILL and out-of-memory kills leave the page cache to the
-kernel, which keeps it; a power loss may lose them, and the crash then counts as the document's,
-as it would without a journal.
+Only the first can be the document's fault (see `takeover.py`). Entries are written into a shared
+memory map of the file and never fsynced: the map's pages are the file's pages in the kernel's
+page cache, which SIGKILL and out-of-memory kills leave to the kernel, and it keeps them; a power
+loss may lose them, and the crash then counts as the document's, as it would without a journal.
+A run writes eight entries: through the map they cost no system call, where each `pwrite` let
+another thread take the interpreter's lock (BENCHMARKS.md, "Issue 17, eighth round").
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from pathlib import Path
 SUFFIX = ".journal"
 _SLOT = 16  # bytes per entry: run id right-aligned in 13, a space, the phase, a newline
 _EMPTY = b" " * (_SLOT - 1) + b"\n"
+_SLOTS = 64  # slots the file starts with; it doubles when more runs are in hand at once
 
 
 class Phase(StrEnum):
@@ -36,11 +40,13 @@ class Journal:
         self.folder, self.owner = folder, owner
         self.path: Path | None = None
         self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._lock = threading.Lock()
         if folder is not None:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.path = journal_path(folder, owner)
             self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o600)
-        self._lock = threading.Lock()
+            self._grow(_SLOTS)
         self._slots: dict[int, int] = {}
         self._free: list[int] = []
         self._used = 0
@@ -51,6 +57,8 @@ class Journal:
             slot = self._free.pop() if self._free else self._used
             self._used = max(self._used, slot + 1)
             self._slots[run_id] = slot
+            if self._map is not None and self._used * _SLOT > len(self._map):
+                self._grow(2 * len(self._map) // _SLOT)
         self._write(run_id, Phase.WORKING)
 
     @contextmanager
@@ -66,14 +74,17 @@ class Journal:
         """The outcome of `run_id` is recorded (or it is no longer this process's)."""
         with self._lock:
             slot = self._slots.pop(run_id, None)
-            if slot is None or self._fd is None:
+            if slot is None or self._map is None:
                 return
-            os.pwrite(self._fd, _EMPTY, slot * _SLOT)
+            self._map[slot * _SLOT : (slot + 1) * _SLOT] = _EMPTY
             self._free.append(slot)
 
     def close(self) -> None:
         """A clean exit: nothing is in hand, and the file goes."""
         with self._lock:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -83,9 +94,18 @@ class Journal:
     def _write(self, run_id: int, phase: Phase) -> None:
         with self._lock:
             slot = self._slots.get(run_id)
-            if slot is None or self._fd is None:
+            if slot is None or self._map is None:
                 return
-            os.pwrite(self._fd, f"{run_id:>13} {phase.value}\n".encode(), slot * _SLOT)
+            self._map[slot * _SLOT : (slot + 1) * _SLOT] = f"{run_id:>13} {phase.value}\n".encode()
+
+    def _grow(self, slots: int) -> None:
+        """The file holds `slots` slots, the new ones empty, and is mapped whole (the caller holds the lock)."""
+        assert self._fd is not None
+        have = len(self._map) if self._map is not None else 0
+        os.pwrite(self._fd, _EMPTY * (slots - have // _SLOT), have)
+        if self._map is not None:
+            self._map.close()
+        self._map = mmap.mmap(self._fd, slots * _SLOT)
 
 
 def read_journal(path: Path) -> dict[int, Phase] | None:
