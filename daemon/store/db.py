@@ -147,8 +147,8 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
         with writer.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
         return
+    check_database_file(engine)  # before the turn: its stat lets other threads run, not wait for the turn
     with writer.turn:
-        check_database_file(engine)
         with writer.transaction(durable=durable) as conn:
             yield conn
 
