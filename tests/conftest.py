@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from daemon.standin import StandinConfig, StandinServer
+from daemon.store import RunStore, make_engine
+from daemon.store.migrate import upgrade
 
 
 @pytest.fixture
@@ -114,3 +116,12 @@ def store_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A run store over a blank SQLite file (a test file may define its own `store` instead)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gristmill.db'}")
+    upgrade(engine)
+    yield RunStore(engine)
+    engine.dispose()

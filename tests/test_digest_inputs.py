@@ -10,20 +10,9 @@ import pytest
 from daemon.domain import NewRun, Origin, RunStatus
 from daemon.errors import SkipRun
 from daemon.schedule.inputs import InputCollector, document
-from daemon.store import RunStore
-from daemon.store.db import make_engine
-from daemon.store.migrate import upgrade
 from daemon.workflow import Workflow
 
 NOW = datetime(2026, 11, 11, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'gristmill.db'}")
-    upgrade(engine)
-    yield RunStore(engine)
-    engine.dispose()
 
 
 def _digest(input_: dict) -> Workflow:

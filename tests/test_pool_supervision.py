@@ -11,8 +11,6 @@ import pytest
 from daemon.domain import NewRun, Origin, Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
-from daemon.store import RunStore, make_engine
-from daemon.store.migrate import upgrade
 from tests.support import wait_for
 
 
@@ -27,14 +25,6 @@ class DiesOnce:
         if self.calls == 1:
             raise SystemExit("a worker thread ends")  # not an Exception: nothing in the worker catches it
         return {"done": {"text": "ok"}}
-
-
-@pytest.fixture
-def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'gristmill.db'}")
-    upgrade(engine)
-    yield RunStore(engine)
-    engine.dispose()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread's death is the point

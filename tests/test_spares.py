@@ -12,8 +12,7 @@ from daemon.domain import NewRun, Origin, Run, RunStatus
 from daemon.engine.outage import OutageGate
 from daemon.engine.pool import WorkerPool
 from daemon.engine.spares import Spares
-from daemon.store import RunStore, make_engine
-from daemon.store.migrate import upgrade
+from daemon.store import RunStore
 from tests.support import wait_for
 
 WINDOW = 0.05  # seconds: the pool tests' windows, short so that a decision comes at once
@@ -59,14 +58,6 @@ class Recorder:
         self.workers.append(threading.current_thread().name)
         time.sleep(self.seconds)  # the run's work, during which another worker may claim
         return {"done": {"text": "ok"}}
-
-
-@pytest.fixture
-def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'gristmill.db'}")
-    upgrade(engine)
-    yield RunStore(engine)
-    engine.dispose()
 
 
 def decided(busy: bool) -> Spares:

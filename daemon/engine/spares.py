@@ -5,9 +5,10 @@ stand idle while its worker files and records a run: with a model that answers i
 the slots 0.98 busy. They help only while the workers mostly wait, on the model, a slow disk or a
 mail server. When the daemon's own work keeps it busy (a model that answers at once), the one
 interpreter lock already runs as fast as it can: another thread adds no runs, only more passing of
-that lock between threads (the overhead scenario with two workers instead of three: 22 % less CPU
-per run and 29 % more runs a second, BENCHMARKS.md "Issue 17, eighth round"). So the spares stand
-aside while the process used, over the last second, at least three quarters of a CPU.
+that lock between threads (the overhead scenario with two workers instead of three, in turn: 4.11
+against 5.26 ms of CPU a run, 216 against 168 runs a second; BENCHMARKS.md "Issue 17, eighth
+round"). So the spares stand aside while the process used, over the last second, at least three
+quarters of a CPU: with an instant model it uses about 0.9, with a 200 ms one about 0.1.
 """
 
 from __future__ import annotations
