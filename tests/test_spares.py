@@ -109,3 +109,41 @@ def test_a_new_run_wakes_a_worker_that_takes_it_while_the_spare_stands_aside(sto
     finally:
         pool.stop(5)
     assert runner.workers == ["worker-0"] * 5
+
+
+class Held(Recorder):
+    """A Recorder whose first `held` runs wait for `release`, each on its own worker."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__(0.0)
+        self.held, self.release, self.entered = held, threading.Event(), threading.Semaphore(0)
+
+    def execute(self, run: Run, owner: str) -> dict[str, Any]:
+        first = len(self.workers) < self.held
+        done = super().execute(run, owner)
+        if first:
+            self.entered.release()
+            assert self.release.wait(30), "never released"
+        return done
+
+
+def test_a_spare_no_longer_wanted_claims_no_next_run_with_its_last(store):
+    busy = threading.Event()
+    spares = Spares(1, window=WINDOW, cpu=lambda: time.monotonic() if busy.is_set() else 0.0)
+    runner = Held(2)
+    first = [store.enqueue(NewRun("w", Origin.MANUAL, dedupe_key=f"first-{n}"))[0] for n in range(2)]
+    pool = pool_of(store, runner, spares)
+    pool.start()
+    try:
+        for _ in first:  # one run held on each worker, the spare's taken while it was wanted
+            assert runner.entered.acquire(timeout=30), "both workers never held a run"
+        later = [store.enqueue(NewRun("w", Origin.MANUAL, dedupe_key=str(n)))[0] for n in range(10)]
+        busy.set()
+        wait_for(lambda: not spares.wanted(), timeout=10, what="the spare no longer wanted")
+        runner.release.set()
+        wait_for(lambda: all(store.get(r.id).status is RunStatus.SUCCEEDED for r in later), what="the later runs")
+    finally:
+        runner.release.set()
+        pool.stop(5)
+    assert sorted(runner.workers[:2]) == ["worker-0", "worker-1"]
+    assert runner.workers[2:] == ["worker-0"] * 10  # the spare's success claimed nothing after it

@@ -205,7 +205,7 @@ class WorkerPool:
         wakes = self._wakes
         run = self.store.claim(self.owner, self.lease_seconds, workflows=list(self.workflows()))
         while run is not None:
-            after = self._hold(run, chain=self._wanted(n))  # a spare no longer wanted claims no next run
+            after = self._hold(run, worker=n)
             if after is None:
                 return  # the outcome went without a claim: look again from the start
             run, wakes = after  # the next run, claimed by the write that recorded the success
@@ -225,14 +225,14 @@ class WorkerPool:
             with self._lock:
                 self._aside.discard(n)
 
-    def _hold(self, run: Run, *, chain: bool = False) -> Claimed:
-        """Execute a claimed run; `chain`: its success may claim the next run (see `_succeeded`)."""
+    def _hold(self, run: Run, *, worker: int | None = None) -> Claimed:
+        """Execute a claimed run; on a pool's `worker`, its success may claim the next run (see `_succeeded`)."""
         self.store_outage.ok()  # a claim that took a run wrote to the store (an empty one may not have)
         with self._lock:
             self._in_flight[run.id] = run
         self.journal.enter(run.id)
         try:
-            return self._execute(run, chain)
+            return self._execute(run, worker)
         finally:
             self.journal.leave(run.id)
             with self._lock:
@@ -273,7 +273,7 @@ class WorkerPool:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.01, (due - self.clock()).total_seconds()))
 
-    def _execute(self, run: Run, chain: bool) -> Claimed:
+    def _execute(self, run: Run, worker: int | None) -> Claimed:
         started, done = time.monotonic(), self.outcomes
         try:
             try:
@@ -315,17 +315,18 @@ class WorkerPool:
         else:
             self.gate.up()
             failpoints.hit("before_finish")
-            return self._succeeded(run, started, outputs, chain)
+            return self._succeeded(run, started, outputs, worker)
         return None
 
-    def _succeeded(self, run: Run, started: float, outputs: dict[str, Any], chain: bool) -> Claimed:
+    def _succeeded(self, run: Run, started: float, outputs: dict[str, Any], worker: int | None) -> Claimed:
         """Record a success; a worker free to look for its next run claims it in the same write.
 
         One write transaction instead of two per run (BENCHMARKS.md, "The write path"); the crash
         reasoning is at `RunStore.finish_and_claim`.
         """
         wakes = self._wakes  # as in _look: a wake-up after this is not slept through
-        looks = chain and not self._stop.is_set() and self.gate.may_call()[0]
+        # A spare no longer wanted claims no next run (nor does `execute_now`, on no worker).
+        looks = worker is not None and self._wanted(worker) and not self._stop.is_set() and self.gate.may_call()[0]
         if looks:
             workflows = list(self.workflows())
             finished, claimed = self.outcomes.succeed_and_claim(
