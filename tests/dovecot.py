@@ -26,10 +26,9 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from tests.support import free_port, wait_for
+from tests.support import OPENSSL, free_port, make_certificates, wait_for
 
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
-OPENSSL = shutil.which("openssl")
 MISSING = "dovecot is not installed; install dovecot-imapd (apt-get install dovecot-imapd), .ci/run does it"
 
 _CONFIG = """\
@@ -81,28 +80,6 @@ def _mail_owner() -> tuple[int, int, str, str]:
     return nobody.pw_uid, nobody.pw_gid, "dovenull", "dovecot"
 
 
-def _make_certificates(root: Path) -> None:
-    """A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it."""
-
-    def run(*args: str) -> None:
-        subprocess.run([OPENSSL, *args], cwd=root, check=True, capture_output=True, timeout=60)
-
-    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    run("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=gristmill test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    run("req", *curve, "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (root / "server.ext").write_text(
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
-        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
-    )
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "cert.pem", "-days", "2", "-extfile", "server.ext")  # fmt: skip
-    for name in ("key.pem", "ca.key"):
-        (root / name).chmod(0o600)  # read by the master (root) only
-
-
 @dataclass
 class Dovecot:
     """One private Dovecot: `user`/`password` log in over plain text on `imap_port`, TLS on `imaps_port`."""
@@ -123,7 +100,7 @@ class Dovecot:
         root = Path(tempfile.mkdtemp(prefix="gm-dovecot-"))
         root.chmod(0o755)  # Dovecot's auth and mail processes (not root) read the passwd file and mail
         server = cls(root)
-        _make_certificates(root)
+        make_certificates(root)
         uid, gid, _, _ = _mail_owner()
         mail = root / "mail"
         mail.mkdir()

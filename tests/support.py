@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 REPO = Path(__file__).resolve().parent.parent
+OPENSSL = shutil.which("openssl")
 
 
 def free_port() -> int:
@@ -175,3 +176,25 @@ kitten. I will write a longer letter soon.
 
 Yours, Ben
 """
+
+
+def make_certificates(root: Path) -> None:
+    """A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 (`cert.pem`, `key.pem`) signed by it."""
+
+    def run(*args: str) -> None:
+        subprocess.run([OPENSSL, *args], cwd=root, check=True, capture_output=True, timeout=60)
+
+    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=gristmill test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    run("req", *curve, "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (root / "server.ext").write_text(
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "cert.pem", "-days", "2", "-extfile", "server.ext")  # fmt: skip
+    for name in ("key.pem", "ca.key"):
+        (root / name).chmod(0o600)  # read by the master (root) only

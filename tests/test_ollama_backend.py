@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import socket
+import ssl
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import ollama
 import pytest
 
@@ -14,9 +19,10 @@ from daemon.domain import ModelCall
 from daemon.errors import AnswerCut, ModelError, ModelTimeout, ModelUnavailable, NotAModelServer
 from daemon.llm.ask import Asker
 from daemon.llm.ollama_backend import OllamaBackend
+from daemon.llm.ollama_chat import DirectChat
 from daemon.settings import ServerConfig
 from daemon.standin import StandinConfig, StandinServer
-from tests.support import wait_for
+from tests.support import make_certificates, wait_for
 
 SHORT = "<document>A short note about the garden.</document>"
 LONG = "<document>" + " ".join(f"word{i}" for i in range(3000)) + "</document>"
@@ -289,3 +295,98 @@ def test_calls_one_after_another_share_one_connection(standin):
     for _ in range(3):
         assert ask(backend, SHORT, num_ctx=2048).answer
     assert len({r["peer"] for r in standin.recorded() if r["path"] == "/api/chat"}) == 1
+
+
+ANSWER_LINES = b"".join(json.dumps(line).encode() + b"\n" for line in [
+    {"model": "llama3.2", "message": {"role": "assistant", "content": "garden"}, "done": False},
+    {"model": "llama3.2", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"},
+])  # fmt: skip
+
+
+@contextlib.contextmanager
+def scripted(answer: bytes, *, hang_up: bool, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list]]:
+    """A server on loopback that answers every request with `answer` as given (bytes on the wire), then
+    hangs up or waits for the connection's next request; its URL and the connections it accepted."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            while True:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    if not (data := connection.recv(65536)):
+                        return
+                    received += data
+                head, _, content = received.partition(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE).group(1))
+                while len(content) < length:
+                    content += connection.recv(65536)
+                connection.sendall(answer)
+                if hang_up:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+                if tls is not None:
+                    connection = tls.wrap_socket(connection, server_side=True)
+            except OSError:  # the listener closed, or a client that refused the certificate
+                if listener.fileno() == -1:
+                    return
+                continue
+            accepted.append(connection)
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}", accepted
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        listener.close()
+
+
+def test_an_answer_ended_by_the_servers_close_is_read_to_its_end():
+    # HTTP/1.0 without a length: only the close says where the body ends; the connection is not kept.
+    answer = b"HTTP/1.0 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n" + ANSWER_LINES
+    with scripted(answer, hang_up=True) as (url, accepted):
+        backend = OllamaBackend(ServerConfig(name="old", kind="ollama", url=url), timeout=10)
+        answers = [ask(backend, SHORT, num_ctx=2048) for _ in range(2)]
+
+    assert [(call.answer, call.done_reason) for call in answers] == [("garden", "stop")] * 2
+    assert len(accepted) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 900\r\n\r\n" + ANSWER_LINES,  # less than it said
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(ANSWER_LINES), ANSWER_LINES),
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # no HTTP at all
+    ],
+    ids=["short-body", "no-last-chunk", "not-http"],
+)
+def test_an_answer_cut_short_or_not_http_is_a_server_in_trouble_not_an_answer(answer):
+    with scripted(answer, hang_up=True) as (url, _):
+        backend = OllamaBackend(ServerConfig(name="cut", kind="ollama", url=url), timeout=10)
+        with pytest.raises(ModelUnavailable, match="'cut' at .* is unreachable"):
+            ask(backend, SHORT, num_ctx=2048)
+
+
+def test_a_call_over_https_checks_the_certificate_and_keeps_its_connection(tmp_path):
+    make_certificates(tmp_path)
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ANSWER_LINES), ANSWER_LINES)
+    request = {"model": "llama3.2", "messages": [{"role": "user", "content": SHORT}]}
+    with scripted(answer, hang_up=False, tls=serving) as (url, accepted):
+        client, timeout = ollama.Client(host=url, timeout=10), httpx.Timeout(10)
+        trusting = DirectChat(client, timeout, ssl.create_default_context(cafile=tmp_path / "ca.pem"))
+        answers = [[part["message"]["content"] for part in trusting.parts(request)] for _ in range(2)]
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            list(DirectChat(client, timeout, ssl.create_default_context()).parts(request))
+        trusting.close()
+
+    assert answers == [["garden", ""]] * 2
+    assert len(accepted) == 1  # both calls on one connection
