@@ -14,13 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from daemon.domain import ModelCall, NewRun, Origin, RunStatus
 from daemon.errors import StoreError
 from daemon.store import RunStore, make_engine
-from daemon.store.db import driver, writing
+from daemon.store.db import driver, reading, writing
 from daemon.store.migrate import upgrade
 from daemon.store.search import search
+from tests.support import counting_commits
 
 R, S, F = RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED
 LOCKED = "the database stayed locked by another process for too long; try again"
@@ -195,3 +197,33 @@ def test_a_database_without_tables_is_the_one_sentence(tmp_path: Path, direct: b
             assert str(caught.value) == NO_TABLES
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("core", [False, True], ids=["driver-only", "with-a-core-statement"])
+def test_a_write_transaction_on_the_driver_commits_whole_or_not_at_all(tmp_path: Path, core: bool):
+    # The SQLite writer begins and commits on the driver (store/db.py); a Core statement inside joins it.
+    engine = make_engine(f"sqlite:///{tmp_path / 'runs.db'}")
+    try:
+        with writing(engine) as conn:
+            driver(conn).execute("CREATE TABLE t (x INTEGER)")
+
+        def write(value: int, *, fail: bool) -> None:
+            with writing(engine) as conn:
+                driver(conn).execute("INSERT INTO t VALUES (?)", (value,))
+                if core:
+                    conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": -value})
+                if fail:
+                    raise RuntimeError("midway")
+
+        with counting_commits(engine) as commits:
+            with pytest.raises(RuntimeError, match="midway"):
+                write(1, fail=True)
+            write(2, fail=False)  # the connection was given back and taken again: it goes through
+            write(3, fail=False)
+        with reading(engine) as conn:
+            stored = sorted(x for (x,) in conn.execute(text("SELECT x FROM t")))
+    finally:
+        engine.dispose()
+
+    assert stored == ([-3, -2, 2, 3] if core else [2, 3])
+    assert len(commits) == 2  # what counts commits sees each one, on the driver or not

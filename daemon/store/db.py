@@ -83,15 +83,31 @@ class _Writer:
             return
         conn, self.held = self.held or self.engine.connect(), None
         try:
+            raw = driver(conn)
             if durable:
-                driver(conn).execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
+                raw.execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
             try:
-                with conn.begin():
+                # BEGIN … COMMIT on the driver itself: SQLAlchemy's own transaction (its begin and
+                # commit, their events and bookkeeping) cost a run's writes more than the statements
+                # most of them run, which go to the driver too (direct.py; BENCHMARKS.md, issue 17,
+                # ninth round). A Core statement run inside makes SQLAlchemy begin its view of this
+                # transaction (the begin hook then leaves the driver's alone); it commits it then.
+                _execute(conn, raw, "BEGIN IMMEDIATE")
+                try:
                     yield conn
+                except BaseException:
+                    with suppress(Exception):  # the connection is closed (so reset) next; the first error stands
+                        conn.rollback() if conn.in_transaction() else raw.rollback()
+                    raise
+                if conn.in_transaction():
+                    conn.commit()
+                else:
+                    conn.dispatch.commit(conn)  # as SQLAlchemy dispatches it, for whoever counts commits
+                    _execute(conn, raw, "COMMIT")
             finally:
                 if durable:  # the pool hands this same connection out again: back to NORMAL whatever happened
                     with suppress(sqlite3.Error):  # left at FULL, later commits are only slower
-                        driver(conn).execute("PRAGMA synchronous=NORMAL")
+                        raw.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()  # back to the pool, which resets it; the next write checks it out afresh
             raise
@@ -104,6 +120,13 @@ class _Writer:
                 self.held.close()
                 self.held = None
         self.engine.dispose()
+
+
+def _execute(conn: Connection, raw: sqlite3.Connection, sql: str) -> None:
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise driver_failure(conn, exc, sql, ()) from exc
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
@@ -304,11 +327,10 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # ignoring busy_timeout; IMMEDIATE takes the write lock up front and waits for it.
         # Straight to the driver (7-8 µs a transaction less than exec_driver_sql; BENCHMARKS.md, fourth
         # round), its failure translated as the handle_error hook translates SQLAlchemy's.
-        begin = conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE")
-        try:
-            driver(conn).execute(begin)
-        except sqlite3.Error as exc:
-            raise driver_failure(conn, exc, begin, ()) from exc
+        raw = driver(conn)
+        if raw.in_transaction:  # the writer's, begun on the driver (`_on_driver`): a Core statement in it
+            return
+        _execute(conn, raw, conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE"))
 
 
 def _switch_to_wal(dbapi_connection: Any, patience: float) -> None:
