@@ -96,7 +96,7 @@ class Journal:
             slot = self._slots.get(run_id)
             if slot is None or self._map is None:
                 return
-            self._map[slot * _SLOT : (slot + 1) * _SLOT] = f"{run_id:>13} {phase.value}\n".encode()
+            self._map[slot * _SLOT : (slot + 1) * _SLOT] = b"%13d %b\n" % (run_id, phase.encode())
 
     def _grow(self, slots: int) -> None:
         """The file holds `slots` slots, the new ones empty, and is mapped whole (the caller holds the lock)."""
