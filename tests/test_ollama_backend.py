@@ -390,3 +390,14 @@ def test_a_call_over_https_checks_the_certificate_and_keeps_its_connection(tmp_p
 
     assert answers == [["garden", ""]] * 2
     assert len(accepted) == 1  # both calls on one connection
+
+
+def test_a_connection_with_bytes_after_the_answer_is_not_used_again():
+    # An answer followed at once by another one nobody asked for: what comes next on it is unknowable.
+    one = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ANSWER_LINES), ANSWER_LINES)
+    with scripted(one + one, hang_up=False) as (url, accepted):
+        backend = OllamaBackend(ServerConfig(name="chatty", kind="ollama", url=url), timeout=10)
+        answers = [ask(backend, SHORT, num_ctx=2048).answer for _ in range(2)]
+
+    assert answers == ["garden", "garden"]
+    assert len(accepted) == 2  # the second call on a connection of its own

@@ -209,22 +209,26 @@ class _Answer:
         else:
             raise BrokenAnswer("the server closed the connection before the end of its answer")
 
-    # llhttp's callbacks
+    # llhttp's callbacks. Only the first answer counts: a server that sends more than was asked
+    # for (found in the same read) has its connection given up, and the rest is not its body.
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() in (b"content-length", b"transfer-encoding"):
             self._sized = True
 
     def on_headers_complete(self) -> None:
-        self.status, self._headed = self._parser.get_status_code(), True
+        if not self._headed:
+            self.status, self._headed = self._parser.get_status_code(), True
 
     def on_body(self, data: bytes) -> None:
-        self._body += data
+        if not self._complete:
+            self._body += data
 
     def on_message_begin(self) -> None:
         self._extra = self._complete
 
     def on_message_complete(self) -> None:
-        self._complete, self._keep = True, self._parser.should_keep_alive()  # only known until the parser resets
+        if not self._complete:  # the keep-alive flag is only known until the parser resets
+            self._complete, self._keep = True, self._parser.should_keep_alive()
 
 
 def _readable(connection: socket.socket) -> bool:
