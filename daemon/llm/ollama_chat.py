@@ -168,15 +168,16 @@ class _Answer:
         self.status = 0
         self._headed = self._complete = False
         self._sized = False  # a Content-Length or chunks say where the body ends; else the server's close does
-        self._closed = False  # the server closed the connection (the end of an unsized body)
         self._extra = False  # bytes after the answer: the connection is not in a known state
-        self._keep = False  # the server means to keep the connection (HTTP/1.1 without "close", or keep-alive)
+        # The server means to keep the connection (HTTP/1.1 without "close", or keep-alive); never
+        # known for an answer its close ended, so such a connection is never used again.
+        self._keep = False
         self._body = bytearray()
 
     @property
     def reusable(self) -> bool:
         """Whether the connection may carry the next request: read to the end, nothing after, not closing."""
-        return self._complete and self._keep and not (self._closed or self._extra)
+        return self._complete and self._keep and not self._extra
 
     def read_head(self) -> None:
         while not self._headed:
@@ -204,8 +205,8 @@ class _Answer:
         data = self._connection.recv(READ_SIZE)
         if data:
             self._parser.feed_data(data)
-        elif self._headed and not self._sized:
-            self._complete = self._closed = True
+        elif self._headed and not self._sized:  # the close is the end of the body
+            self._complete = True
         else:
             raise BrokenAnswer("the server closed the connection before the end of its answer")
 

@@ -329,7 +329,7 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # Straight to the driver (7-8 µs a transaction less than exec_driver_sql; BENCHMARKS.md, fourth
         # round), its failure translated as the handle_error hook translates SQLAlchemy's.
         raw = driver(conn)
-        if raw.in_transaction:  # the writer's, begun on the driver (`_on_driver`): a Core statement in it
+        if raw.in_transaction:  # the writer's, begun on the driver (`_Writer.transaction`): a Core statement in it
             return
         _execute(conn, raw, conn.get_execution_options().get(BEGIN_OPTION, "BEGIN IMMEDIATE"))
 
