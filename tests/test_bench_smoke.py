@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 from tests.support import REPO
 
@@ -96,3 +97,33 @@ def test_a_daemons_peak_memory_is_its_own_not_the_benchs(tmp_path):
     _, peak = daemon.stop()
 
     assert 20 < peak < 250, peak  # the daemon's own tens of MB, not this process's 300
+
+
+def test_the_call_count_counts_the_daemons_calls_over_the_runs_asked(tmp_path):
+    kept = tmp_path / "calls.json"
+    argv = [sys.executable, "-m", "bench.calls", "--runs", "6", "--warm", "2", "--out", str(kept), "--top", "5"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Python calls a run: ")
+    document = json.loads(kept.read_text())
+    assert document["runs"] == 6
+    called = {(kind, os.path.basename(where), name): n for kind, where, name, _, n in document["counts"]}
+    # One run, one execution of it: counted in the daemon's worker threads, not before the count began.
+    assert called["py", "runner.py", "execute"] == 6
+    assert called["c", "posix", "link"] >= 6  # each run's move (and write) links a file in place
+    assert list(tmp_path.glob("gristmill-bench-*")) == []  # its home deleted at the end
+
+
+def test_the_call_count_report_puts_two_counts_side_by_side():
+    from bench.calls import report
+
+    before = Counter({("py", "/x/site-packages/pathlib2/a.py", "f", 1): 20, ("c", "posix", "stat", 0): 10})
+    after = Counter({("py", "/x/site-packages/pathlib2/a.py", "f", 1): 10, ("c", "posix", "stat", 0): 10})
+
+    text = report(after, 10, before, top=5)
+
+    assert text.splitlines()[0] == "Python calls a run: 2 → 1; C calls a run: 1 → 1 (10 runs)"
+    assert "       2.0       1.0  pathlib2" in text  # by module: the library's top package
+    assert "       1.0       1.0  C posix stat" in text
