@@ -19,12 +19,11 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import BenchHome, Daemon, remove_homes, wait_until
+from bench.harness import BenchHome, Daemon, free_port, remove_homes, wait_until
 from bench.scenarios import CLASSIFY_WORKFLOW, DOC, standin
 
 HOOK = Path(__file__).with_name("calls_hook")
@@ -40,7 +39,7 @@ def count(runs: int, warm: int, dashboard: bool) -> Counter[Key]:
     path = os.pathsep.join(p for p in (str(HOOK), os.environ.get("PYTHONPATH", "")) if p)
     env = {"PYTHONPATH": path, "BENCH_CALLS_OUT": str(out)}
     if dashboard:
-        env["GRISTMILL_HTTP"] = f"127.0.0.1:{_free_port()}"
+        env["GRISTMILL_HTTP"] = f"127.0.0.1:{free_port()}"
     with standin("--slots", "4") as url:
         daemon = Daemon(home, url, concurrency=2, env=env)
         try:
@@ -62,12 +61,6 @@ def _drop(home: BenchHome, numbers: range) -> None:
     # Each file's own text: a copy of an earlier one would be skipped as a duplicate, not run.
     for n in numbers:
         home.drop(f"doc-{n:05d}.txt", DOC.format(n=n))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def module(key: Key) -> str:

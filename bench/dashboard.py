@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -14,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from bench.harness import BenchHome, Daemon, wait_until
+from bench.harness import BenchHome, Daemon, free_port, wait_until
 from daemon.store.searchtext import name_words, output_words
 
 WORKFLOWS = ("sort-inbox", "invoices", "daily-digest")
@@ -26,12 +25,6 @@ WORDS = (
 ).split()
 LABELS = ("invoice", "receipt", "letter")
 VENDORS = ("ACME Tools GmbH", "Globex Corporation", "Initech", "Corner Bakery", "Umbrella Insurance")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _until_page(url: str, timeout: float = 60) -> None:
@@ -48,7 +41,7 @@ def dashboard_idle(sizes) -> dict[str, float]:
     """The idle scenario's daemon with the dashboard on and its stack loaded (one page viewed)."""
     from bench.scenarios import idle_home, idle_window, standin
 
-    port = _free_port()
+    port = free_port()
     with standin() as url:
         daemon = Daemon(idle_home(), url, http=f"127.0.0.1:{port}")
         daemon.wait_ready()
@@ -65,7 +58,7 @@ def dashboard_startup(sizes) -> dict[str, float]:
     ready, page = [], []
     with standin() as url:
         for _ in range(sizes.startups):
-            port = _free_port()
+            port = free_port()
             daemon = Daemon(home, url, http=f"127.0.0.1:{port}")
             ready.append(daemon.wait_ready())
             _until_page(f"http://127.0.0.1:{port}/healthz")
@@ -133,7 +126,7 @@ def dashboard_pages(sizes) -> dict[str, float]:
     """`gristmill web` over `sizes.dashboard_runs` recorded runs: medians of each page's load time."""
     home = BenchHome()
     fill(home, sizes.dashboard_runs)
-    port = _free_port()
+    port = free_port()
     env = home.env("http://127.0.0.1:9", 1, http=f"127.0.0.1:{port}")
     web = subprocess.Popen([sys.executable, "-m", "daemon", "web"], env=env, cwd=home.root,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

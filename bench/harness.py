@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -220,6 +221,13 @@ class Daemon:
             time.sleep(0.05)
         self.proc.kill()
         raise RuntimeError("daemon did not stop within the timeout")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for the dashboard of a daemon measured)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str, every: float = 0.02) -> None:
