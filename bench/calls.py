@@ -10,7 +10,7 @@ setting (the side given first is the kept one).
 
 CPU per run on a shared machine moves by a third from one half hour to the next (BENCHMARKS.md);
 these counts do not, except where a thread's lag changes its work: watchdog pairs a rename's two
-events by scanning a queue as long as its thread lags behind (90 to 180 calls a run).
+events by scanning a queue as long as its thread lags behind (80 to 180 calls a run).
 """
 
 from __future__ import annotations
