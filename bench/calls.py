@@ -54,7 +54,7 @@ def count(runs: int, warm: int, dashboard: bool) -> Counter[Key]:
             wait_until(out.exists, 30, "the counts")
         finally:
             daemon.stop()
-    return Counter({(kind, where, name, int(line)): n for kind, where, name, line, n in json.loads(out.read_text())})
+    return Counter({(kind, where, name, line): n for kind, where, name, line, n in json.loads(out.read_text())})
 
 
 def _drop(home: BenchHome, numbers: range) -> None:
