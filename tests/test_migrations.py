@@ -27,7 +27,7 @@ from daemon.store.db import make_engine
 from daemon.store.tables import include_name, metadata, runs
 
 REPO = Path(daemon.__file__).resolve().parent.parent
-HEAD = "0007"  # the newest revision
+HEAD = "0008"  # the newest revision
 
 RUNS_COLUMNS = [
     ("id", "INTEGER", False),
@@ -117,8 +117,8 @@ SHADOW_COLUMNS = [
     ("wall_ms", "FLOAT", True),
     ("started_at", "DATETIME", False),
 ]
-# FTS5's virtual table and its shadow tables (migration 0003), outside tables.py's metadata.
-FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config"}
+# FTS5's virtual table, its shadow tables (migration 0003) and its pending runs (0008), outside tables.py's metadata.
+FTS_TABLES = {"runs_fts", "runs_fts_data", "runs_fts_idx", "runs_fts_docsize", "runs_fts_config", "runs_fts_pending"}
 NODES_COLUMNS = [
     ("id", "TEXT", False),
     ("host", "TEXT", False),

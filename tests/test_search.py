@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from daemon.errors import UsageError
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import downgrade, upgrade
 from daemon.store.search import RunFilter, Term, fts5_match, parse_query, pg_tsquery, search
+from daemon.store.searchindex import BATCH
 from tests.support import INVOICE, LETTER, RECEIPT, make_home
 
 INVOICES_WORKFLOW = """\
@@ -62,7 +64,7 @@ def _ids(store: RunStore, query: str, **where) -> list[int]:
     return [hit.run_id for hit in search(store.engine, query, where=RunFilter(**where))]
 
 
-def test_the_index_follows_every_write_of_the_run_in_its_transaction(store):
+def test_search_sees_every_write_of_the_run(store):
     run, _ = store.enqueue(NewRun("w", Origin.FILE, "/in/acme_invoice-2026.txt", "a", "a"))
     assert _ids(store, "acme") == [run.id]  # by name as soon as it is queued
     assert _ids(store, "payment") == []
@@ -75,6 +77,65 @@ def test_the_index_follows_every_write_of_the_run_in_its_transaction(store):
     assert _ids(store, "payment") == [] and _ids(store, "acme") == [run.id]
     store.prune("w", datetime(2100, 1, 1, tzinfo=UTC), "older than 1d")
     assert _ids(store, "acme") == [run.id]  # pruned runs keep their one-line record
+
+
+def _pending(store: RunStore) -> set[int]:
+    with store.engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql("SELECT run_id FROM runs_fts_pending")}
+
+
+def _index_is_whole(path: Path) -> None:
+    """FTS5's check of its index against the runs it indexes (rank 1: the content too)."""
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO runs_fts(runs_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_the_runs_a_store_ends_reach_the_index_in_batches(store, tmp_path):
+    ended = [_finished(store, f"doc-{n}.txt", {"kind": {"label": f"label{n}"}}) for n in range(BATCH - 1)]
+    queued, _ = store.enqueue(NewRun("w", Origin.FILE, "/in/waiting.txt", "q", "q"))
+    assert _pending(store) == {*ended, queued.id}  # no index segment written run by run
+    last = _finished(store, "doc-last.txt", {"kind": {"label": "lastlabel"}})
+    assert _pending(store) == {queued.id}  # the batch's last end indexed them all; a queued run waits for its own
+    assert _ids(store, "label3") == [ended[3]] and _ids(store, "lastlabel") == [last]
+    assert _pending(store) == set()  # a search indexes what is left first: it never misses a run
+    assert _ids(store, "waiting") == [queued.id]
+    _index_is_whole(tmp_path / "g.db")
+
+
+def test_the_index_matches_the_runs_after_any_mix_of_writes_and_searches(store, tmp_path):
+    # A 'delete' given other values than those indexed corrupts an external-content index without a word:
+    # every write that can change a searched column, in a random order, then FTS5's own check.
+    rng, live, running = random.Random(17), [], set()
+    for step in range(400):
+        action = rng.choice(("queue", "queue", "claim", "save", "finish", "fail", "retry", "prune", "delete", "search"))
+        if action == "queue" or not live:
+            live.append(store.enqueue(NewRun("w", Origin.FILE, f"/in/doc-{step}.txt", str(step), str(step)))[0].id)
+            continue
+        run_id = rng.choice(live)
+        if action == "claim" and store.claim("me", 30, run_id=run_id) is not None:
+            running.add(run_id)
+        elif action == "save" and run_id in running:
+            store.save_outputs(run_id, "me", {"kind": {"label": f"saved{step}"}}, index=rng.random() < 0.5)
+        elif action in ("finish", "fail") and run_id in running:
+            failed = action == "fail"
+            outputs = None if failed else {"kind": {"label": f"done{step}"}}
+            store.finish(run_id, "me", RunStatus.FAILED if failed else RunStatus.SUCCEEDED, outputs=outputs,
+                         error=f"broke at {step}" if failed else None)  # fmt: skip
+            running.discard(run_id)
+        elif action == "retry":
+            store.retry_failed()
+        elif action == "prune":
+            store.prune("w", datetime(2100, 1, 1, tzinfo=UTC), f"pruned at {step}")
+        elif action == "delete" and run_id not in running:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM model_calls WHERE run_id = ?", (run_id,))
+                conn.exec_driver_sql("DELETE FROM runs WHERE id = ?", (run_id,))
+            live.remove(run_id)
+        elif action == "search":
+            search(store.engine, "doc")
+    search(store.engine, "doc")
+    assert _pending(store) == set()
+    _index_is_whole(tmp_path / "g.db")
 
 
 def test_outputs_saved_with_an_intent_are_indexed_by_the_finish(store):
@@ -133,11 +194,26 @@ def test_the_migration_backfills_runs_recorded_before_it(tmp_path: Path):
     assert [h.run_id for h in search(engine, "old report")] == [1]
     assert [h.run_id for h in search(engine, "globex")] == [1]
     assert [h.run_id for h in search(engine, "layer")] == [1]
-    with sqlite3.connect(tmp_path / "old.db") as raw:  # FTS5's own consistency check
-        raw.execute("INSERT INTO runs_fts(runs_fts) VALUES ('integrity-check')")
+    _index_is_whole(tmp_path / "old.db")
     downgrade(engine, "0001")
     upgrade(engine)
     assert [h.run_id for h in search(engine, "globex")] == [1]
+    engine.dispose()
+
+
+def test_the_batched_index_migrates_both_ways_with_every_run_indexed(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    upgrade(engine, "0007")  # each write indexed at once
+    store = RunStore(engine)
+    before = _finished(store, "before.txt", {"kind": {"label": "earlier"}})
+    upgrade(engine)
+    assert _pending(store) == set() and _ids(store, "earlier") == [before]  # the index was whole: nothing to redo
+    after = _finished(RunStore(engine), "after.txt", {"kind": {"label": "later"}})
+    assert _pending(store) == {after}
+    downgrade(engine, "0007")  # back to writes indexed at once: the pending run is indexed on the way
+    with sqlite3.connect(tmp_path / "g.db") as raw:
+        assert raw.execute("SELECT rowid FROM runs_fts WHERE runs_fts MATCH 'later'").fetchall() == [(after,)]
+    _index_is_whole(tmp_path / "g.db")
     engine.dispose()
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # a new revision changes it).
 # Every start-up upgrades, and a database already there needs nothing from Alembic: comparing with
 # this first spares the daemon Alembic's import, about a tenth of a second of its start-up.
-HEAD = "0007"
+HEAD = "0008"
 
 # Any fixed number: PostgreSQL processes starting at once take turns on this advisory lock.
 _PG_LOCK_KEY = 0x67726973746D

@@ -28,6 +28,7 @@ from daemon.store.db import check_database_file, reading, writing
 from daemon.store.direct import HotStatements
 from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.queries import RunQueries, run_of, to_run
+from daemon.store.searchindex import EndedRuns
 from daemon.store.searchtext import name_words, output_words
 from daemon.store.statements import (
     OUTPUTS,
@@ -96,6 +97,8 @@ class RunStore(RunQueries):
         self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
         # SQLite: the run's hot statements on the driver's cursor (store/direct.py); PostgreSQL: Core.
         self._hot = HotStatements(engine.dialect) if direct and engine.dialect.name == "sqlite" else None
+        # SQLite: the search index takes the runs ended here in batches (store/searchindex.py).
+        self._ended = EndedRuns() if engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> Engine:
@@ -514,6 +517,8 @@ class RunStore(RunQueries):
             with writing(self._engine, one_statement=not wakes, durable=durable) as conn:
                 self._insert_calls(conn, calls)
                 done = self._update_fenced(conn, run_id, owner, target, values(conn) if callable(values) else values)
+                if done and target is not None and target.finished and self._ended is not None:
+                    self._ended.ended(conn, run_id)
                 announce(conn, int(done and wakes))
                 return done, None if then is None else then(conn)
         except IntegrityError:

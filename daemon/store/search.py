@@ -3,7 +3,7 @@
 The language: words (all must match), prefixes (`inv*`), phrases (`"due date"`). A word with
 punctuation inside (`INV-2026`) is a phrase of its parts, as the index splits it the same way.
 Best hits first; each with a snippet whose hits are marked. `gristmill search` and the dashboard
-both call `search()`.
+both call `search()`, which first indexes the runs SQLite's index has not taken yet (store/searchindex.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, text
 from daemon.domain import RunStatus
 from daemon.errors import UsageError
 from daemon.store.db import reading
+from daemon.store.searchindex import catch_up
 from daemon.store.tables import UtcDateTime, runs
 
 HIT_OPEN, HIT_CLOSE = "\ue000", "\ue001"  # private-use characters mark hits; documents never hold them raw
@@ -118,6 +119,7 @@ def search(
     """Runs matching `query` (see the module doc), best first; UsageError for an empty query."""
     parsed = parse_query(query)
     params = {"limit": limit, "offset": offset, **_filter_params(where)}
+    catch_up(engine)  # SQLite indexes runs in batches: the ones not yet indexed are, now
     with reading(engine) as conn:
         if engine.dialect.name == "sqlite":
             return _sqlite_search(conn, where, params | {"q": fts5_match(parsed)})

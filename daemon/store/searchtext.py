@@ -1,8 +1,8 @@
 """What full-text search sees of a run: its file name's words and the words of its outputs.
 
-The store writes both columns in the same statement as the values they come from, and the index
-(FTS5 on SQLite, a GIN index on PostgreSQL) follows in the same transaction. The run's `error`
-column is indexed as it is.
+The store writes both columns in the same statement as the values they come from; PostgreSQL's GIN
+index follows in the same transaction, SQLite's FTS5 index in batches (store/searchindex.py). The
+run's `error` column is indexed as it is.
 """
 
 from __future__ import annotations

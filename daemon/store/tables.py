@@ -129,9 +129,10 @@ runs = Table(
     Column("lease_owner", Text),
     Column("lease_expires_at", UtcDateTime),
     # What full-text search indexes besides `error` (daemon/store/searchtext.py), written by the
-    # store with the values they come from. SQLite: the FTS5 table runs_fts and its triggers;
-    # PostgreSQL: the GIN index ix_runs_search over an expression (both in migration 0003, not
-    # here: SQLAlchemy has no virtual tables, and autogenerate skips expression indexes).
+    # store with the values they come from. SQLite: the FTS5 table runs_fts, filled in batches
+    # (store/searchindex.py); PostgreSQL: the GIN index ix_runs_search over an expression (both in
+    # migrations 0003 and 0008, not here: SQLAlchemy has no virtual tables, and autogenerate skips
+    # expression indexes).
     Column("search_name", Text),
     Column("search_text", Text),
     # A `trigger --dry-run`: moved and wrote nothing, and nothing later consumes it (see RunStore).
@@ -248,9 +249,10 @@ shadow_calls = Table(
     sqlite_autoincrement=True,
 )
 
-# Not tables of ours to compare or drop: FTS5's virtual table and the shadow tables it keeps.
+# Not tables of ours to compare or drop: FTS5's virtual table, the shadow tables it keeps, and the
+# runs not yet in it (SQLite only, all made by migrations 0003 and 0008).
 FTS_TABLE = "runs_fts"
-FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
+FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config", "pending"))
 
 
 # PostgreSQL's full-text index: a GIN index over an expression, also managed by migration 0003.
