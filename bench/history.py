@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import BenchHome
-from daemon.store.searchindex import index_pending
+from daemon.store.searchindex import INDEX_PENDING
 
 CACHE = Path(tempfile.gettempdir()) / "gristmill-bench-history"
 _LAYOUT = 2  # part of a template's name: changes when what a template holds changes (2: its FTS index merged)
@@ -72,7 +72,8 @@ def _template(count: int, workflow: str) -> Path:
     with sqlite3.connect(blank.db) as conn:
         conn.execute(_RUNS, {"count": count, "workflow": workflow})
         conn.execute(_CALLS)
-        index_pending(conn)  # as the daemon's batches would have, run by run
+        for statement in INDEX_PENDING:  # indexed, as the daemon's batches would have done run by run
+            conn.execute(statement)
         # One INSERT of a million rows leaves FTS5 with large segments whose merge it has barely begun;
         # each later write does a share of it (8 pages a run here, for the first ~2,000 runs). A daemon
         # that recorded its runs one by one merged as it went: the template's index is merged now.

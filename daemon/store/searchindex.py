@@ -11,45 +11,39 @@ PostgreSQL's GIN index follows each row by itself, so there is nothing to do the
 
 from __future__ import annotations
 
-import sqlite3
-
 from sqlalchemy import Connection, Engine, text
 
-from daemon.store.db import driver, is_sqlite, reading, writing
+from daemon.store.db import is_sqlite, reading, writing
 
 BATCH = 32  # ended runs a catch-up indexes in the daemon: a segment of 5–6 pages for them all, not each
 
 _COLUMNS = "search_name, search_text, error"
 _ANY_PENDING = text("SELECT EXISTS (SELECT 1 FROM runs_fts_pending)")
-_INDEX_ALL = (
+_INDEX = (
     f"INSERT INTO runs_fts(rowid, {_COLUMNS}) SELECT r.id, r.search_name, r.search_text, r.error "
     "FROM runs_fts_pending p JOIN runs r ON r.id = p.run_id"
 )
-_INDEX_SOME = _INDEX_ALL + " WHERE p.run_id IN ({ids})"
+# Every pending run indexed, in a write transaction (also what bench/history.py does on bare sqlite3).
+INDEX_PENDING = (_INDEX, "DELETE FROM runs_fts_pending")
 
 
 def catch_up(engine: Engine) -> None:
-    """Index every pending run (a search's first step); nothing to write when none is pending."""
+    """Index every pending run (a search's first step); no write when none is pending."""
     if not is_sqlite(engine):
         return
-    with reading(engine) as conn:  # most searches find nothing pending: no write lock for them
+    with reading(engine) as conn:  # no run added or changed since the last catch-up: no write lock taken
         if not conn.execute(_ANY_PENDING).scalar():
             return
     with writing(engine) as conn:
-        index_pending(driver(conn))
-
-
-def index_pending(raw: sqlite3.Connection) -> None:
-    """Index every pending run, in the caller's write transaction on the bare driver."""
-    raw.execute(_INDEX_ALL)
-    raw.execute("DELETE FROM runs_fts_pending")
+        for sql in INDEX_PENDING:
+            conn.exec_driver_sql(sql)
 
 
 class EndedRuns:
     """The runs this process ended since its last catch-up; every `BATCH`th end indexes them all.
 
     Called in each run's finishing write transaction, so under the store's one writer at a time.
-    A queued or running run is left pending: its end writes its words again.
+    Queued and running runs stay pending: they are indexed once, when they end, not now and again then.
     """
 
     def __init__(self) -> None:
@@ -59,7 +53,6 @@ class EndedRuns:
         self._ids.append(run_id)
         if len(self._ids) < BATCH:
             return
-        ids, self._ids = ",".join(map(str, self._ids)), []
-        raw = driver(conn)
-        raw.execute(_INDEX_SOME.format(ids=ids))  # integers from the store: nothing to quote
-        raw.execute(f"DELETE FROM runs_fts_pending WHERE run_id IN ({ids})")
+        ids, self._ids = ",".join(map(str, self._ids)), []  # integers from the store: nothing to quote
+        conn.exec_driver_sql(f"{_INDEX} WHERE p.run_id IN ({ids})")
+        conn.exec_driver_sql(f"DELETE FROM runs_fts_pending WHERE run_id IN ({ids})")
