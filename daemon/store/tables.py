@@ -249,10 +249,11 @@ shadow_calls = Table(
     sqlite_autoincrement=True,
 )
 
-# Not tables of ours to compare or drop: FTS5's virtual table, the shadow tables it keeps, and the
-# runs not yet in it (SQLite only, all made by migrations 0003 and 0008).
+# Not tables of ours to compare or drop: FTS5's virtual table and the shadow tables it keeps
+# (migration 0003), and the runs not yet in it (store/searchindex.py, migration 0008): SQLite only.
 FTS_TABLE = "runs_fts"
-FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config", "pending"))
+FTS_SHADOWS = tuple(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config"))
+FTS_PENDING = "runs_fts_pending"
 
 
 # PostgreSQL's full-text index: a GIN index over an expression, also managed by migration 0003.
@@ -260,10 +261,10 @@ PG_SEARCH_INDEX = "ix_runs_search"
 
 
 def include_name(name: str | None, type_: str, _parent_names: object = None) -> bool:
-    """Alembic's include_name hook: leaves out the full-text tables and index, which migration 0003 manages."""
+    """Alembic's include_name hook: leaves out the full-text tables and index, which migrations 0003 and 0008 manage."""
     if type_ == "index":
         return name != PG_SEARCH_INDEX
-    return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS))
+    return not (type_ == "table" and name in (FTS_TABLE, *FTS_SHADOWS, FTS_PENDING))
 
 
 _ROLES = ", ".join(f"'{role.value}'" for role in Role)
