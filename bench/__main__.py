@@ -6,6 +6,7 @@ Runs the scenarios, writes JSON and Markdown, then deletes the scenarios' tempor
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
@@ -17,6 +18,10 @@ from pathlib import Path
 from bench.harness import HOMES, remove_homes
 from bench.report import markdown
 from bench.scenarios import SCENARIOS, Sizes
+
+# Packages none of ours needs that a library imports at start when they happen to be installed, so a
+# machine that has them starts the daemon slower than a fresh install: httpcore imports trio (60-70 ms).
+STRAYS = ("trio",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             remove_homes()
     document = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "platform": platform.platform(),
+            "strays": [name for name in STRAYS if importlib.util.find_spec(name) is not None],
+        },
         "sizes": vars(sizes),
         "repeat": args.repeat,
         "results": results,

@@ -108,10 +108,10 @@ def markdown(document: dict[str, Any]) -> str:
     lines = [
         f"Medians of {document['repeat']} runs, {document['when']}, {document['machine']['cpus']} CPUs, "
         f"Python {document['machine']['python']}; sizes {sizes}.",
-        "",
-        "| scenario | figure | median | target | met |",
-        "|---|---|---|---|---|",
     ]
+    if strays := document["machine"].get("strays"):
+        lines.append(f"Installed here, not on a fresh install, imported at every start: {', '.join(strays)}.")
+    lines += ["", "| scenario | figure | median | target | met |", "|---|---|---|---|---|"]
     for scenario, result in document["results"].items():
         for key, label, target, check in TARGETS.get(scenario, []):
             value = result["median"].get(key)

@@ -34,8 +34,20 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path):
     assert overhead["runs_per_s"] > 0 and overhead["cpu_ms_per_run"] > 0
     assert overhead["baseline_direct_calls_per_s"] > 0
     assert document["results"]["startup"]["median"]["ready_s"] > 0
+    assert set(document["machine"]["strays"]) <= {"trio"}
     table = (tmp_path / "latest.md").read_text()
     assert "| overhead | runs/s end to end |" in table
+
+
+def test_the_report_names_packages_installed_here_that_slow_every_start():
+    from bench.report import markdown
+
+    document = {"repeat": 1, "when": "now", "sizes": {}, "results": {}, "machine": {"cpus": 2, "python": "3.11"}}
+    line = "Installed here, not on a fresh install, imported at every start: trio."
+
+    assert line not in markdown(document)  # a document from before the field, or none installed
+    document["machine"]["strays"] = ["trio"]
+    assert line in markdown(document).splitlines()
 
 
 def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_path):
