@@ -17,7 +17,7 @@ from daemon.steps.prompt import Prompt
 from daemon.steps.route import Route
 from daemon.steps.summarise import Summarise
 from daemon.steps.write import Write
-from daemon.triggers.watch import WatchKind
+from daemon.triggers.watch_trigger import WatchKind
 
 
 def register(registry: Registry) -> None:

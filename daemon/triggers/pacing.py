@@ -5,7 +5,7 @@ workers for a minute, and the first runs came at half their pace (BENCHMARKS.md,
 Paced, it keeps a few batches queued ahead of the workers and waits for them before the next one;
 the rest of the folder waits in its order, oldest first. The count is the store's, so the workers
 of every node sharing a PostgreSQL database count, not only this process's. An intake node (no
-workers of its own to compete with) is not paced: see `WatchKind.source`.
+workers of its own to compete with) is not paced: see `WatchKind.source` (watch_trigger.py).
 """
 
 from __future__ import annotations

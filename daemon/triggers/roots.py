@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger("gristmill")
@@ -12,6 +13,11 @@ _LIMIT_SYSCTL = {
     errno.ENOSPC: "fs.inotify.max_user_watches",
     errno.EMFILE: "fs.inotify.max_user_instances",
 }
+
+
+def watched_folder(path: Path) -> Path:
+    """A watch's `path` as the absolute folder its events and scans name (`~` expanded, links kept)."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def ensure_root(root: Path, name: str) -> bool:

@@ -38,16 +38,15 @@ from watchdog.observers.polling import PollingObserver
 from daemon import words
 from daemon.engine.intake import Intake
 from daemon.files.paths import static_base
-from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices, TriggerSource
+from daemon.triggers.base import TriggerSource
 from daemon.triggers.handover import QUEUE_BATCH, Handover
 from daemon.triggers.match import Matcher
 from daemon.triggers.pacing import Pacer
-from daemon.triggers.roots import ensure_root, polling_reason
+from daemon.triggers.roots import ensure_root, polling_reason, watched_folder
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
 from daemon.triggers.submitted import Submitted
 from daemon.workflow import WatchTrigger, Workflow
-from daemon.workflow.fields import problem
 
 log = logging.getLogger("gristmill")
 
@@ -81,7 +80,7 @@ class Watch:
     @classmethod
     def of(cls, workflow: Workflow) -> Watch:
         spec: WatchTrigger = workflow.trigger.spec
-        root = _root(spec)
+        root = watched_folder(spec.path)
         # Its own output is not input: the folders it files into are left out of a recursive watch.
         own = [Path(os.path.abspath(static_base(t))) for t in workflow.destinations()]
         inside = tuple(p for p in own if root in p.parents)
@@ -361,43 +360,3 @@ class Watcher(TriggerSource):
             self._events.put((str(found.path), Arrival.CHANGED))  # still being written, perhaps
             return True
         return None
-
-
-class WatchKind(TriggerKind):
-    """`trigger: {watch: {path: ~/Inbox, ...}}`: a run for each file that settles in a folder."""
-
-    name = "watch"
-    Spec = WatchTrigger
-    moves_failed_files = True
-
-    def source(self, services: TriggerServices) -> Watcher:
-        # Paced where workers of its own share the CPU and the write lock with intake; an intake node
-        # queues at full speed (the workers elsewhere take turns on the database, not on this process).
-        paced = services.store.queued_from if services.settings.role.works else None
-        return Watcher(services.intake, rescan_seconds=services.settings.rescan_seconds, queued_from=paced)
-
-    def describe(self, spec: WatchTrigger) -> str:
-        patterns = ",".join(spec.patterns) or "*"
-        return f"watch {spec.path} ({patterns}{', recursive' if spec.recursive else ''})"
-
-    def reach(self, spec: WatchTrigger) -> Reach:
-        return Reach(_root(spec), spec.recursive)
-
-    def wants(self, workflow: Workflow, path: Path) -> bool:
-        return Watch.of(workflow).matcher.wants(path)
-
-    def diagnose(self, workflows: list[Workflow]) -> list[Finding]:
-        roots = [(w.name, _root(w.trigger.spec)) for w in sorted(workflows, key=lambda w: w.name)]
-        says = "workflow {}: the watched folder {} does not exist yet; gristmill run creates it"
-        return [Finding(Level.OK, says.format(name, root)) for name, root in roots if not os.path.lexists(root)]
-
-    def check(self, workflow: Workflow) -> None:
-        super().check(workflow)
-        root = _root(workflow.trigger.spec)
-        if os.path.lexists(root) and not root.is_dir():
-            raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
-                          ("trigger", "watch", "path"), root=str(root))  # fmt: skip
-
-
-def _root(spec: WatchTrigger) -> Path:
-    return Path(os.path.abspath(spec.path.expanduser()))
