@@ -16,7 +16,7 @@ import httpx
 import ollama
 
 from bench import dashboard
-from bench.harness import BenchHome, Daemon, wait_until
+from bench.harness import BenchHome, Daemon, cpu_over, wait_until
 from bench.history import seeded as history_db
 
 CLASSIFY_WORKFLOW = """\
@@ -267,9 +267,7 @@ def idle_home() -> BenchHome:
 def idle_window(daemon: Daemon, sizes: Sizes) -> dict[str, float]:
     """The ready daemon's CPU over the idle window and its memory at the end; then it is stopped."""
     time.sleep(1.0)  # let start-up work settle before the idle window
-    before = daemon.cpu()
-    time.sleep(sizes.idle_seconds)
-    used = daemon.cpu() - before
+    used = cpu_over(daemon.proc.pid, lambda: time.sleep(sizes.idle_seconds))
     rss = daemon.rss()
     daemon.stop()
     return {"cpu_s_per_min": used * 60 / sizes.idle_seconds, "rss_mb": rss, "window_s": sizes.idle_seconds}

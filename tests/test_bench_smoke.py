@@ -139,3 +139,71 @@ def test_the_call_count_report_puts_two_counts_side_by_side():
     assert text.splitlines()[0] == "Python calls a run: 2 → 1; C calls a run: 1 → 1 (10 runs)"
     assert "       2.0       1.0  pathlib2" in text  # by module: the library's top package
     assert "       1.0       1.0  C posix stat" in text
+
+
+_SPINNER = """
+import sys, threading, time
+def spin(seconds, go):
+    go.wait()
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+for line in sys.stdin:  # "S here": spin S seconds; "S thread": on a thread that ends, started before "go"
+    seconds, how = line.split()
+    go = threading.Event()
+    worker = threading.Thread(target=spin, args=(float(seconds), go))
+    before = time.process_time()
+    if how == "thread":
+        worker.start()
+        print("started", flush=True)
+        sys.stdin.readline()
+        go.set()
+        worker.join()
+    else:
+        go.set()
+        spin(float(seconds), go)
+    print(time.process_time() - before, flush=True)
+"""
+
+
+def _spinner() -> subprocess.Popen:
+    argv = [sys.executable, "-c", _SPINNER]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    _ask(child, "0 here")  # its first answer: the interpreter is up
+    return child
+
+
+def _ask(child: subprocess.Popen, line: str) -> str:
+    child.stdin.write(line + "\n")
+    child.stdin.flush()
+    return child.stdout.readline()
+
+
+def test_a_processs_cpu_over_a_window_is_read_to_the_microsecond_not_in_ticks():
+    from bench.harness import cpu_over
+
+    child = _spinner()
+    try:
+        answer = []
+        read = cpu_over(child.pid, lambda: answer.append(float(_ask(child, "0.125 here"))))
+    finally:
+        child.kill()
+        child.wait()
+
+    assert abs(read - answer[0]) < 0.003, (read, answer)  # clock ticks are 10 ms apart
+
+
+def test_a_window_in_which_a_thread_ended_is_read_in_ticks():
+    """The ended thread's time left the threads' readings with it; the process's own count keeps it."""
+    from bench.harness import CLOCK_TICKS, cpu_over
+
+    child = _spinner()
+    try:
+        assert _ask(child, "0.05 thread") == "started\n"  # the thread is there, waiting for "go"
+        read = cpu_over(child.pid, lambda: _ask(child, "go"))
+    finally:
+        child.kill()
+        child.wait()
+
+    assert read > 0
+    assert abs(read * CLOCK_TICKS - round(read * CLOCK_TICKS)) < 1e-6, read  # whole ticks
