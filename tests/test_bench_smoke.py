@@ -195,12 +195,20 @@ def test_cpu_over_a_window_is_read_to_the_microsecond_not_in_ticks():
 
 def test_a_window_in_which_a_thread_ended_is_read_in_ticks():
     """The ended thread's time left the threads' readings with it; the process's own count keeps it."""
-    from bench.harness import CLOCK_TICKS, cpu_over
+    from bench.harness import CLOCK_TICKS, cpu_over, wait_until
 
     child = _spinner()
+    tasks = f"/proc/{child.pid}/task"
     try:
         assert _ask(child, "0.05 thread") == "started\n"  # the thread is there, waiting for "go"
-        read = cpu_over(child.pid, lambda: _ask(child, "go"))
+        threads = len(os.listdir(tasks))
+
+        def spin_and_end() -> None:
+            _ask(child, "go")
+            # Python's join returns before the kernel has reaped the thread: wait until it has.
+            wait_until(lambda: len(os.listdir(tasks)) < threads, 30, "the thread's end", every=0.01)
+
+        read = cpu_over(child.pid, spin_and_end)
     finally:
         child.kill()
         child.wait()
