@@ -19,6 +19,7 @@ from daemon.errors import GristmillError, SkipRun
 from daemon.schedule.ticks import zone_of
 from daemon.store import RunStore
 from daemon.triggers.match import Matcher
+from daemon.triggers.roots import absolute_folder
 from daemon.words import count
 from daemon.workflow import FilesInput, RunsInput, Workflow
 from daemon.workflow.templates import file_scope
@@ -83,7 +84,7 @@ class InputCollector:
         ]  # fmt: skip
 
     def _files(self, spec: FilesInput, since: datetime | None) -> list[dict[str, Any]]:
-        root = Path(os.path.abspath(spec.path.expanduser()))
+        root = absolute_folder(spec.path)
         matcher = Matcher(root, tuple(spec.patterns))
         try:
             entries = sorted(os.scandir(root), key=lambda e: e.name)

@@ -15,8 +15,9 @@ _LIMIT_SYSCTL = {
 }
 
 
-def watched_folder(path: Path) -> Path:
-    """A watch's `path` as the absolute folder its events and scans name (`~` expanded, links kept)."""
+def absolute_folder(path: Path) -> Path:
+    """A folder of a workflow (a watch's `path`, a schedule's `files` input) as the absolute path its
+    events, scans and listings name: `~` expanded, symbolic links kept."""
     return Path(os.path.abspath(path.expanduser()))
 
 

@@ -42,7 +42,7 @@ from daemon.triggers.base import TriggerSource
 from daemon.triggers.handover import QUEUE_BATCH, Handover
 from daemon.triggers.match import Matcher
 from daemon.triggers.pacing import Pacer
-from daemon.triggers.roots import ensure_root, polling_reason, watched_folder
+from daemon.triggers.roots import absolute_folder, ensure_root, polling_reason
 from daemon.triggers.scan import Found, oldest_first
 from daemon.triggers.settle import SettleTracker
 from daemon.triggers.submitted import Submitted
@@ -80,7 +80,7 @@ class Watch:
     @classmethod
     def of(cls, workflow: Workflow) -> Watch:
         spec: WatchTrigger = workflow.trigger.spec
-        root = watched_folder(spec.path)
+        root = absolute_folder(spec.path)
         # Its own output is not input: the folders it files into are left out of a recursive watch.
         own = [Path(os.path.abspath(static_base(t))) for t in workflow.destinations()]
         inside = tuple(p for p in own if root in p.parents)

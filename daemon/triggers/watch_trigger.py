@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from daemon.triggers.base import Finding, Level, Reach, TriggerKind, TriggerServices
-from daemon.triggers.roots import watched_folder
+from daemon.triggers.roots import absolute_folder
 from daemon.triggers.watch import Watch, Watcher
 from daemon.workflow import WatchTrigger, Workflow
 from daemon.workflow.fields import problem
@@ -33,19 +33,19 @@ class WatchKind(TriggerKind):
         return f"watch {spec.path} ({patterns}{', recursive' if spec.recursive else ''})"
 
     def reach(self, spec: WatchTrigger) -> Reach:
-        return Reach(watched_folder(spec.path), spec.recursive)
+        return Reach(absolute_folder(spec.path), spec.recursive)
 
     def wants(self, workflow: Workflow, path: Path) -> bool:
         return Watch.of(workflow).matcher.wants(path)
 
     def diagnose(self, workflows: list[Workflow]) -> list[Finding]:
-        roots = [(w.name, watched_folder(w.trigger.spec.path)) for w in sorted(workflows, key=lambda w: w.name)]
+        roots = [(w.name, absolute_folder(w.trigger.spec.path)) for w in sorted(workflows, key=lambda w: w.name)]
         says = "workflow {}: the watched folder {} does not exist yet; gristmill run creates it"
         return [Finding(Level.OK, says.format(name, root)) for name, root in roots if not os.path.lexists(root)]
 
     def check(self, workflow: Workflow) -> None:
         super().check(workflow)
-        root = watched_folder(workflow.trigger.spec.path)
+        root = absolute_folder(workflow.trigger.spec.path)
         if os.path.lexists(root) and not root.is_dir():
             raise problem("watch_path", "{root} is a file, not a folder; path names the folder to watch",
                           ("trigger", "watch", "path"), root=str(root))  # fmt: skip
