@@ -9,6 +9,7 @@ from datetime import datetime
 
 from daemon.errors import GristmillError
 from daemon.store import RunStore
+from daemon.store.retention import forget_runs
 from daemon.words import count
 from daemon.workflow import Workflow
 
@@ -53,7 +54,7 @@ def prune(store: RunStore, workflows: Iterable[Workflow], now: datetime, *, dry_
         if keep is None:
             continue
         note = f"older than the retention of {workflow.retention}; outputs and model calls deleted"
-        runs, calls = store.prune(workflow.name, now - keep, note, dry_run=dry_run)
+        runs, calls = forget_runs(store.engine, workflow.name, now - keep, note, dry_run=dry_run)
         report.runs[workflow.name], report.calls[workflow.name] = runs, calls
     return report
 

@@ -17,6 +17,7 @@ from daemon.store import RunStore, make_engine
 from daemon.store.corrections import Change, CorrectionStore
 from daemon.store.evals import EvalStore, ShadowStore, has_due_runs, recorded_runs
 from daemon.store.migrate import upgrade
+from daemon.store.retention import forget_runs
 
 
 @pytest.fixture(params=["sqlite"])
@@ -90,7 +91,7 @@ def test_a_shadow_answer_is_kept_once_per_run_step_and_model(engine):
     assert kept == answer
     assert shadows.models("w") == ["cand", "other"] and shadows.answers("nope") == []
     # Pruning or deleting a run takes its shadow answers with it.
-    store.prune("w", datetime.now(UTC) + timedelta(days=1), "old")
+    forget_runs(store.engine, "w", datetime.now(UTC) + timedelta(days=1), "old")
     assert shadows.answers("w") == []
 
 

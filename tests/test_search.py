@@ -14,6 +14,7 @@ from daemon.domain import NewRun, Origin, RunStatus
 from daemon.errors import UsageError
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import downgrade, upgrade
+from daemon.store.retention import forget_runs
 from daemon.store.search import RunFilter, Term, fts5_match, parse_query, pg_tsquery, search
 from daemon.store.searchindex import BATCH
 from tests.support import INVOICE, LETTER, RECEIPT, make_home
@@ -75,7 +76,7 @@ def test_search_sees_every_write_of_the_run(store):
     assert _ids(store, "parser") == [run.id] and _ids(store, "payment") == [run.id]
     store.retry([run.id])  # a retry starts from scratch: the old outputs are no longer found
     assert _ids(store, "payment") == [] and _ids(store, "acme") == [run.id]
-    store.prune("w", datetime(2100, 1, 1, tzinfo=UTC), "older than 1d")
+    forget_runs(store.engine, "w", datetime(2100, 1, 1, tzinfo=UTC), "older than 1d")
     assert _ids(store, "acme") == [run.id]  # pruned runs keep their one-line record
 
 
@@ -125,7 +126,7 @@ def test_the_index_matches_the_runs_after_any_mix_of_writes_and_searches(store, 
         elif action == "retry":
             store.retry_failed()
         elif action == "prune":
-            store.prune("w", datetime(2100, 1, 1, tzinfo=UTC), f"pruned at {step}")
+            forget_runs(store.engine, "w", datetime(2100, 1, 1, tzinfo=UTC), f"pruned at {step}")
         elif action == "delete" and run_id not in running:
             with store.engine.begin() as conn:
                 conn.exec_driver_sql("DELETE FROM model_calls WHERE run_id = ?", (run_id,))

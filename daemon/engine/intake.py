@@ -16,7 +16,7 @@ from daemon.errors import InputError, StoreError
 from daemon.files.hashing import sha256_file
 from daemon.inbound.spool import Spooled
 from daemon.store import RunStore
-from daemon.store.runs import VERSION
+from daemon.store.queueing import VERSION
 from daemon.workflow import Workflow
 
 log = logging.getLogger("gristmill")

@@ -1,4 +1,8 @@
-"""RunStore: queue, lease and record runs with one short transaction per operation (its reads: store/queries.py)."""
+"""RunStore: queue, lease and record runs, one short transaction per operation.
+
+Its reads are store/queries.py; what a file seen again becomes, store/queueing.py; forgetting old
+runs, store/retention.py.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from sqlalchemy import (
     Text,
     case,
     cast,
-    func,
     literal,
     select,
     update,
@@ -22,14 +25,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from daemon import failpoints
-from daemon.domain import ModelCall, NewRun, Origin, Run, RunStatus
+from daemon.domain import ModelCall, NewRun, Run, RunStatus
 from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreError
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.direct import HotStatements
 from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.queries import RunQueries, run_of, to_run
+from daemon.store.queueing import FRESH, NO_LEASE, enqueue_in, new_values
 from daemon.store.searchindex import EndedRuns
-from daemon.store.searchtext import name_words, output_words
+from daemon.store.searchtext import output_words
 from daemon.store.statements import (
     OUTPUTS,
     RECORD_CALL,
@@ -38,7 +42,7 @@ from daemon.store.statements import (
     fenced_update,
     moving_to,
 )  # fmt: skip
-from daemon.store.tables import corrections, meta, model_calls, runs, shadow_calls
+from daemon.store.tables import meta, runs
 from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
@@ -46,42 +50,13 @@ SUCCEEDED = RunStatus.SUCCEEDED
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
-PRUNED_PREFIX = "pruned:"
-VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
-
-_NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
-_FRESH: dict[str, Any] = {
-    "status": QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
-    "started_at": None, "finished_at": None, "search_text": None, **_NO_LEASE,
-}  # fmt: skip
 
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-def _new_values(new: NewRun, now: datetime) -> dict[str, Any]:
-    """The row of a newly queued run; a dry run is never deduplicated (it must not make a file a duplicate)."""
-    return {
-        "workflow": new.workflow, "status": QUEUED.value, "trigger": Origin(new.trigger).value,
-        "input_path": new.input_path, "sha256": new.sha256, "dedupe_key": None if new.dry_run else new.dedupe_key,
-        "context": dict(new.context), "outputs": {}, "attempts": 0,
-        "max_attempts": new.max_attempts, "created_at": now, "dry_run": new.dry_run,
-        "search_name": name_words(new.input_path),
-    }  # fmt: skip
-
-
-def _dropped_again(run: Run, new: NewRun) -> bool:
-    """Whether `new` is the same file at the same path as finished `run`, but put there anew.
-
-    A file version (inode and mtime, recorded by intake as `version`) that differs from the one the
-    run took is a new drop; the same version is the same drop seen again (a rescan, a restart).
-    """
-    seen, now = run.context.get(VERSION), new.context.get(VERSION)
-    return run.status.finished and seen is not None and now is not None and seen != now
 
 
 class RunStore(RunQueries):
@@ -133,34 +108,12 @@ class RunStore(RunQueries):
         with writing(self._engine, durable=durable) as conn:
             found = []
             for new in news:
-                found.append(self._enqueue_in(conn, new, gone))
+                # What a key already recorded makes of this one: store/queueing.py.
+                found.append(enqueue_in(conn, new, self._clock(), gone, self._insert_once))
                 failpoints.hit("mid_enqueue_batch")
             # PostgreSQL: at commit, an idle worker on every node looks (once for the whole batch).
             announce(conn, sum(created and run.status is QUEUED for run, created in found))
         return found
-
-    def _enqueue_in(self, conn: Connection, new: NewRun, gone: Callable[[str], bool]) -> tuple[Run, bool]:
-        """`enqueue`'s work inside the caller's transaction."""
-        now = self._clock()
-        values = _new_values(new, now)
-        run, created = self._insert_once(conn, values)
-        if created:
-            return run, created
-        if run.input_path == new.input_path:
-            if not _dropped_again(run, new):
-                return run, False
-            why = "the same file dropped again"
-        elif self._unstarted(run) and run.input_path and gone(run.input_path):
-            return self._follow(conn, run, new), True
-        else:
-            why = "same content"
-        # One record per drop: the version in the key makes a rescan or restart find this one again.
-        version = new.context.get(VERSION)
-        duplicate = values | {
-            "status": SKIPPED.value, "error": f"duplicate of run {run.id} ({why})", "finished_at": now,
-            "dedupe_key": "|".join(str(part) for part in (new.dedupe_key, new.input_path, version) if part),
-        }  # fmt: skip
-        return self._insert_once(conn, duplicate)
 
     def claim(
         self,
@@ -264,7 +217,7 @@ class RunStore(RunQueries):
     def _finish_values(self, status: RunStatus, outputs: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
         if not RunStatus(status).finished:
             raise InvalidTransition(RUNNING.value, str(status))
-        values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **_NO_LEASE}
+        values: dict[str, Any] = {"status": RunStatus(status).value, "error": error, **NO_LEASE}
         values["finished_at"] = self._clock()
         if outputs is not None:
             values["outputs"], values["search_text"] = outputs, output_words(outputs)
@@ -280,7 +233,7 @@ class RunStore(RunQueries):
         refund_attempt: bool = False,
     ) -> bool:
         """Put `owner`'s run back in the queue, due at `not_before`; False when not theirs."""
-        values: dict[str, Any] = {"status": QUEUED.value, "not_before": not_before, **_NO_LEASE}
+        values: dict[str, Any] = {"status": QUEUED.value, "not_before": not_before, **NO_LEASE}
         if error is not None:
             values["error"] = error
         if refund_attempt:
@@ -292,7 +245,7 @@ class RunStore(RunQueries):
         stmt = (
             update(runs)
             .where(runs.c.id == run_id, moving_to(SKIPPED, via=QUEUED))
-            .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **_NO_LEASE)
+            .values(status=SKIPPED.value, error=reason, finished_at=self._clock(), **NO_LEASE)
         )
         with writing(self._engine, one_statement=True) as conn:
             return conn.execute(stmt).rowcount == 1
@@ -305,13 +258,13 @@ class RunStore(RunQueries):
         fail = (
             update(runs)
             .where(moving_to(FAILED, via=RUNNING), lapsed, runs.c.attempts >= runs.c.max_attempts)
-            .values(status=FAILED.value, finished_at=now, error=gave_up, **_NO_LEASE)
+            .values(status=FAILED.value, finished_at=now, error=gave_up, **NO_LEASE)
             .returning(runs.c.id)
         )
         requeue = (
             update(runs)
             .where(moving_to(QUEUED, via=RUNNING), lapsed)
-            .values(status=QUEUED.value, error=REQUEUED_ERROR, **_NO_LEASE)
+            .values(status=QUEUED.value, error=REQUEUED_ERROR, **NO_LEASE)
             .returning(runs.c.id)
         )
         with writing(self._engine) as conn:
@@ -331,7 +284,7 @@ class RunStore(RunQueries):
 
         Fenced on the owner and the lease as read in `run`: a lease renewed since is left alone.
         """
-        values: dict[str, Any] = {"error": error, **_NO_LEASE}
+        values: dict[str, Any] = {"error": error, **NO_LEASE}
         if give_up:
             values |= {"status": FAILED.value, "finished_at": self._clock()}
         else:
@@ -365,7 +318,7 @@ class RunStore(RunQueries):
             if done:
                 raise RetryRefused(done[0].id, done[0].workflow, done[0].file_now())
             stmt = update(runs).where(runs.c.id.in_(ids), moving_to(QUEUED, retry=True))
-            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
             return queued
 
@@ -375,7 +328,7 @@ class RunStore(RunQueries):
         if workflow is not None:
             stmt = stmt.where(runs.c.workflow == workflow)
         with writing(self._engine) as conn:
-            queued = sorted(conn.scalars(stmt.values(_FRESH).returning(runs.c.id)))
+            queued = sorted(conn.scalars(stmt.values(FRESH).returning(runs.c.id)))
             announce(conn, len(queued))
             return queued
 
@@ -387,38 +340,12 @@ class RunStore(RunQueries):
         """
         return subscribe(self._engine, callback)
 
-    # -- retention ------------------------------------------------------------------------
-
-    def prune(self, workflow: str, before: datetime, note: str, *, dry_run: bool = False) -> tuple[int, int]:
-        """Forget finished runs of `workflow` that ended before `before`; (runs, model calls).
-
-        Their model calls are deleted and their outputs, context and error cleared (`error`
-        becomes `note`); the row itself stays so content already handled is not handled again.
-        """
-        old = (
-            runs.c.workflow == workflow,
-            runs.c.status.in_([status.value for status in RunStatus if status.finished]),
-            func.coalesce(runs.c.finished_at, runs.c.created_at) < before,
-            runs.c.error.is_(None) | ~runs.c.error.startswith(PRUNED_PREFIX, autoescape=True),
-        )
-        calls = model_calls.c.run_id.in_(select(runs.c.id).where(*old))
-        with writing(self._engine) as conn:
-            run_count = conn.execute(select(func.count()).select_from(runs).where(*old)).scalar_one()
-            call_count = conn.execute(select(func.count()).select_from(model_calls).where(calls)).scalar_one()
-            if run_count and not dry_run:
-                conn.execute(model_calls.delete().where(calls))
-                conn.execute(corrections.delete().where(corrections.c.run_id.in_(select(runs.c.id).where(*old))))
-                conn.execute(shadow_calls.delete().where(shadow_calls.c.run_id.in_(select(runs.c.id).where(*old))))
-                values = {"outputs": {}, "context": {}, "error": f"{PRUNED_PREFIX} {note}", "search_text": None}
-                conn.execute(update(runs).where(*old).values(values))
-        return run_count, call_count
-
     # -- schedules ------------------------------------------------------------------------
 
     def enqueue_skipped(self, new: NewRun, reason: str) -> tuple[Run, bool]:
         """Record a run that is skipped from the start (a tick that must not run); once per key."""
         now = self._clock()
-        values = _new_values(new, now) | {"status": SKIPPED.value, "error": reason, "finished_at": now}
+        values = new_values(new, now) | {"status": SKIPPED.value, "error": reason, "finished_at": now}
         with writing(self._engine) as conn:
             return self._insert_once(conn, values)
 
@@ -451,19 +378,6 @@ class RunStore(RunQueries):
             conn.execute(stmt)
 
     # -- helpers --------------------------------------------------------------------------
-
-    @staticmethod
-    def _unstarted(run: Run) -> bool:
-        """Queued or skipped before any step ran: the run never did anything with its file."""
-        return run.status in (QUEUED, SKIPPED) and not run.outputs
-
-    def _follow(self, conn: Connection, run: Run, new: NewRun) -> Run:
-        """Point an unstarted run at its file's new name; a run skipped for the lost file is queued again."""
-        moved = {"input_path": new.input_path, "context": new.context, "search_name": name_words(new.input_path)}
-        if run.status is SKIPPED:
-            moved |= _FRESH
-        row = conn.execute(update(runs).where(runs.c.id == run.id).values(moved).returning(*RUN_COLUMNS)).one()
-        return to_run(row)
 
     def _insert_once(self, conn: Connection, values: dict[str, Any]) -> tuple[Run, bool]:
         """Insert unless (workflow, dedupe_key) is taken; the recorded run and whether it is new."""
