@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from bench.harness import BenchHome, Daemon, free_port, wait_until
+from bench.harness import BenchHome, Daemon, free_port, polls, wait_until
 from daemon.store.searchtext import name_words, output_words
 
 WORKFLOWS = ("sort-inbox", "invoices", "daily-digest")
@@ -30,7 +30,7 @@ VENDORS = ("ACME Tools GmbH", "Globex Corporation", "Initech", "Corner Bakery", 
 def _until_page(url: str, timeout: float = 60) -> None:
     def answers() -> bool:
         try:
-            return httpx.get(url, timeout=5).status_code == 200
+            return polls().get(url, timeout=5).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 from tests.support import REPO
 
@@ -215,3 +216,23 @@ def test_a_window_in_which_a_thread_ended_is_read_in_ticks():
 
     assert read > 0
     assert abs(read * CLOCK_TICKS - round(read * CLOCK_TICKS)) < 1e-6, read  # whole ticks
+
+
+def _closed_connections_to(port: int) -> int:
+    """Connections to 127.0.0.1:`port` this machine closed from its side lately (TIME_WAIT, /proc/net/tcp)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(row.split()[2] == f"0100007F:{port:04X}" and row.split()[3] == "06" for row in rows)
+
+
+def test_the_benchs_polls_of_the_stand_in_keep_one_connection():
+    """`httpx.get` made a client per poll, each loading certifi's bundle: 45-50 ms of CPU beside the daemon measured."""
+    from bench.scenarios import _first_call, standin
+
+    with standin() as url:
+        port = int(url.rsplit(":", 1)[1])
+        before = _closed_connections_to(port)  # an earlier server's, on the same port number, may linger
+        for _ in range(5):
+            assert _first_call(url) is None  # no model call yet: each poll asks the stand-in again
+        after = _closed_connections_to(port)
+
+    assert after <= before  # a client per poll closes a connection per poll
