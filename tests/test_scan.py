@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
+
+import pytest
 
 from daemon.triggers.match import Matcher
 from daemon.triggers.scan import oldest_first
@@ -56,3 +59,41 @@ def test_a_flat_watch_does_not_look_into_subfolders(tmp_path):
     _file(tmp_path / "sub" / "below.txt", 20)
 
     assert [f.path for f in oldest_first(Matcher(tmp_path))] == [top]
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# A run's file left to the garbage collector warns as it goes; these tests make that a failure.
+closes_its_files = pytest.mark.filterwarnings(
+    "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
+)
+
+
+@closes_its_files
+def test_a_listing_larger_than_its_memory_budget_is_merged_from_sorted_runs_in_order(tmp_path):
+    """A budget of about ten rows: 300 files make some thirty sorted runs on disk, merged four at a time."""
+    rng = random.Random(5)
+    paths = [_file(tmp_path / f"f{n:03d}.pdf", rng.randrange(50) * 1_000) for n in range(300)]  # many the same time
+    expected = sorted(paths, key=lambda p: (os.stat(p).st_mtime_ns, os.fsencode(p)))
+    opened = _open_files()
+
+    found = list(oldest_first(Matcher(tmp_path), budget=2_000, max_runs=4))
+
+    assert [f.path for f in found] == expected
+    assert _open_files() == opened  # every run's temporary file closed
+
+
+@closes_its_files
+def test_a_listing_stopped_early_closes_its_runs(tmp_path):
+    for n in range(100):
+        _file(tmp_path / f"f{n:03d}.pdf", n)
+    opened = _open_files()
+    listing = oldest_first(Matcher(tmp_path), budget=2_000)
+
+    assert next(listing).path.name == "f099.pdf"  # the oldest
+    assert _open_files() > opened  # its runs are open while it streams
+    listing.close()  # what a stop or a reload does to the scan's listing
+
+    assert _open_files() == opened
