@@ -17,16 +17,10 @@ from sqlalchemy import Connection, update
 from daemon.domain import NewRun, Origin, Run, RunStatus
 from daemon.store.queries import to_run
 from daemon.store.searchtext import name_words
-from daemon.store.statements import RUN_COLUMNS
+from daemon.store.statements import FRESH, RUN_COLUMNS
 from daemon.store.tables import runs
 
 VERSION = "version"  # context key: which version of the file (inode:mtime_ns) a file run was queued for
-
-NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
-FRESH: dict[str, Any] = {
-    "status": RunStatus.QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
-    "started_at": None, "finished_at": None, "search_text": None, **NO_LEASE,
-}  # fmt: skip
 
 InsertOnce = Callable[[Connection, dict[str, Any]], tuple[Run, bool]]
 

@@ -31,10 +31,12 @@ from daemon.store.db import check_database_file, reading, writing
 from daemon.store.direct import HotStatements
 from daemon.store.pending import PendingCalls, call_values, insert_calls
 from daemon.store.queries import RunQueries, run_of, to_run
-from daemon.store.queueing import FRESH, NO_LEASE, enqueue_in, new_values
+from daemon.store.queueing import enqueue_in, new_values
 from daemon.store.searchindex import EndedRuns
 from daemon.store.searchtext import output_words
 from daemon.store.statements import (
+    FRESH,
+    NO_LEASE,
     OUTPUTS,
     RECORD_CALL,
     RUN_COLUMNS,

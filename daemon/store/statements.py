@@ -21,6 +21,13 @@ from daemon.store.tables import model_calls, runs
 
 QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
+
+# The values that take a run's lease away, and that make it a run never tried (a retry, a renamed file's skipped run).
+NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+FRESH: dict[str, Any] = {
+    "status": RunStatus.QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
+    "started_at": None, "finished_at": None, "search_text": None, **NO_LEASE,
+}  # fmt: skip
 """A Run's columns: what every statement that reads runs returns."""
 
 
