@@ -15,7 +15,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import JSON, Engine, Integer, Table, func, null, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -23,13 +22,12 @@ from daemon.errors import StoreError, UsageError
 from daemon.store.db import make_engine, reading, writing
 from daemon.store.migrate import upgrade
 from daemon.store.postgres import postgres_url
+from daemon.store.statements import INSERTS
 from daemon.store.tables import metadata
 
 MAX_BATCH = 1000
 """Rows per insert; fewer for wide tables, to stay under SQLite's limit of bound parameters."""
 _MAX_PARAMETERS = 30_000
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 # Moves a serial column's sequence past the largest id; a column without a sequence gives NULL, a no-op.
 _ADVANCE = "SELECT setval(pg_get_serial_sequence(:table, :column), COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
@@ -130,7 +128,7 @@ def _insert(target: Engine, table: Table, rows: list[dict[str, Any]]) -> int:
         for name in json_columns:
             if row[name] is None:
                 row[name] = null()  # SQL NULL stays NULL (not the JSON value null)
-    insert = _INSERTS[target.dialect.name](table).values(rows)
+    insert = INSERTS[target.dialect.name](table).values(rows)
     key = list(table.primary_key.columns)
     # RETURNING gives the rows really inserted; rowcount is not reliable for multi-row inserts.
     stmt = insert.on_conflict_do_nothing(index_elements=key).returning(*key)

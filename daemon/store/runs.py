@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
     update,
 )  # fmt: skip
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from daemon import failpoints
@@ -36,6 +35,7 @@ from daemon.store.searchindex import EndedRuns
 from daemon.store.searchtext import output_words
 from daemon.store.statements import (
     FRESH,
+    INSERTS,
     NO_LEASE,
     OUTPUTS,
     RECORD_CALL,
@@ -49,8 +49,6 @@ from daemon.store.wakeup import Wakeups, announce, subscribe
 
 QUEUED, RUNNING, FAILED, SKIPPED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.SKIPPED
 SUCCEEDED = RunStatus.SUCCEEDED
-
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
@@ -66,10 +64,10 @@ class RunStore(RunQueries):
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow, *, direct: bool = True) -> None:
         """`direct=False` keeps SQLite on SQLAlchemy's Core path too (the tests compare the two paths)."""
-        if engine.dialect.name not in _INSERTS:
+        if engine.dialect.name not in INSERTS:
             raise StoreError(f"the run store supports SQLite and PostgreSQL, not {engine.dialect.name}")
         super().__init__(engine, clock)
-        self._insert = _INSERTS[engine.dialect.name]
+        self._insert = INSERTS[engine.dialect.name]
         self._insert_ignore = self._insert(runs).on_conflict_do_nothing().returning(*RUN_COLUMNS)
         self._pending = PendingCalls()  # model calls stored with their run's next write (store/pending.py)
         # SQLite: the run's hot statements on the driver's cursor (store/direct.py); PostgreSQL: Core.

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
 from daemon.domain import Origin, Run, RunStatus
 from daemon.errors import InvalidTransition
@@ -21,6 +21,10 @@ from daemon.store.tables import model_calls, runs
 
 QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
+"""A Run's columns: what every statement that reads runs returns."""
+
+INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+"""Each supported database's INSERT: the one with ON CONFLICT DO NOTHING (the store and `db copy` use it)."""
 
 # The values that take a run's lease away, and that make it a run never tried (a retry, a renamed file's skipped run).
 NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
@@ -28,7 +32,6 @@ FRESH: dict[str, Any] = {
     "status": RunStatus.QUEUED.value, "attempts": 0, "error": None, "outputs": {}, "not_before": None,
     "started_at": None, "finished_at": None, "search_text": None, **NO_LEASE,
 }  # fmt: skip
-"""A Run's columns: what every statement that reads runs returns."""
 
 
 @cache
