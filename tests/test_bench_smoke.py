@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -66,6 +67,28 @@ def test_bench_growth_scenarios_run_with_a_seeded_history_and_two_backlogs(tmp_p
     assert backlog["runs_per_s_next"] > 0 and backlog["runs_ratio_next_large_to_small"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "| history | runs/s, 500 runs recorded before |" in table
+
+
+def test_the_two_backlogs_take_turns_going_first(tmp_path):
+    # The host's pace drifts within a repeat; with the small backlog always first it fell on the large one.
+    result = _bench("backlog", tmp_path, "--keep-homes", "--repeat", "2")
+
+    assert result.returncode == 0, result.stderr
+    runs = json.loads((tmp_path / "latest.json").read_text())["results"]["backlog"]["runs"]
+    assert [run["large_first"] for run in runs] == [0, 1]
+    homes = sorted((Path(home) for home in result.stderr.split("homes kept: ")[1].split()), key=_made_at)
+    assert [_runs_recorded(home) for home in homes] == [20, 30, 30, 20]  # in the order the homes were made
+
+
+def _made_at(home: Path) -> int:
+    return (home / "workflows").stat().st_mtime_ns
+
+
+def _runs_recorded(home: Path) -> int:
+    with sqlite3.connect(home / "data" / "gristmill.db") as conn:
+        count = conn.execute("select count(*) from runs").fetchone()[0]
+    conn.close()
+    return count
 
 
 def test_the_store_alone_loop_runs():
