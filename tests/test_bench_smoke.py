@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 from tests.support import REPO
@@ -85,10 +86,8 @@ def _made_at(home: Path) -> int:
 
 
 def _runs_recorded(home: Path) -> int:
-    with sqlite3.connect(home / "data" / "gristmill.db") as conn:
-        count = conn.execute("select count(*) from runs").fetchone()[0]
-    conn.close()
-    return count
+    with closing(sqlite3.connect(home / "data" / "gristmill.db")) as conn:
+        return conn.execute("select count(*) from runs").fetchone()[0]
 
 
 def test_the_store_alone_loop_runs():
