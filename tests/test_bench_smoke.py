@@ -11,6 +11,9 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
+from bench.scenarios import Sizes
+from daemon.triggers.handover import QUEUE_BATCH
+from daemon.triggers.pacing import PACE_AHEAD
 from tests.support import REPO
 
 
@@ -79,6 +82,16 @@ def test_the_two_backlogs_take_turns_going_first(tmp_path):
     assert [run["large_first"] for run in runs] == [0, 1]
     homes = sorted((Path(home) for home in result.stderr.split("homes kept: ")[1].split()), key=_made_at)
     assert [_runs_recorded(home) for home in homes] == [20, 30, 30, 20]  # in the order the homes were made
+
+
+def test_the_small_backlogs_walk_outlasts_both_windows():
+    # Its walk keeps at most PACE_AHEAD + QUEUE_BATCH runs queued ahead of the workers: with fewer files
+    # than the two windows and that lead, it ends inside the second window and the large backlog's runs,
+    # their walk beside them, are compared with runs that have none (BENCHMARKS.md, fourteenth round).
+    sizes = Sizes()
+
+    assert sizes.backlog_small_files > 2 * sizes.backlog_small + PACE_AHEAD + QUEUE_BATCH
+    assert sizes.backlog_files > sizes.backlog_small_files
 
 
 def _made_at(home: Path) -> int:
