@@ -134,7 +134,8 @@ def _route_ctx(server, key, *, dry_run: bool = False, intents: list | None = Non
         chain=lambda name, path: None, post=lambda url, body: None, dry_run=dry_run,
     )  # fmt: skip
     return StepContext(
-        workflow=workflow, step_id="route", scope={}, text=None, images=(), file_path=None, ask=None, act=act,  # type: ignore[arg-type]
+        workflow=workflow, step_id="route", scope={}, text=None, images=(), file_path=None,
+        asking=lambda: None, act=act,  # type: ignore[arg-type]
         trigger_context=mail_context(key) if key else {},
     )  # fmt: skip
 

@@ -191,7 +191,7 @@ def _perform(
         text="d",
         images=(),
         file_path=None,
-        ask=None,
+        asking=lambda: None,
         act=act,
     )  # type: ignore[arg-type]
     done = Webhook().perform(url, ctx)

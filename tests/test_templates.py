@@ -145,3 +145,8 @@ def test_a_source_without_tags_renders_as_jinja_renders_it(source: str) -> None:
 
 def test_carriage_returns_are_still_turned_into_newlines() -> None:
     assert render("one\r\ntwo\rthree", {}) == "one\ntwo\nthree"
+
+
+def test_a_template_still_sees_jinjas_own_globals():
+    # Each compiled template keeps a copy of the environment's globals (a render iterated their ChainMap twice).
+    assert render("{% for i in range(3) %}{{ i }}{% endfor %}{% set n = namespace(x=4) %}{{ n.x }}", {}) == "0124"

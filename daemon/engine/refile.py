@@ -113,7 +113,7 @@ def _context(
     ask = Asker(backend=NoModel(), record=lambda call: None, model="none", step_id=step.step_id)
     return StepContext(
         workflow=job.workflow, step_id=step.step_id, scope=MappingProxyType(scope), text=None, images=(),
-        file_path=here, ask=ask, act=act, trigger_context=MappingProxyType(job.run.context),
+        file_path=here, asking=lambda: ask, act=act, trigger_context=MappingProxyType(job.run.context),
     )  # fmt: skip  # (the fields read as one record)
 
 

@@ -136,11 +136,14 @@ class Runner:
             # disk before the file is touched, so that after a power loss too `recover` knows the name.
             self._save(ctx, owner, {**ctx.outputs, step_id: intent}, index=False, durable=True)
 
+        def asking() -> Asker:
+            return self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None)
+
         effects = Effects(ctx.dry_run, record_intent, ctx.finished_intents.get(step_id))
         return StepContext(
             workflow=ctx.workflow, step_id=step_id, scope=MappingProxyType(ctx.scope), text=ctx.text,
             images=ctx.images, file_path=ctx.file_path,
-            ask=self._asker(ctx.workflow, ctx.run, step_id, model=self._seeing(ctx.workflow) if ctx.images else None),
+            asking=asking,
             act=ActionServices(effects, self._chain, self.post, ctx.dry_run, tuple(self.settings.local_networks)),
             trigger_context=MappingProxyType(ctx.run.context),
         )  # fmt: skip  # (one field a line would hide the shape)

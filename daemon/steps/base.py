@@ -9,8 +9,9 @@ like any plugin's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,10 +37,16 @@ class StepContext:
     text: str | None  # the document the model reads; None when the run has no input
     images: tuple[bytes, ...]  # an image document (or scanned pages), for a vision model
     file_path: Path | None  # where the run's file is now
-    ask: Asker  # the model, for this step of this run; every call is recorded
+    # The model, for this step of this run (`ask`); made when the step first asks: most steps never do.
+    asking: Callable[[], Asker]
     act: ActionServices  # side effects: moves, copies, writes (with intents), chained runs, webhooks
     # What the trigger recorded with the run (a mail's key, a hook's content type), read-only.
     trigger_context: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def ask(self) -> Asker:
+        """The model, for this step of this run; every call is recorded."""
+        return self.asking()
 
     def document(self) -> str:
         """The document's text; an image document has none (the model gets the image instead)."""

@@ -64,7 +64,11 @@ ENVIRONMENT.filters["slug"] = slug
 
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Template:
-    return ENVIRONMENT.from_string(source)
+    template = ENVIRONMENT.from_string(source)
+    # Jinja keeps a template's globals as a ChainMap over the environment's, whose keys every render
+    # iterates twice (11 µs a render of a file name, 4.5 with a dict). The environment's are set once, above.
+    template.globals = dict(template.globals)
+    return template
 
 
 def file_scope(path: Path, **fields: Any) -> dict[str, Any]:
