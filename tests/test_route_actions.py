@@ -104,7 +104,7 @@ def test_a_move_or_copy_records_the_digest_the_run_read_when_the_file_is_where_i
 
 
 def test_a_steps_asker_is_made_when_the_step_first_asks_and_not_for_a_move(tmp_path):
-    # Made per step of every run, it cost a run's two steps that never ask (a route, a write) 1-2 % of its CPU.
+    # Made for every step of every run, it cost each step that never asks (a route, a write) a model wrapper.
     (tmp_path / "a.txt").write_text("a")
     made: list[str] = []
     ctx = dataclasses.replace(_ctx(tmp_path / "a.txt"), asking=lambda: made.append("asker") or "the asker")
