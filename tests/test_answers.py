@@ -71,6 +71,23 @@ def test_a_money_amount_renders_as_answered():
     assert render("{{ fields._text.total }} / {{ fields.total }}", {"fields": fields}) == "1249.50 / 1249.5"
 
 
+@pytest.mark.parametrize(
+    ("answer", "found"),
+    [('{"label": "invoice"}', "invoice"),
+     ('<think>it asks for payment</think>\n{"label": "invoice"}', "invoice"),
+     ('Here is the JSON you asked for:\n```json\n{"label": "letter"}\n```', "letter"),
+     ('```\n[1, 2]\n```\nand the object: {"label": "letter"}', "letter"),  # a fenced list is passed over
+     ('Sure. {"label": "invoice", "why": {"amount": 12.50}} Anything else?', "invoice")],
+)  # fmt: skip
+def test_the_json_object_is_found_bare_fenced_or_in_prose(answer, found):
+    assert parse_json_answer(answer)["label"] == found
+
+
+def test_an_answer_without_a_json_object_is_refused_with_an_excerpt():
+    with pytest.raises(BadAnswer, match="not a JSON object: 'Sure! Here is"):
+        parse_json_answer("Sure! Here is what you asked for: [1, 2]")
+
+
 # --------------------------------------------------------------------------- JSON schemas
 
 NESTED = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from daemon.errors import BadAnswer
@@ -18,6 +19,8 @@ _LABEL_TRIM = " \t\r\n.,;:!?\"'`*_()[]"
 
 def split_thinking(text: str) -> tuple[str, str | None]:
     """Remove `<think>` blocks; return the answer and what was thought, if anything."""
+    if "<" not in text:  # no block can start: most answers, spared three passes of the patterns
+        return text.strip(), None
     thoughts = [m.group(2).strip() for m in _THINK.finditer(text)]
     answer = _THINK.sub("", text)
     answer = _THINK_OPEN.sub("", answer)
@@ -32,19 +35,24 @@ def clean_text(text: str) -> str:
 def parse_json_answer(text: str) -> dict[str, Any]:
     """The JSON object in an answer: bare, fenced, or the outermost `{...}` in prose."""
     answer = clean_text(text)
-    candidates = [answer]
-    candidates += [m.group(1).strip() for m in _FENCE.finditer(answer)]
-    start, end = answer.find("{"), answer.rfind("}")
-    if 0 <= start < end:
-        candidates.append(answer[start : end + 1])
-    for candidate in candidates:
+    for candidate in _candidates(answer):
         try:
-            value = json.loads(candidate, parse_float=JsonNumber.parse)
+            value = _DECODER.decode(candidate)
         except ValueError:
             continue
         if isinstance(value, dict):
             return value
     raise BadAnswer(f"the answer is not a JSON object: {_excerpt(answer)}", raw=text)
+
+
+def _candidates(answer: str) -> Iterator[str]:
+    """Where the object may be, in order; looked for only when the bare answer is not one (it mostly is)."""
+    yield answer
+    for fenced in _FENCE.finditer(answer):
+        yield fenced.group(1).strip()
+    start, end = answer.find("{"), answer.rfind("}")
+    if 0 <= start < end:
+        yield answer[start : end + 1]
 
 
 class JsonNumber(float):
@@ -57,6 +65,10 @@ class JsonNumber(float):
         number = cls(literal)
         number.text = literal
         return number
+
+
+# One decoder for every answer: `json.loads` with an option makes a new one at each call.
+_DECODER = json.JSONDecoder(parse_float=JsonNumber.parse)
 
 
 def match_label(value: Any, labels: list[str]) -> str | None:
