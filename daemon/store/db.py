@@ -73,9 +73,13 @@ class _Writer:
     def __init__(self, turn: AbstractContextManager[Any], engine: Engine, *, keeps: bool = False) -> None:
         self.turn, self.engine, self.keeps = turn, engine, keeps
         self.held: Connection | None = None
+        # The database file as SQLite names it (symbolic links resolved), asked at the first write; and
+        # whether `sync` has made its log's name durable since (a log SQLite created is new in its folder).
+        self.file: str | None = None
+        self.named = False
 
     @contextmanager
-    def transaction(self, *, durable: bool = False) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """BEGIN … COMMIT (ROLLBACK on an exception); the caller holds the turn. See `writing`."""
         if not self.keeps:
             with self.engine.begin() as conn:
@@ -84,34 +88,51 @@ class _Writer:
         conn, self.held = self.held or self.engine.connect(), None
         try:
             raw = driver(conn)
-            if durable:
-                raw.execute("PRAGMA synchronous=FULL")  # outside the transaction, for its commit
+            if self.file is None:
+                self.file = next(row[2] for row in raw.execute("PRAGMA database_list") if row[1] == "main")
+            # BEGIN … COMMIT on the driver itself: SQLAlchemy's own transaction (its begin and
+            # commit, their events and bookkeeping) cost a run's writes more than the statements
+            # most of them run, which go to the driver too (direct.py; BENCHMARKS.md, issue 17,
+            # ninth round). A Core statement run inside makes SQLAlchemy begin its view of this
+            # transaction (the begin hook then leaves the driver's alone); it commits it then.
+            _execute(conn, raw, "BEGIN IMMEDIATE")
             try:
-                # BEGIN … COMMIT on the driver itself: SQLAlchemy's own transaction (its begin and
-                # commit, their events and bookkeeping) cost a run's writes more than the statements
-                # most of them run, which go to the driver too (direct.py; BENCHMARKS.md, issue 17,
-                # ninth round). A Core statement run inside makes SQLAlchemy begin its view of this
-                # transaction (the begin hook then leaves the driver's alone); it commits it then.
-                _execute(conn, raw, "BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    with suppress(Exception):  # the connection is closed (so reset) next; the first error stands
-                        conn.rollback() if conn.in_transaction() else raw.rollback()
-                    raise
-                if conn.in_transaction():
-                    conn.commit()
-                else:
-                    conn.dispatch.commit(conn)  # as SQLAlchemy dispatches it, for whoever counts commits
-                    _execute(conn, raw, "COMMIT")
-            finally:
-                if durable:  # the pool hands this same connection out again: back to NORMAL whatever happened
-                    with suppress(sqlite3.Error):  # left at FULL, later commits are only slower
-                        raw.execute("PRAGMA synchronous=NORMAL")
+                yield conn
+            except BaseException:
+                with suppress(Exception):  # the connection is closed (so reset) next; the first error stands
+                    conn.rollback() if conn.in_transaction() else raw.rollback()
+                raise
+            if conn.in_transaction():
+                conn.commit()
+            else:
+                conn.dispatch.commit(conn)  # as SQLAlchemy dispatches it, for whoever counts commits
+                _execute(conn, raw, "COMMIT")
         except BaseException:
             conn.close()  # back to the pool, which resets it; the next write checks it out afresh
             raise
         self.held = conn
+
+    def sync(self) -> None:
+        """Put every transaction committed so far on the disk, a power loss included.
+
+        Commits run with `synchronous=NORMAL`: in WAL mode SQLite writes a commit's frames to the log
+        and syncs it only before a checkpoint, which copies the frames into the database file and
+        syncs that before any writer may start the log over. So a commit's frames are in the log
+        file, or in the database file and synced there; one fdatasync of the log makes them durable
+        either way, as `synchronous=FULL` would have inside the commit, while holding the write lock
+        every other writer then waited on (BENCHMARKS.md, "Issue 17, sixteenth round"). No log file
+        (a database not in WAL mode, whose commit synced it already): the database file.
+        """
+        assert self.file is not None, "a write went through this writer first"
+        for path in (f"{self.file}-wal", self.file):
+            try:
+                _sync_file(path)
+            except FileNotFoundError:
+                continue
+            if not self.named:  # as SQLite syncs a new log's folder at the log's first sync
+                _sync_file(os.path.dirname(path))
+                self.named = True
+            return
 
     def dispose(self) -> None:
         """Give the held connection back and close the writer's connections."""
@@ -119,7 +140,24 @@ class _Writer:
             if self.held is not None:
                 self.held.close()
                 self.held = None
+            self.file, self.named = None, False  # the last connection closed may have removed the log
         self.engine.dispose()
+
+
+def _sync_file(path: str) -> None:
+    """fdatasync the file or folder at `path`; StoreError when the disk fails (FileNotFoundError as it is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot open {path} to make a write durable: {exc.strerror}") from exc
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise StoreError(f"the disk holding {path} failed to sync it: {exc.strerror}; check it") from exc
+    finally:
+        os.close(fd)
 
 
 def _execute(conn: Connection, raw: sqlite3.Connection, sql: str) -> None:
@@ -159,7 +197,8 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
     DatabaseLost, before anything is written, when the SQLite file was deleted or replaced.
     `one_statement`: the caller executes a single statement, which PostgreSQL then runs as its own
     transaction (autocommit): one round trip to the server instead of three (BEGIN, it, COMMIT).
-    `durable`: on SQLite, the commit is on the disk when it returns (its WAL fsynced). Every commit
+    `durable`: on SQLite, the commit is on the disk when it returns (its WAL synced after the commit,
+    once the next writer may go: `_Writer.sync`). Every commit
     survives the death of the process; with `synchronous=NORMAL` the last ones may not survive a
     power loss, which is fine for what the next start finds again (a file still in its folder, a
     run done again from its last durable outputs) but not for a file's intent, which must outlive
@@ -172,8 +211,10 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
         return
     check_database_file(engine)  # before the turn: its stat lets other threads run, not wait for the turn
     with writer.turn:
-        with writer.transaction(durable=durable) as conn:
+        with writer.transaction() as conn:
             yield conn
+    if durable and writer.keeps:
+        writer.sync()  # after the turn, the next writer's commit beside it; before the caller acts on this one
 
 
 def driver(conn: Connection) -> sqlite3.Connection:
