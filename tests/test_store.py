@@ -96,6 +96,23 @@ def test_enqueue_records_a_queued_run(store, clock):
     assert store.get(run.id) == run
 
 
+def test_the_run_an_enqueue_returns_is_the_run_as_stored(store, clock):
+    # SQLite's enqueue returns the run from the values it inserted, without reading the row back.
+    news = [
+        file_run("/in/acme_invoice.pdf", "d1", context={"version": "12:34", "size": 7, "subfolder": ""}),
+        file_run("/in/acme_invoice.pdf", "d1", context={"version": "12:99"}),  # the same drop: not created
+        file_run("/in/copy.pdf", "d1", context={"version": "13:1"}),  # the same content: a skipped duplicate
+        NewRun("hooks", Origin.HOOK, "/spool/1", "h1", "key-1", context={"hook": {"fields": {"n": (1, 2.5)}}}),
+        manual(context={"tick": None}, max_attempts=5),
+        manual(dry_run=True),
+        file_run("/in/dry.txt", "d2", dry_run=True),
+    ]
+    for new in news:
+        clock.advance(1.234567)  # microseconds too: stored and read back as they were
+        run, _ = store.enqueue(new)
+        assert run == store.get(run.id)
+
+
 def test_enqueue_same_key_same_path_is_not_created(store):
     first, _ = store.enqueue(file_run("/in/a.pdf"))
     again, created = store.enqueue(file_run("/in/a.pdf"))

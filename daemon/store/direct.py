@@ -26,7 +26,7 @@ from daemon.domain import RunStatus
 from daemon.store.db import driver
 from daemon.store.db import driver_failure as failure
 from daemon.store.statements import RUN_COLUMNS, claim_statement, fenced_update, insert_absent_statement
-from daemon.store.tables import model_calls
+from daemon.store.tables import model_calls, runs
 
 _Processor = Callable[[Any], Any] | None
 
@@ -131,10 +131,10 @@ class HotStatements:
         self._made: dict[tuple[Any, ...], Prepared] = {}  # two threads compiling one shape both get a good one
 
     def insert_absent(self, columns: tuple[str, ...]) -> Prepared:
-        """`statements.insert_absent_statement(columns)`, returning the run."""
+        """`statements.insert_absent_statement(columns)`, returning the new run's id."""
         return self._shape(
             ("insert_absent", columns),
-            lambda: Prepared(insert_absent_statement(columns), self._dialect, returns=RUN_COLUMNS),
+            lambda: Prepared(insert_absent_statement(columns), self._dialect, returns=(runs.c.id,)),
         )
 
     def claim(self, which: str, names: int) -> Prepared:

@@ -6,9 +6,10 @@ the queueing and leasing code meets only that.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select
@@ -38,6 +39,26 @@ def run_of(values: dict[str, Any]) -> Run:
     values["status"] = RunStatus(values["status"])
     values["trigger"] = Origin(values["trigger"])
     return Run(**values)
+
+
+def inserted(run_id: int, values: dict[str, Any]) -> Run:
+    """The run just inserted as `values` (`queueing.new_values`, or a skipped duplicate's), as read back.
+
+    Not read back: returning every column and converting each cost a queued file more than its
+    insert's own Python (BENCHMARKS.md, "Issue 17, sixteenth round"). A new run has no lease, no start
+    and no due time; its timestamps are stored as UTC, and read back so; its context is stored as
+    JSON, and read back as JSON reads it (a tuple as a list). SQLite's store only: its JSON is the
+    `json` module's, where PostgreSQL's strings take a lossless form of their own.
+    """
+    finished = values.get("finished_at")
+    return Run(
+        id=run_id, workflow=values["workflow"], status=RunStatus(values["status"]), trigger=Origin(values["trigger"]),
+        input_path=values["input_path"], sha256=values["sha256"], dedupe_key=values["dedupe_key"],
+        context=json.loads(json.dumps(values["context"])), outputs=values["outputs"], attempts=values["attempts"],
+        max_attempts=values["max_attempts"], error=values.get("error"), created_at=values["created_at"].astimezone(UTC),
+        started_at=None, finished_at=None if finished is None else finished.astimezone(UTC), not_before=None,
+        lease_owner=None, lease_expires_at=None, dry_run=values["dry_run"],
+    )  # fmt: skip
 
 
 class RunQueries:

@@ -29,7 +29,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound, StoreErr
 from daemon.store.db import check_database_file, reading, writing
 from daemon.store.direct import HotStatements
 from daemon.store.pending import PendingCalls, call_values, insert_calls
-from daemon.store.queries import RunQueries, run_of, to_run
+from daemon.store.queries import RunQueries, inserted, run_of, to_run
 from daemon.store.queueing import enqueue_in, new_values
 from daemon.store.searchindex import EndedRuns
 from daemon.store.searchtext import output_words
@@ -387,7 +387,7 @@ class RunStore(RunQueries):
             # One statement for a new key (the common case): it inserts only where no run holds the key,
             # so nothing conflicts and no id is used up. (PostgreSQL would need casts; it looks first.)
             rows = self._hot.insert_absent(tuple(values)).rows(conn, values)
-            made = run_of(rows[0]) if rows else None
+            made = inserted(rows[0]["id"], values) if rows else None
             found = None if made is not None else self._known(conn, values["workflow"], key)
         else:
             # Look first: a conflicting insert would still use up an id (rescans would leave gaps).

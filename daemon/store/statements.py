@@ -136,11 +136,11 @@ def fenced_update(target: RunStatus | None, values: dict[str, Any]) -> tuple[Any
 
 @cache
 def insert_absent_statement(columns: tuple[str, ...]) -> Any:
-    """SQLite: INSERT … SELECT the values WHERE no run of the workflow has the dedupe key; RETURNING the run."""
+    """SQLite: INSERT … SELECT the values WHERE no run of the workflow has the dedupe key; RETURNING its id."""
     values = {name: bindparam(name, type_=runs.c[name].type) for name in columns}
     taken = select(runs.c.id).where(runs.c.workflow == values["workflow"], runs.c.dedupe_key == values["dedupe_key"])
     chosen = select(*values.values()).where(~taken.exists())
-    return sqlite.insert(runs).from_select(columns, chosen).on_conflict_do_nothing().returning(*RUN_COLUMNS)
+    return sqlite.insert(runs).from_select(columns, chosen).on_conflict_do_nothing().returning(runs.c.id)
 
 
 @cache
