@@ -7,8 +7,8 @@ run's `error` column is indexed as it is.
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import PurePath
 from typing import Any
 
 from daemon.files.lossless import printable
@@ -25,7 +25,7 @@ def name_words(input_path: str | None) -> str | None:
     """The words of the file's name: `acme_invoice-2026.pdf` → `acme invoice 2026 pdf`."""
     if not input_path:
         return None
-    words = _WORD_SEPARATORS.sub(" ", PurePath(input_path).name).strip()
+    words = _WORD_SEPARATORS.sub(" ", os.path.basename(input_path.rstrip("/"))).strip()
     return words or None
 
 
@@ -49,8 +49,8 @@ def _collect(value: Any, parts: list[str], *, key: str | None) -> None:
         for item in value:
             _collect(item, parts, key=key)
     elif isinstance(value, str) and key in _PATH_KEYS:
-        path = PurePath(value)
-        parts.append(f"{path.parent.name} {path.name}")  # the folder it went to, not the whole tree
+        folder, name = os.path.split(value.rstrip("/"))
+        parts.append(f"{os.path.basename(folder)} {name}")  # the folder it went to, not the whole tree
     elif isinstance(value, str | int | float):
         parts.append(str(value))
 
