@@ -133,6 +133,18 @@ def test_the_floor_measures_each_part_and_all_together():
     assert all(len(line.split(":")[1].split(",")) == 3 for line in lines[1:])
 
 
+def test_two_trees_run_side_by_side_and_their_ratio_is_printed():
+    argv = [sys.executable, "-m", "bench.pairs", str(REPO), str(REPO), "--pairs", "1", "--files", "12", "--warm", "2"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    pair, medians = result.stdout.splitlines()
+    assert pair.startswith("pair 1: A ") and "; B " in pair and "B ÷ A: CPU " in pair
+    assert medians.startswith("median B ÷ A over 1 pairs: CPU a run ")
+    cpu, rate = (float(part.rsplit(" ", 1)[1]) for part in medians.split(": ", 1)[1].split(", "))
+    assert cpu > 0 and rate > 0
+
+
 def test_a_daemons_peak_memory_is_its_own_not_the_benchs(tmp_path):
     """Exec records in a child's ru_maxrss the peak of the process it was started from: not read."""
     from bench.harness import BenchHome, Daemon
