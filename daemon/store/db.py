@@ -112,8 +112,8 @@ class _Writer:
             raise
         self.held = conn
 
-    def sync(self) -> None:
-        """Put every transaction committed so far on the disk, a power loss included.
+    def sync(self, file: str) -> None:
+        """Put every transaction committed so far to the database `file` on the disk, a power loss included.
 
         Commits run with `synchronous=NORMAL`: in WAL mode SQLite writes a commit's frames to the log
         and syncs it only before a checkpoint, which copies the frames into the database file and
@@ -123,8 +123,7 @@ class _Writer:
         every other writer then waited on (BENCHMARKS.md, "Issue 17, sixteenth round"). No log file
         (a database not in WAL mode, whose commit synced it already): the database file.
         """
-        assert self.file is not None, "a write went through this writer first"
-        for path in (f"{self.file}-wal", self.file):
+        for path in (f"{file}-wal", file):
             try:
                 _sync_file(path)
             except FileNotFoundError:
@@ -198,11 +197,11 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
     `one_statement`: the caller executes a single statement, which PostgreSQL then runs as its own
     transaction (autocommit): one round trip to the server instead of three (BEGIN, it, COMMIT).
     `durable`: on SQLite, the commit is on the disk when it returns (its WAL synced after the commit,
-    once the next writer may go: `_Writer.sync`). Every commit
-    survives the death of the process; with `synchronous=NORMAL` the last ones may not survive a
-    power loss, which is fine for what the next start finds again (a file still in its folder, a
-    run done again from its last durable outputs) but not for a file's intent, which must outlive
-    the move or write it announces. PostgreSQL's commits are durable already.
+    once the next writer may go: `_Writer.sync`). Every commit survives the death of the process;
+    with `synchronous=NORMAL` the last ones may not survive a power loss, which is fine for what
+    the next start finds again (a file still in its folder, a run done again from its last durable
+    outputs) but not for a file's intent, which must outlive the move or write it announces.
+    PostgreSQL's commits are durable already.
     """
     writer = _WRITERS[engine]
     if one_statement and not is_sqlite(writer.engine):
@@ -213,8 +212,9 @@ def writing(engine: Engine, *, one_statement: bool = False, durable: bool = Fals
     with writer.turn:
         with writer.transaction() as conn:
             yield conn
-    if durable and writer.keeps:
-        writer.sync()  # after the turn, the next writer's commit beside it; before the caller acts on this one
+        file = writer.file  # SQLite's file (None elsewhere), as of this commit
+    if durable and file is not None:
+        writer.sync(file)  # after the turn, the next writer's commit beside it; before the caller acts on this one
 
 
 def driver(conn: Connection) -> sqlite3.Connection:
