@@ -98,7 +98,7 @@ def test_a_durable_write_syncs_the_log_after_its_commit_and_a_plain_write_does_n
 def test_a_durable_writes_sync_lets_the_next_writer_commit_meanwhile(engine, syncs):
     others: list[threading.Thread] = []
 
-    def write_beside() -> None:  # during the sync: would wait for the turn forever if the sync held it
+    def write_beside() -> bool | None:  # during the sync: would wait for the turn forever if the sync held it
         if not others:
             other = threading.Thread(target=lambda: _write(engine), daemon=True)
             others.append(other)
