@@ -56,6 +56,17 @@ def engine(tmp_path):
     made.dispose()
 
 
+def _on_fdatasync(monkeypatch, note: Callable[[str], None]) -> None:
+    """`note(path)` at every fdatasync of this process, just before the sync itself."""
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        note(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+
+
 class _Syncs(list):
     """Every fdatasync of this process, as (path synced, what `also` said then), in order."""
 
@@ -67,13 +78,7 @@ class _Syncs(list):
 @pytest.fixture
 def syncs(monkeypatch):
     seen = _Syncs()
-    real = os.fdatasync
-
-    def recording(fd: int) -> None:
-        seen.append((os.readlink(f"/proc/self/fd/{fd}"), seen.also()))
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", recording)
+    _on_fdatasync(monkeypatch, lambda path: seen.append((path, seen.also())))
     return seen
 
 
@@ -164,14 +169,12 @@ def _traced(app: App, seen: list[str], monkeypatch, also=lambda: None) -> dict[i
     with writing(app.engine) as conn:  # the writer's one connection, which every write goes through
         conn.connection.driver_connection.set_trace_callback(seen.append)
     said: dict[int, object] = {}
-    real = os.fdatasync
 
-    def recording(fd: int) -> None:
+    def note(path: str) -> None:
         said[len(seen)] = also()
-        seen.append(f"SYNC {os.readlink(f'/proc/self/fd/{fd}')}")
-        real(fd)
+        seen.append(f"SYNC {path}")
 
-    monkeypatch.setattr(os, "fdatasync", recording)
+    _on_fdatasync(monkeypatch, note)
     return said
 
 
