@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from daemon import defaults
 from daemon.errors import DatabaseLost, StoreError
-from daemon.store.postgres import pg_engine, pg_problem
+from daemon.store.failures import CORRUPT, driver_failure, translate_error
+from daemon.store.postgres import pg_engine
 
 log = logging.getLogger("gristmill")
 
@@ -35,22 +35,6 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
-
-_CORRUPT = (
-    "the database {db} is corrupt or not a SQLite database; move it aside (gristmill then starts a new, "
-    "empty one) or restore it from a backup"
-)
-# (what SQLite says, the sentence a user reads ({db}: the database file), whether waiting cannot help)
-_SQLITE_PROBLEMS = (
-    ("database is locked", "the database stayed locked by another process for too long; try again", False),
-    ("database or disk is full", "the disk holding the database {db} is full; free some space", False),
-    ("disk i/o error", "the disk holding the database {db} failed to read or write; check it", False),
-    ("readonly database", "the database {db} is read-only; check its owner, permissions and file system", False),
-    ("unable to open database", "the database {db} cannot be opened; check its folder and permissions", False),
-    ("no such table", "the database has no gristmill tables yet; run: gristmill db upgrade", False),
-    ("file is not a database", _CORRUPT, True),
-    ("malformed", _CORRUPT, True),
-)  # fmt: skip
 
 
 # SQLite has one writer at a time. Threads of a process take turns on a lock instead of in
@@ -249,20 +233,6 @@ def reading(engine: Engine) -> Iterator[Connection]:
         conn.rollback()
 
 
-def store_error(exc: DBAPIError, url: URL | None = None) -> StoreError:
-    """One sentence for a database failure the user can act on."""
-    detail = (str(exc.orig if exc.orig is not None else exc).strip().splitlines() or [""])[0]
-    if url is not None and url.get_backend_name() == "postgresql":
-        sentence = pg_problem(detail, url)
-        if sentence is not None:
-            return StoreError(sentence)
-    db = (url.database if url is not None else None) or "file"
-    for needle, sentence, fatal in _SQLITE_PROBLEMS:
-        if needle in detail.lower():
-            return (DatabaseLost if fatal else StoreError)(sentence.format(db=db))
-    return StoreError(f"the run database failed ({detail}); check that it is reachable and healthy")
-
-
 def check_database_file(engine: Engine) -> None:
     """DatabaseLost when the SQLite file this engine opened was deleted or replaced since.
 
@@ -292,7 +262,7 @@ def probe(engine: Engine) -> None:
         if is_sqlite(conn):
             found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
             if found != ["ok"]:
-                raise DatabaseLost(_CORRUPT.format(db=conn.engine.url.database) + f" (SQLite says: {found[0]})")
+                raise DatabaseLost(CORRUPT.format(db=conn.engine.url.database) + f" (SQLite says: {found[0]})")
         # A row written and rolled back: a database opened read-only (SQLite falls back to that
         # silently when its file cannot be written) refuses the INSERT itself.
         conn.execute(text("INSERT INTO meta (key, value) VALUES (:key, '')"), {"key": f"probe-{uuid.uuid4().hex}"})
@@ -349,7 +319,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
 
 
 def _translating(engine: Engine) -> Engine:
-    event.listen(engine, "handle_error", _translate_error)
+    event.listen(engine, "handle_error", translate_error)
     return engine
 
 
@@ -394,34 +364,3 @@ def _switch_to_wal(dbapi_connection: Any, patience: float) -> None:
             said = True
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
-
-
-def _translate_error(context: ExceptionContext) -> StoreError | None:
-    if context.is_pre_ping:
-        return None  # the pool saw a dead connection before use: it reconnects, unless it cannot
-    exc = context.sqlalchemy_exception
-    return None if exc is None else translated(exc, context.engine.url if context.engine is not None else None)
-
-
-def driver_failure(conn: Connection, exc: Exception, sql: str, params: Any) -> Exception:
-    """What the Core path raises for `exc`, raised by the driver itself (or a bind processor) on `conn`.
-
-    SQLAlchemy's wrapper of it (a StatementError for what is not the driver's), or, translated as
-    the handle_error hook translates it, the one sentence users read ("database is locked": the
-    database stayed locked …). For statements run on the driver's cursor, which bypass that hook.
-    """
-    hide = conn.engine.hide_parameters
-    wrapped = DBAPIError.instance(sql, params, exc, sqlite3.Error, hide_parameters=hide, dialect=conn.dialect)
-    return translated(wrapped, conn.engine.url) or wrapped
-
-
-def translated(exc: Exception, url: URL | None) -> StoreError | None:
-    """The one sentence for a database failure SQLAlchemy wrapped, or None to raise `exc` itself."""
-    # A bare DatabaseError (not IntegrityError and kin) is SQLite's "not a database" or "malformed";
-    # InterfaceError is psycopg's "the connection is closed".
-    if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError:
-        return store_error(exc, url)
-    # 42P01: PostgreSQL's "relation does not exist" (SQLite's "no such table" is an OperationalError).
-    if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) == "42P01":
-        return store_error(exc, url)
-    return None

@@ -10,7 +10,7 @@ caller's connection, in the caller's transaction. Rows read back go through the 
 processors. PostgreSQL keeps the Core path: its driver and types differ, and it is not this hot.
 
 A failure the driver raises is wrapped and translated as SQLAlchemy's handle_error hook does for
-the Core path (store/db.py): the same exception classes, the same one-sentence StoreError.
+the Core path (store/failures.py): the same exception classes, the same one-sentence StoreError.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 
 from daemon.domain import RunStatus
 from daemon.store.db import driver
-from daemon.store.db import driver_failure as failure
+from daemon.store.failures import driver_failure as failure
 from daemon.store.statements import RUN_COLUMNS, claim_statement, fenced_update, insert_absent_statement
 from daemon.store.tables import model_calls, runs
 
