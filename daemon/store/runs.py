@@ -52,6 +52,7 @@ SUCCEEDED = RunStatus.SUCCEEDED
 
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
+_RUNNING = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)  # each heartbeat: built once
 
 
 def utcnow() -> datetime:
@@ -275,9 +276,8 @@ class RunStore(RunQueries):
 
     def running(self) -> list[Run]:
         """Every running run, oldest first (a handful: one per worker of each process)."""
-        stmt = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
         with reading(self._engine) as conn:
-            return [to_run(row) for row in conn.execute(stmt)]
+            return [to_run(row) for row in conn.execute(_RUNNING)]
 
     def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
         """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.
