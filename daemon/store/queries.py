@@ -12,36 +12,26 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select
 
 from daemon.domain import ModelCall, Origin, Run, RunStatus
 from daemon.errors import RunNotFound
 from daemon.store.db import reading
-from daemon.store.statements import KNOWN, RUN_COLUMNS, queued_from_statement
-from daemon.store.tables import meta, model_calls, runs
+from daemon.store.statements import (
+    ENDED,
+    ENDED_SINCE,
+    IN_QUEUE,
+    KNOWN,
+    META_VALUE,
+    NEXT_DUE,
+    RUN_COLUMNS,
+    WAITING,
+    queued_from_statement,
+)  # fmt: skip
+from daemon.store.tables import model_calls, runs
 
 QUEUED, RUNNING, SUCCEEDED = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED
 _CALL_COLUMNS = tuple(model_calls.c[f.name] for f in fields(ModelCall))
-
-# The looks an idle daemon takes every few seconds (health, progress, a worker's next due run), built
-# once: building a statement and its cache key at each call cost about as much as running it
-# (statements.py; BENCHMARKS.md, nineteenth round).
-_WAITING = (QUEUED, RUNNING)
-_IN_QUEUE = (
-    select(runs.c.status, func.count())
-    .where(runs.c.status.in_([status.value for status in _WAITING]))
-    .group_by(runs.c.status)
-)
-_ENDED = tuple(status for status in RunStatus if status.finished)
-# A count per status, not GROUP BY status: SQLite's planner would walk the status index for the
-# grouping's order, every run ever recorded, instead of the ended runs from `since` on.
-_ENDED_SINCE = select(*(func.count().filter(runs.c.status == status.value) for status in _ENDED)).where(
-    runs.c.finished_at >= bindparam("b_since")
-)
-_NEXT_DUE = select(func.min(runs.c.not_before)).where(
-    runs.c.status == QUEUED.value, runs.c.not_before > bindparam("b_now")
-)
-_META_VALUE = select(meta.c.value).where(meta.c.key == bindparam("b_key"))
 
 
 def real_runs() -> ColumnElement[bool]:
@@ -151,8 +141,8 @@ class RunQueries:
     def in_queue(self) -> dict[RunStatus, int]:
         """How many runs are queued and how many running: a short walk of the status index, whatever the history."""
         with reading(self._engine) as conn:
-            found = {RunStatus(status): count for status, count in conn.execute(_IN_QUEUE)}
-        return {status: found.get(status, 0) for status in _WAITING}
+            found = {RunStatus(status): count for status, count in conn.execute(IN_QUEUE)}
+        return {status: found.get(status, 0) for status in WAITING}
 
     def ended_since(self, since: datetime) -> dict[RunStatus, int]:
         """How many runs ended at or after `since` (the store's clock), by outcome, zeros included.
@@ -161,8 +151,8 @@ class RunQueries:
         recent runs only, where `counts` walks every run ever recorded.
         """
         with reading(self._engine) as conn:
-            found = conn.execute(_ENDED_SINCE, {"b_since": since}).one()
-        return dict(zip(_ENDED, found, strict=True))
+            found = conn.execute(ENDED_SINCE, {"b_since": since}).one()
+        return dict(zip(ENDED, found, strict=True))
 
     def now(self) -> datetime:
         """The store's clock: the time it records as a run's creation and end."""
@@ -181,7 +171,7 @@ class RunQueries:
     def next_due(self) -> datetime | None:
         """When the earliest queued run that is not due yet becomes due; None if there is none."""
         with reading(self._engine) as conn:
-            return conn.execute(_NEXT_DUE, {"b_now": self._clock()}).scalar()
+            return conn.execute(NEXT_DUE, {"b_now": self._clock()}).scalar()
 
     def with_content(self, sha256: str) -> list[Run]:
         """Every run of any workflow on this content (sha256), oldest first."""
@@ -208,7 +198,7 @@ class RunQueries:
     def get_meta(self, key: str) -> str | None:
         """A value of the small key/value table."""
         with reading(self._engine) as conn:
-            return conn.execute(_META_VALUE, {"b_key": key}).scalar()
+            return conn.execute(META_VALUE, {"b_key": key}).scalar()
 
     @staticmethod
     def _known(conn: Connection, workflow: str, key: str) -> Run | None:

@@ -40,6 +40,7 @@ from daemon.store.statements import (
     OUTPUTS,
     RECORD_CALL,
     RUN_COLUMNS,
+    RUNNING_RUNS,
     claim_statement,
     fenced_update,
     moving_to,
@@ -52,7 +53,6 @@ SUCCEEDED = RunStatus.SUCCEEDED
 
 REQUEUED_ERROR = "the worker stopped before the run finished (its lease lapsed); queued again"
 _GAVE_UP = ("the worker stopped during this run ", " times (its lease lapsed each time); giving up")
-_RUNNING = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)  # each heartbeat: built once
 
 
 def utcnow() -> datetime:
@@ -277,7 +277,7 @@ class RunStore(RunQueries):
     def running(self) -> list[Run]:
         """Every running run, oldest first (a handful: one per worker of each process)."""
         with reading(self._engine) as conn:
-            return [to_run(row) for row in conn.execute(_RUNNING)]
+            return [to_run(row) for row in conn.execute(RUNNING_RUNS)]
 
     def take_back(self, run: Run, *, error: str, refund_attempt: bool, give_up: bool) -> bool:
         """Queue again (`give_up`: fail) a running run whose owner died or whose lease lapsed.

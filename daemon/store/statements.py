@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from daemon.domain import Origin, Run, RunStatus
 from daemon.errors import InvalidTransition
 from daemon.runstate import check_transition, sources
-from daemon.store.tables import model_calls, runs
+from daemon.store.tables import meta, model_calls, runs
 
 QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 RUN_COLUMNS = tuple(runs.c[f.name] for f in fields(Run))
@@ -153,3 +153,23 @@ def _fenced_statement(target: RunStatus | None) -> Any:
 KNOWN = select(*RUN_COLUMNS).where(runs.c.workflow == bindparam("b_workflow"), runs.c.dedupe_key == bindparam("b_key"))
 RECORD_CALL = model_calls.insert().returning(model_calls.c.id)
 OUTPUTS = select(runs.c.outputs).where(runs.c.id == bindparam("b_id"))
+
+# The looks an idle daemon takes every few seconds: the heartbeat's sweep, the health check, the
+# progress line's two counts, a worker's next due run (BENCHMARKS.md, nineteenth round).
+RUNNING_RUNS = select(*RUN_COLUMNS).where(runs.c.status == RUNNING.value).order_by(runs.c.id)
+WAITING = (QUEUED, RUNNING)
+IN_QUEUE = (
+    select(runs.c.status, func.count())
+    .where(runs.c.status.in_([status.value for status in WAITING]))
+    .group_by(runs.c.status)
+)
+ENDED = tuple(status for status in RunStatus if status.finished)
+# A count per status, not GROUP BY status: SQLite's planner would walk the status index for the
+# grouping's order, every run ever recorded, instead of the ended runs from b_since on.
+ENDED_SINCE = select(*(func.count().filter(runs.c.status == status.value) for status in ENDED)).where(
+    runs.c.finished_at >= bindparam("b_since")
+)
+NEXT_DUE = select(func.min(runs.c.not_before)).where(
+    runs.c.status == QUEUED.value, runs.c.not_before > bindparam("b_now")
+)
+META_VALUE = select(meta.c.value).where(meta.c.key == bindparam("b_key"))
