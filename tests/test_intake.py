@@ -82,3 +82,47 @@ def test_a_link_or_a_missing_file_is_refused_in_one_sentence(intake, tmp_path):
     with pytest.raises(InputError) as caught:
         queue.file(workflow, tmp_path / "Inbox" / "gone.txt")
     assert str(caught.value) == f"{tmp_path / 'Inbox' / 'gone.txt'} does not exist"
+
+
+def test_a_dry_run_is_queued_as_one(intake, tmp_path):
+    queue, _ = intake
+    (tmp_path / "Inbox").mkdir()
+    path = tmp_path / "Inbox" / "a.txt"
+    path.write_bytes(b"dry")
+    run, created = queue.file(_workflow(tmp_path / "Inbox"), path, trigger=Origin.MANUAL, dry_run=True)
+    assert created and run.dry_run and run.status.value == "queued"
+
+
+def test_a_refused_file_is_recorded_skipped_with_its_reason_once_per_path(intake, tmp_path):
+    queue, woken = intake
+    link = tmp_path / "Inbox" / "link.txt"
+    workflow = _workflow(tmp_path / "Inbox")
+    reason = "a symbolic link is not followed"
+    first, again = queue.refuse(workflow, link, reason), queue.refuse(workflow, link, reason)
+    stored = queue.store.get(first.id)
+    assert again.id == first.id and woken == []
+    assert (stored.status.value, stored.error, stored.input_path) == ("skipped", reason, str(link))
+
+
+def test_a_skipped_input_is_recorded_once_per_key_with_its_reason_and_context(intake, tmp_path):
+    queue, woken = intake
+    workflow = _workflow(tmp_path / "Inbox")
+    kwargs = {"trigger": Origin.MAIL, "dedupe_key": "mail:INBOX:7:42", "reason": "over the size limit"}
+    run, created = queue.skipped(workflow, context={"subject": "big"}, **kwargs)
+    again, created_again = queue.skipped(workflow, context={"subject": "big"}, **kwargs)
+    assert created and not created_again and again.id == run.id and woken == []
+    assert (run.status.value, run.error, run.context) == ("skipped", "over the size limit", {"subject": "big"})
+    assert run.max_attempts == 4
+
+
+def test_a_tick_is_queued_once_with_the_intakes_attempts_and_a_manual_trigger_every_time(intake, tmp_path):
+    queue, woken = intake
+    workflow = _workflow(tmp_path / "Inbox")
+    tick, created = queue.tick(workflow, "2026-12-04T10:00:00+00:00", {"tick": "10:00"})
+    assert created and (tick.trigger, tick.dedupe_key, tick.max_attempts, tick.context) == (
+        Origin.SCHEDULE, "2026-12-04T10:00:00+00:00", 4, {"tick": "10:00"},
+    )  # fmt: skip
+    assert queue.tick(workflow, "2026-12-04T10:00:00+00:00") == (tick, False)
+    manual, created = queue.tick(workflow, None, dry_run=True)
+    assert created and (manual.trigger, manual.dedupe_key, manual.dry_run) == (Origin.MANUAL, None, True)
+    assert woken == [1, 1]
