@@ -140,6 +140,17 @@ def test_overlap_queue_waits_until_the_running_run_ends(store, clock):
     assert store.claim("other", 60).id == second.id
 
 
+def test_overlap_queue_waits_only_for_a_run_of_its_own_workflow(store, clock):
+    firer, workflow = _firer(store, clock), _workflow(every="1m", overlap="queue")
+    other = workflow.model_copy(update={"name": "report"})
+    firer.fire(other), firer.fire(workflow)
+    clock.advance(minutes=1)
+    busy = firer.fire(other)[0]
+    assert store.claim("worker", 60).id == busy.id
+    waiting = firer.fire(workflow)[0]
+    assert store.claim("other", 60).id == waiting.id  # another workflow's run is running, not its own
+
+
 def test_a_repeated_dst_hour_fires_once_minute_by_minute(store):
     berlin = ZoneInfo("Europe/Berlin")
     clock = Clock(datetime(2026, 10, 25, 0, 0, tzinfo=berlin))

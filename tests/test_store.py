@@ -18,7 +18,7 @@ from daemon.errors import InvalidTransition, RetryRefused, RunNotFound
 from daemon.runstate import check_transition, sources, targets
 from daemon.store import RunStore, make_engine
 from daemon.store.migrate import upgrade
-from daemon.store.statements import claim_statement
+from daemon.store.statements import claim_statement, moving_to
 from tests.support import counting_commits
 
 Q, R, S, F, K = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED,
@@ -81,6 +81,13 @@ def test_state_machine_transitions():
     assert sources(R) == {Q}
     assert sources(Q, retry=True) == {F, K}
     assert targets(S) == frozenset()
+
+
+def test_a_where_clause_for_a_change_no_status_may_make_is_refused_with_that_change():
+    moving_to(Q, retry=True)  # failed or skipped runs may be retried
+    with pytest.raises(InvalidTransition, match="cannot become succeeded by retry$") as caught:
+        moving_to(S, retry=True)  # no run may be retried into succeeded
+    assert (caught.value.new, caught.value.retry) == ("succeeded", True)
 
 
 # -- enqueue ----------------------------------------------------------------------------------
@@ -661,6 +668,15 @@ def test_a_renamed_file_is_followed_only_by_a_run_that_has_not_started(store):
     assert created and copy.id != running.id and copy.status is K  # not followed: it is running
     assert copy.error == f"duplicate of run {running.id} (same content)"
     assert store.get(running.id).input_path == "/in/c.txt"
+
+
+def test_a_followed_run_is_found_by_its_files_new_name(store):
+    from daemon.store.search import search
+
+    waiting, _ = store.enqueue(file_run("/in/draft.txt", "d1"))
+    store.enqueue(file_run("/in/contract.txt", "d1"), gone=lambda path: path == "/in/draft.txt")
+    assert [hit.run_id for hit in search(store._engine, "contract")] == [waiting.id]
+    assert search(store._engine, "draft") == []
 
 
 # -- a batch of files in one transaction
