@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,8 +32,44 @@ def test_put_stores_by_content_and_never_twice(tmp_path):
 
 @pytest.mark.parametrize("name", ["../etc", "Form", "a/b", ""])
 def test_a_workflow_name_cannot_leave_the_spool(tmp_path, name):
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=f"^'{re.escape(name)}' is not a workflow name$"):
         InboundSpool(tmp_path).put(name, b"x", ".txt")
+
+
+def test_each_folder_the_spool_creates_is_made_durable_by_a_sync_of_its_parent(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    data = tmp_path / "data"
+    data.mkdir()
+    spooled = InboundSpool(data).put("hook", b"body", ".txt")
+    # The new names, each durable in its parent before the body's own name is: inbound/, then hook/.
+    assert synced[:2] == [str(data), str(data / "inbound")]
+    assert synced[-1] == str(data / "inbound" / "hook") and spooled.created
+    synced.clear()
+    InboundSpool(data).put("hook", b"another", ".txt")
+    assert str(data) not in synced and str(data / "inbound") not in synced  # nothing new to make durable
+
+
+def test_the_sweep_removes_a_dead_writers_temporary_and_follows_no_link(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = f".gristmill-tmp-{int(dead.stdout)}-0"
+    spool = InboundSpool(tmp_path)
+    spool.put("hook", b"kept", ".txt")
+    (tmp_path / "inbound" / "hook" / stale).write_text("half")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / stale).write_text("not the spool's")
+    (tmp_path / "inbound" / "linked").symlink_to(elsewhere)
+    (tmp_path / "inbound" / "stray.txt").write_text("a file, not a folder")
+
+    assert spool.sweep() == [tmp_path / "inbound" / "hook" / stale]
+    assert (elsewhere / stale).exists() and (tmp_path / "inbound" / "stray.txt").exists()
 
 
 _WRITER = """
