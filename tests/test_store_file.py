@@ -1,5 +1,5 @@
-"""The SQLite file under the run store (daemon/store/db.py): its folder, its URL, and the file
-deleted or replaced while gristmill has it open, each said in one sentence with the fix."""
+"""The SQLite file under the run store (daemon/store/db.py): its URL, and what becomes of the store when its
+folder cannot be made, its file is deleted or replaced while open, or its pages are damaged: one sentence each."""
 
 from __future__ import annotations
 
