@@ -42,6 +42,23 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str =
         delay = min(delay * 2, 0.2)
 
 
+def dead_pid() -> int:
+    """The pid of a process that has just exited (a writer killed mid-write, as its leftovers name it)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def on_sync(monkeypatch: Any, name: str, note: Callable[[str], None]) -> None:
+    """`note(path)` at every `os.<name>` (fsync, fdatasync) of this process, just before the sync itself."""
+    real = getattr(os, name)
+
+    def recording(fd: int) -> None:
+        note(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, name, recording)
+
+
 @contextmanager
 def counting_commits(engine: Engine) -> Iterator[list[int]]:
     """Count, in the list yielded, the transactions committed on `engine`'s database while inside.

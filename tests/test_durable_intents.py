@@ -27,7 +27,7 @@ from daemon.settings import Settings
 from daemon.store import make_engine
 from daemon.store.db import writing
 from daemon.store.migrate import upgrade
-from tests.support import make_home
+from tests.support import make_home, on_sync
 
 MOVE_AND_WRITE = """name: filing
 trigger: {watch: {path: ~/Inbox}}
@@ -56,17 +56,6 @@ def engine(tmp_path):
     made.dispose()
 
 
-def _on_fdatasync(monkeypatch, note: Callable[[str], None]) -> None:
-    """`note(path)` at every fdatasync of this process, just before the sync itself."""
-    real = os.fdatasync
-
-    def recording(fd: int) -> None:
-        note(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", recording)
-
-
 class _Syncs(list):
     """Every fdatasync of this process, as (path synced, what `also` said then), in order."""
 
@@ -78,7 +67,7 @@ class _Syncs(list):
 @pytest.fixture
 def syncs(monkeypatch):
     seen = _Syncs()
-    _on_fdatasync(monkeypatch, lambda path: seen.append((path, seen.also())))
+    on_sync(monkeypatch, "fdatasync", lambda path: seen.append((path, seen.also())))
     return seen
 
 
@@ -174,7 +163,7 @@ def _traced(app: App, seen: list[str], monkeypatch, also=lambda: None) -> dict[i
         said[len(seen)] = also()
         seen.append(f"SYNC {path}")
 
-    _on_fdatasync(monkeypatch, note)
+    on_sync(monkeypatch, "fdatasync", note)
     return said
 
 

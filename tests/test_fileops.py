@@ -11,6 +11,7 @@ import pytest
 from daemon.engine.effects import Effects
 from daemon.errors import InputError, UnsafePathError
 from daemon.files import ops
+from tests.support import dead_pid
 
 SHM = Path("/dev/shm")
 
@@ -166,11 +167,7 @@ def test_a_collision_on_a_name_of_255_bytes_shortens_the_stem_not_the_suffix(tmp
 
 
 def test_temporaries_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
-    import subprocess
-    import sys
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f".gristmill-tmp-{int(dead.stdout)}-0"
+    stale = tmp_path / f".gristmill-tmp-{dead_pid()}-0"
     mine = tmp_path / f".gristmill-tmp-{os.getpid()}-0"
     document = tmp_path / ".gristmill-tmp-notes.txt"  # not ours: no pid in the name
     for path in (stale, mine, document):

@@ -13,7 +13,7 @@ import pytest
 
 from daemon.errors import UsageError
 from daemon.inbound import InboundSpool
-from tests.support import REPO, wait_for
+from tests.support import REPO, dead_pid, on_sync, wait_for
 
 
 def test_put_stores_by_content_and_never_twice(tmp_path):
@@ -38,13 +38,7 @@ def test_a_workflow_name_cannot_leave_the_spool(tmp_path, name):
 
 def test_each_folder_the_spool_creates_is_made_durable_by_a_sync_of_its_parent(tmp_path, monkeypatch):
     synced: list[str] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
+    on_sync(monkeypatch, "fsync", synced.append)
     data = tmp_path / "data"
     data.mkdir()
     spooled = InboundSpool(data).put("hook", b"body", ".txt")
@@ -57,8 +51,7 @@ def test_each_folder_the_spool_creates_is_made_durable_by_a_sync_of_its_parent(t
 
 
 def test_the_sweep_removes_a_dead_writers_temporary_and_follows_no_link(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = f".gristmill-tmp-{int(dead.stdout)}-0"
+    stale = f".gristmill-tmp-{dead_pid()}-0"
     spool = InboundSpool(tmp_path)
     spool.put("hook", b"kept", ".txt")
     (tmp_path / "inbound" / "hook" / stale).write_text("half")
